@@ -1,0 +1,125 @@
+"""Amaranth backend: the same :class:`AdderGraph` and :class:`Schedule` as an Amaranth component.
+
+:class:`QNetComponent` can be placed inside a user's own Amaranth design (its pipeline registers,
+if any, are in the clock domain it is given, ``sync`` by default). :func:`emit_amaranth_verilog`
+wraps it in a top level with exactly the ports of contract.md section 2 (``clk`` drives a
+reset-less domain: the interface has no reset) and converts it with ``amaranth.back.verilog``.
+
+The backend is a thin transcription: one signal per node (``n<id>``, its width from the node's
+range), one register per schedule delay. Amaranth's arithmetic is exact for signed and unsigned
+operands, and each ``.eq`` truncates to the node's width, which its range guarantees to be enough.
+"""
+
+from __future__ import annotations
+
+from amaranth import ClockDomain, ClockSignal, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..arith.graph import Add, AdderGraph, Input, Requant, range_width
+from ..arith.pipeline import Schedule
+
+
+def _shape(lo: int, hi: int):
+    w, s = range_width(lo, hi)
+    return signed(w) if s else unsigned(w)
+
+
+class QNetComponent(wiring.Component):
+    """A lowered network: ``x`` in, ``y`` out (plus ``in_valid`` / ``out_valid`` when pipelined).
+
+    Element ``i`` of ``x`` is ``x[i*b_in : (i+1)*b_in]``, two's complement where signed; likewise ``y``.
+    """
+
+    def __init__(self, graph: AdderGraph, sched: Schedule, *, b_in: int, b_out: int, domain: str = "sync"):
+        self.graph, self.sched, self.b_in, self.b_out, self.domain = graph, sched, b_in, b_out, domain
+        members = {"x": In(len(graph.inputs) * b_in), "y": Out(len(graph.outputs) * b_out)}
+        if sched.pipelined:
+            members.update(in_valid=In(1), out_valid=Out(1))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        g, s = self.graph, self.sched
+        sync = m.d[self.domain] if s.pipelined else None
+        value = [Signal(_shape(n.lo, n.hi), name=f"n{i}") for i, n in enumerate(g.nodes)]
+        delayed = [[v] for v in value]  # delayed[i][k]: node i after k registers
+        for i, d in enumerate(s.delays):
+            for k in range(1, d + 1):
+                r = Signal(value[i].shape(), name=f"n{i}_d{k}")
+                sync += r.eq(delayed[i][-1])
+                delayed[i].append(r)
+
+        def read(i: int, stage: int):
+            node = g.nodes[i]
+            if node.lo == node.hi or not s.pipelined:
+                return value[i]
+            return delayed[i][stage - s.stage[i]]
+
+        for i, n in enumerate(g.nodes):
+            stage = s.stage[i]
+            if n.lo == n.hi:
+                m.d.comb += value[i].eq(n.lo)
+            elif isinstance(n, Input):
+                m.d.comb += value[i].eq(self.x[n.index * self.b_in:(n.index + 1) * self.b_in])
+            elif isinstance(n, Add):
+                a = read(n.a, stage) << n.shift_a
+                b = read(n.b, stage) << n.shift_b
+                m.d.comb += value[i].eq(a - b if n.subtract else a + b)
+            else:
+                self._requant(m, i, n, read(n.term.node, stage), value[i])
+
+        for j, o in enumerate(g.outputs):
+            src = read(o, s.latency) if s.pipelined else value[o]
+            m.d.comb += self.y[j * self.b_out:(j + 1) * self.b_out].eq(src)
+        if s.pipelined:
+            valid = Signal(s.latency, init=0)
+            sync += valid.eq(Cat_shift(valid, self.in_valid))
+            m.d.comb += self.out_valid.eq(valid[-1])
+        return m
+
+    @staticmethod
+    def _requant(m: Module, i: int, n: Requant, term_value, out_signal) -> None:
+        acc = Signal(_shape(n.acc_lo, n.acc_hi), name=f"n{i}_acc")
+        t = term_value << n.term.shift
+        m.d.comb += acc.eq(n.offset - t if n.term.neg else t + n.offset)
+        v = acc >> n.shift  # arithmetic for signed acc: floor division
+        if n.relu:
+            v = Mux(v < 0, 0, v)
+        m.d.comb += out_signal.eq(Mux(v > n.out.hi, n.out.hi, Mux(v < n.out.lo, n.out.lo, v)))
+
+
+def Cat_shift(reg: Signal, new):
+    """``{reg[len-2:0], new}``: shift ``new`` into a register chain at bit 0."""
+    from amaranth import Cat
+
+    return Cat(new, reg[:-1]) if len(reg) > 1 else new
+
+
+class _StandaloneTop(wiring.Component):
+    """Contract-level wrapper: exposes ``clk`` and drives a reset-less ``sync`` domain from it."""
+
+    def __init__(self, net: QNetComponent):
+        self.net = net
+        members = {"x": In(len(net.x)), "y": Out(len(net.y))}
+        if net.sched.pipelined:
+            members = {"clk": In(1), "in_valid": In(1), "out_valid": Out(1), **members}
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.net = self.net
+        m.d.comb += [self.net.x.eq(self.x), self.y.eq(self.net.y)]
+        if self.net.sched.pipelined:
+            m.domains.sync = ClockDomain("sync", reset_less=True)
+            m.d.comb += [ClockSignal("sync").eq(self.clk), self.net.in_valid.eq(self.in_valid),
+                         self.out_valid.eq(self.net.out_valid)]
+        return m
+
+
+def emit_amaranth_verilog(graph: AdderGraph, sched: Schedule, *, top: str, b_in: int, b_out: int) -> str:
+    """Verilog for ``graph`` produced through Amaranth (``amaranth.back.verilog``)."""
+    from amaranth.back import verilog
+
+    net = QNetComponent(graph, sched, b_in=b_in, b_out=b_out)
+    return verilog.convert(_StandaloneTop(net), name=top, emit_src=False)

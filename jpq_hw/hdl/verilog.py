@@ -1,0 +1,171 @@
+"""Direct Verilog emitter: renders an :class:`AdderGraph` and its :class:`Schedule` to one module.
+
+This is the fast path (plain string building, then one jinja2 template, ``rtl_templates/network.v.j2``).
+It makes no optimisation decision: it writes each node of the graph as one named wire
+(``n<id>``), each delay of the schedule as one register (``n<id>_d<k>``), and the interface of
+contract.md section 2. Arithmetic never relies on Verilog's signedness rules: every operand is
+extended to the result width by explicit concatenation (sign bit or zeros) and the sum is taken
+modulo ``2**width``, which is exact because the result's range fits that width.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import jinja2
+
+from ..arith.graph import Add, AdderGraph, Input, Requant, range_width
+from ..arith.pipeline import Schedule
+from ..errors import JpqError
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+VERILOG_KEYWORDS = {"module", "endmodule", "input", "output", "wire", "reg", "assign", "always", "begin",
+                    "end", "if", "else", "case", "default", "parameter", "signed", "integer", "function"}
+
+
+def check_identifier(name: str) -> str:
+    """``name`` if it is a plain Verilog identifier, else a :class:`JpqError`."""
+    if not IDENTIFIER.match(name) or name in VERILOG_KEYWORDS:
+        raise JpqError(f"{name!r} is not a valid Verilog module name (letters, digits and _, not starting with a digit)")
+    return name
+
+
+def literal(value: int, width: int) -> str:
+    """A ``width``-bit hexadecimal literal holding ``value`` modulo ``2**width``."""
+    return f"{width}'h{value % (1 << width):x}"
+
+
+@dataclass
+class _Register:
+    name: str
+    width: int
+    src: str
+
+
+class _Writer:
+    def __init__(self, graph: AdderGraph, sched: Schedule):
+        self.g, self.s = graph, sched
+
+    def name(self, nid: int, reader_stage: int | None) -> str:
+        """The signal holding node ``nid`` as seen by a reader in ``reader_stage`` (None: same stage)."""
+        node = self.g.nodes[nid]
+        if node.lo == node.hi or reader_stage is None:
+            return f"n{nid}"
+        d = reader_stage - self.s.stage[nid]
+        return f"n{nid}" if d <= 0 else f"n{nid}_d{d}"
+
+    def operand(self, nid: int, shift: int, width: int, reader_stage: int | None) -> str:
+        """``node << shift``, extended or truncated to exactly ``width`` bits (two's complement)."""
+        if shift >= width:
+            return literal(0, width)
+        src = self.name(nid, reader_stage)
+        w, signed = self.g.width(nid)
+        body = width - shift
+        if w > body:
+            part = f"{src}[{body - 1}:0]"
+        elif w == body:
+            part = src
+        else:
+            part = self.extend(src, w, signed, body)
+        return f"{{{part}, {shift}'b0}}" if shift else part
+
+    def node_lines(self, nid: int) -> list[str]:
+        n = self.g.nodes[nid]
+        w, _ = self.g.width(nid)
+        decl = f"wire [{w - 1}:0] n{nid}"
+        stage = self.s.stage[nid] if self.s.pipelined else None
+        if isinstance(n, Input):
+            return [f"{decl} = x[{n.index * self.b_in} +: {self.b_in}];"]
+        if n.lo == n.hi:
+            return [f"{decl} = {literal(n.lo, w)};  // constant"]
+        if isinstance(n, Add):
+            a = self.operand(n.a, n.shift_a, w, stage)
+            b = self.operand(n.b, n.shift_b, w, stage)
+            return [f"{decl} = {a} {'-' if n.subtract else '+'} {b};  // [{n.lo}, {n.hi}]"]
+        return self.requant_lines(nid, n, w, stage)
+
+    def requant_lines(self, nid: int, n: Requant, w: int, stage: int | None) -> list[str]:
+        t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
+        wt, st = range_width(t_lo, t_hi)
+        wa = wt + n.shift  # acc modulo 2**wa determines t = floor(acc / 2**shift) modulo 2**wt
+        term = self.operand(n.term.node, n.term.shift, wa, stage)
+        off = n.offset % (1 << wa)
+        if n.term.neg:
+            acc = f"{literal(off, wa)} - {term}"
+        else:
+            acc = f"{term} + {literal(off, wa)}" if off else term
+        lines = [f"wire [{wa - 1}:0] n{nid}_acc = {acc};  // [{n.acc_lo}, {n.acc_hi}]",
+                 f"wire [{wt - 1}:0] n{nid}_t = n{nid}_acc[{wa - 1}:{n.shift}];"]
+        t = f"n{nid}_t"
+        cmp = (lambda v: f"$signed({t}) {v}") if st else (lambda v: f"{t} {v}")
+        lit = (lambda v: f"$signed({literal(v, wt)})") if st else (lambda v: literal(v, wt))
+        choices = []
+        if n.relu and t_lo < 0:
+            choices.append((f"{t}[{wt - 1}]", literal(0, w)))
+            t_lo = 0
+        if t_hi > n.out.hi:
+            choices.append((cmp(f"> {lit(n.out.hi)}"), literal(n.out.hi, w)))
+        if t_lo < n.out.lo:
+            choices.append((cmp(f"< {lit(n.out.lo)}"), literal(n.out.lo, w)))
+        value = f"{t}[{w - 1}:0]" if wt >= w else self.extend(t, wt, st, w)
+        expr = " : ".join(f"{c} ? {v}" for c, v in choices) + (" : " if choices else "") + value
+        lines.append(f"wire [{w - 1}:0] n{nid} = {expr};  // [{n.lo}, {n.hi}]")
+        return lines
+
+    @staticmethod
+    def extend(src: str, w: int, signed: bool, width: int) -> str:
+        fill = f"{src}[{w - 1}]" if signed else "1'b0"
+        pad = fill if width - w == 1 else f"{{{width - w}{{{fill}}}}}"
+        return f"{{{pad}, {src}}}"
+
+
+def emit_verilog(graph: AdderGraph, sched: Schedule, *, top: str, b_in: int, b_out: int,
+                 source: str = "", version: str = "") -> str:
+    """The Verilog text of one module named ``top`` for ``graph`` scheduled by ``sched``."""
+    check_identifier(top)
+    wr = _Writer(graph, sched)
+    wr.b_in = b_in
+    sections: list[dict] = [{"title": "inputs", "lines": []}]
+    current_layer = None
+    for nid, n in enumerate(graph.nodes):
+        if isinstance(n, Input):
+            sections[0]["lines"] += wr.node_lines(nid)
+            continue
+        layer = n.layer
+        if layer != current_layer:
+            current_layer = layer
+            lname = graph.layer_names[layer] if layer < len(graph.layer_names) else str(layer)
+            sections.append({"title": f"layer {layer}: {lname}", "lines": []})
+        sections[-1]["lines"] += wr.node_lines(nid)
+
+    registers: list[_Register] = []
+    for nid, d in enumerate(sched.delays):
+        w, _ = graph.width(nid)
+        for k in range(1, d + 1):
+            registers.append(_Register(f"n{nid}_d{k}", w, f"n{nid}" if k == 1 else f"n{nid}_d{k - 1}"))
+
+    outputs = []
+    for o in reversed(graph.outputs):  # element 0 at the least significant end
+        w, signed = graph.width(o)
+        src = wr.name(o, sched.latency if sched.pipelined else None)
+        outputs.append(src if w == b_out else (f"{src}[{b_out - 1}:0]" if w > b_out else wr.extend(src, w, signed, b_out)))
+
+    stats = graph.stats()
+    summary = (f"{len(graph.inputs)} inputs, {len(graph.outputs)} outputs, {stats['adders']} adders "
+               f"({stats['subtractors']} subtracting), adder depth {stats['depth']}")
+    latency = sched.latency
+    template = _environment().get_template("network.v.j2")
+    return template.render(
+        version=version, source=source, summary=summary, top=top, pipelined=sched.pipelined,
+        n_in=len(graph.inputs), b_in=b_in, n_out=len(graph.outputs), b_out=b_out, sections=sections,
+        latency=latency, every=sched.every, registers=registers, outputs=outputs,
+        valid_next="in_valid" if latency == 1 else f"{{valid_sr[{latency - 2}:0], in_valid}}",
+    )
+
+
+def _environment() -> jinja2.Environment:
+    loader = jinja2.FunctionLoader(lambda name: resources.files("jpq_hw.rtl_templates").joinpath(name).read_text())
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              autoescape=False)
