@@ -9,6 +9,7 @@ Every defect is reported as one :class:`~jpq_hw.errors.JpqError` line that names
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,11 @@ def load_checkpoint(path: str | os.PathLike) -> QNet:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights only" in first.lower() or "weights_only" in first.lower():
-            raise JpqError(f"{str(path)!r} holds objects that a weights-only load refuses "
+        global_ = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if global_:
+            raise JpqError(f"{str(path)!r} holds a {global_.group(1)} object, which a weights-only load refuses "
                            "(a checkpoint may contain only tensors and plain types)") from None
-        raise JpqError(f"{str(path)!r} is not a readable checkpoint ({first})") from None
+        raise JpqError(f"{str(path)!r} is not a readable checkpoint (not a torch.save file)") from None
     except Exception as e:  # truncated zip, not a torch file at all, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise JpqError(f"{str(path)!r} is not a readable checkpoint ({first})") from None

@@ -1,0 +1,93 @@
+"""``jpq-hw``: the command line. It only parses flags and chains the library's stages.
+
+A :class:`~jpq_hw.errors.JpqError` (bad input) prints ``jpq-hw: error: <one line>`` and exits with
+status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import JpqError
+
+
+def _lower(args: argparse.Namespace) -> int:
+    from .flow import lower_checkpoint
+
+    report = lower_checkpoint(args.checkpoint, args.output, target=args.target, backend=args.backend,
+                              pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,
+                              force=args.force)
+    _print_summary(report, args.output)
+    return 0
+
+
+def _print_summary(r: dict, out: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=120)
+    mode = f"pipelined, latency {r['latency_cycles']} cycles" if r["pipelined"] else "combinational"
+    console.print(f"[bold]{r['top']}[/bold]: {r['inputs']['count']} inputs -> {r['outputs']['count']} outputs, "
+                  f"{r['nonzero_weights']} nonzero weights, {mode}, backend {r['backend']}")
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("layer", "in x out", "nonzero", "adders", "adder bits", "levels", "LUT4 est", "CARRY est", "FF est",
+                "dense LUT4"):
+        table.add_column(col, justify="left" if col in ("layer", "in x out") else "right", no_wrap=True)
+    for layer in r["layers"]:
+        table.add_row(layer["name"], f"{layer['inputs']} x {layer['outputs']}", str(layer["nonzero_weights"]),
+                      str(layer["adders"]), str(layer["adder_bits"]), str(layer["adder_levels"]),
+                      str(layer["lut4_estimate"]), str(layer["carry_estimate"]), str(layer["ff_estimate"]),
+                      str(layer["dense"]["lut4"]))
+    table.add_row("total", "", str(r["nonzero_weights"]), str(r["adders"]), str(r["adder_bits"]), str(r["adder_depth"]),
+                  str(r["lut4_estimate"]), str(r["carry_estimate"]), str(r["ff_estimate"]),
+                  str(r["dense_lut4_estimate"]), style="bold")
+    console.print(table)
+    secs = r["seconds"]
+    console.print(f"lowered in {secs['total']:.2f} s (graph {secs['lower']:.2f} s, HDL {secs['emit']:.2f} s); "
+                  f"wrote {out}/rtl/{r['top']}.v, report.json, report.md, tb/ ({r['test_vectors']} vectors), "
+                  f"synth/synth_ice40.ys")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jpq-hw", description="Extremely sparse quantized networks as shift-add hardware.")
+    p.add_argument("--version", action="version", version=f"jpq-hw {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lo = sub.add_parser("lower", help="lower a checkpoint to shift-add Verilog, a report and a test bench")
+    lo.add_argument("checkpoint", help="checkpoint file (format jpq-hw-qnet, version 1)")
+    lo.add_argument("--target", default="ice40", help="target FPGA family (default: ice40)")
+    lo.add_argument("-o", "--output", required=True, help="output folder (created; must not exist unless --force)")
+    lo.add_argument("--backend", default="verilog", choices=("verilog", "amaranth"),
+                    help="direct Verilog emitter (fast, default) or an Amaranth component converted to Verilog")
+    lo.add_argument("--pipeline", type=int, default=0, metavar="N",
+                    help="register stage every N adder levels (0: combinational, the default)")
+    lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
+    lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
+    lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")
+    lo.add_argument("--force", action="store_true", help="replace an existing output folder")
+    lo.set_defaults(run=_lower)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except JpqError as e:
+        if args.debug:
+            raise
+        print(f"jpq-hw: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jpq-hw: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

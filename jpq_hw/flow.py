@@ -1,0 +1,144 @@
+"""The ``lower`` flow: checkpoint in, a complete design folder out (contract.md section 2).
+
+``OUT/rtl/TOP.v``            the design (the only thing in ``rtl/``)
+``OUT/report.json``          machine-readable figures (contract.md section 2, plus more)
+``OUT/report.md``            the same for a person, with the dense-multiplier baseline beside it
+``OUT/tb/vectors.json``      test vectors and the reference outputs for them
+``OUT/tb/cocotb_bench.py``   the cocotb test; ``python OUT/tb/run.py`` builds and runs it on its own
+``OUT/synth/synth_ice40.ys`` a yosys script: ``cd OUT/synth && yosys -s synth_ice40.ys``
+
+Everything is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
+failed run leaves nothing behind. Before anything is written, the adder graph's interpreter is
+checked against the integer reference on every test vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .arith.graph import AdderGraph
+from .arith.lower import lower_qnet
+from .arith.pipeline import Schedule, schedule
+from .cost.ice40 import NetworkCost, estimate
+from .errors import JpqError
+from .hdl.verilog import check_identifier, emit_verilog
+from .ir.checkpoint import load_checkpoint
+from .ir.qnet import QNet
+from .report import build_report, render_markdown
+from .vectors import make_vectors
+
+TARGETS = ("ice40",)
+BACKENDS = ("verilog", "amaranth")
+
+
+@dataclass
+class Lowered:
+    """Everything one lowering produced, before it is written out."""
+
+    qnet: QNet
+    graph: AdderGraph
+    sched: Schedule
+    cost: NetworkCost
+    verilog: str
+    top: str
+    backend: str
+    seconds: dict[str, float]
+
+
+def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
+          strategy: str = "csd", source: str = "") -> Lowered:
+    """Lower ``qnet`` to an adder graph, schedule it, and render it with ``backend``."""
+    check_identifier(top)
+    if backend not in BACKENDS:
+        raise JpqError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if pipeline < 0:
+        raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
+    t0 = time.perf_counter()
+    graph = lower_qnet(qnet, strategy)
+    sched = schedule(graph, pipeline)
+    t1 = time.perf_counter()
+    b_in, b_out = qnet.input.bits, qnet.output.bits
+    if backend == "verilog":
+        text = emit_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out, source=source, version=__version__)
+    else:
+        from .hdl.amaranth_backend import emit_amaranth_verilog
+
+        text = emit_amaranth_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out)
+    t2 = time.perf_counter()
+    cost = estimate(graph, sched)
+    return Lowered(qnet, graph, sched, cost, text, top, backend,
+                   {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
+
+
+def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, target: str = "ice40",
+                     backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int = 1000,
+                     seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None) -> dict:
+    """Run the whole flow and write ``out_dir``; returns the report dict."""
+    if target not in TARGETS:
+        raise JpqError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    if n_vectors < 1:
+        raise JpqError(f"--vectors must be >= 1, got {n_vectors}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise JpqError(f"output {str(out_dir)!r} already exists and is not empty (use --force to replace it)")
+    t0 = time.perf_counter()
+    qnet = load_checkpoint(path)
+    t_load = time.perf_counter() - t0
+    design = lower(qnet, top=top, backend=backend, pipeline=pipeline, source=Path(path).name)
+    design.seconds["load"] = t_load
+
+    x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)
+    got = design.graph.evaluate(x)
+    if not np.array_equal(got, y):
+        bad = int(np.argwhere(got != y)[0][0])
+        raise AssertionError(f"internal error: the adder graph differs from the reference on vector {bad}")
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    report = build_report(design, target=target, checkpoint=str(path), sha256=digest, n_vectors=len(x))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        _write_design(tmp, design, report, x, y)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _write_design(root: Path, design: Lowered, report: dict, x: np.ndarray, y: np.ndarray) -> None:
+    from .synth.yosys import write_synth_script
+
+    (root / "rtl").mkdir()
+    rtl = root / "rtl" / f"{design.top}.v"
+    rtl.write_text(design.verilog)
+    (root / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (root / "report.md").write_text(render_markdown(report))
+    tb = root / "tb"
+    tb.mkdir()
+    (tb / "vectors.json").write_text(json.dumps({"x": x.tolist(), "y": y.tolist()}, separators=(",", ":")) + "\n")
+    sim = resources.files("jpq_hw.sim")
+    for name in ("cocotb_bench.py", "run_tb.py"):
+        (tb / name).write_text(sim.joinpath(name).read_text())
+    synth = root / "synth"
+    synth.mkdir()
+    write_synth_script(synth, [Path("..") / "rtl" / rtl.name], design.top)

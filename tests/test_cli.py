@@ -1,0 +1,162 @@
+"""The command line: the main job works, and every bad input is one line, exit 2, nothing written."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from jpq_hw.cli import main
+from jpq_hw.ir import qnet_to_dict, random_qnet, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lower_the_shipped_example(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["lower", str(ROOT / "examples" / "digits-mlp.pt"), "--target", "ice40", "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["top"] == "jpq_net" and report["inputs"] == {"count": 64, "bits": 5, "signed": False}
+    assert report["outputs"] == {"count": 10, "bits": 16, "signed": True}
+    assert report["latency_cycles"] == 0 and not report["pipelined"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "rtl", "synth", "tb"]
+    assert [p.name for p in (out / "rtl").iterdir()] == ["jpq_net.v"]
+    assert "module jpq_net (" in (out / "rtl" / "jpq_net.v").read_text()
+    vectors = json.loads((out / "tb" / "vectors.json").read_text())
+    assert len(vectors["x"]) == 1000 and len(vectors["y"][0]) == 10
+    assert "| fc1 | 64 x 32 |" in (out / "report.md").read_text()
+    assert "lowered in" in capsys.readouterr().out
+
+
+def test_pipelined_report(tmp_path):
+    out = tmp_path / "out"
+    assert main(["lower", str(ROOT / "examples" / "digits-mlp.pt"), "-o", str(out), "--pipeline", "3",
+                 "--top", "digits"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["pipelined"] and report["latency_cycles"] == -(-report["adder_depth"] // 3)
+    text = (out / "rtl" / "digits.v").read_text()
+    assert "input  wire clk" in text and "output wire out_valid" in text
+
+
+@pytest.fixture
+def ckpts(tmp_path):
+    good = qnet_to_dict(random_qnet([6, 4, 3], seed=2))
+    made = {}
+
+    def variant(name, **changes):
+        d = {**good, **changes}
+        path = tmp_path / f"{name}.pt"
+        torch.save(d, path)
+        made[name] = path
+
+    variant("wrong_format", format="onnx")
+    variant("wrong_version", version=3)
+    variant("no_layers", layers=[])
+    layers = [dict(l) for l in good["layers"]]
+    layers[0]["weight"] = layers[0]["weight"].float()
+    variant("float_weights", layers=layers)
+    layers = [dict(l) for l in good["layers"]]
+    layers[1]["weight"] = torch.ones(3, 5, dtype=torch.int32)
+    variant("no_chain", layers=layers)
+    layers = [dict(l) for l in good["layers"]]
+    layers[0]["shift"] = -2
+    variant("negative_shift", layers=layers)
+    layers = [dict(l) for l in good["layers"]]
+    layers[0]["out_bits"] = 40
+    variant("wide_out", layers=layers)
+    layers = [dict(l) for l in good["layers"]]
+    layers[0]["kind"] = "attention"
+    variant("unknown_kind", layers=layers)
+    (tmp_path / "truncated.pt").write_bytes(made["wrong_format"].read_bytes()[:200])
+    made["truncated"] = tmp_path / "truncated.pt"
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    made["text"] = tmp_path / "text.pt"
+    made["missing"] = tmp_path / "missing.pt"
+    conv = random_qnet([6, 4], seed=3)
+    save_checkpoint(conv, tmp_path / "good.pt")
+    made["good"] = tmp_path / "good.pt"
+    return made
+
+
+BAD = {
+    "wrong_format": "format is 'onnx'",
+    "wrong_version": "format version 3 is not supported",
+    "no_layers": "no layers",
+    "float_weights": "must be an integer tensor",
+    "no_chain": "weight has 5 inputs",
+    "negative_shift": "shift must be an integer >= 0",
+    "wide_out": "bits must be an integer in 1..32",
+    "unknown_kind": "unknown layer kind 'attention'",
+    "truncated": "not a readable checkpoint",
+    "text": "not a readable checkpoint",
+    "missing": "does not exist",
+}
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _run(*args):
+    """``jpq-hw ARGS`` in this process (argparse's own errors exit via SystemExit)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def test_a_real_process_prints_one_line_and_no_traceback(ckpts, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "jpq_hw.cli", "lower", str(ckpts["truncated"]), "-o",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("jpq-hw: error: ")
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_checkpoints_are_one_line_errors(ckpts, tmp_path, name):
+    out = tmp_path / f"out_{name}"
+    proc = _run("lower", ckpts[name], "--target", "ice40", "-o", out)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jpq-hw: error: ") and BAD[name] in lines[0], proc.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".out_{name}")]  # no temporary folder left
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--target", "ecp5"], "unknown target 'ecp5'"),
+    (["--pipeline", "-1"], "--pipeline must be >= 0"),
+    (["--top", "3bad"], "not a valid Verilog module name"),
+    (["--vectors", "0"], "--vectors must be >= 1"),
+])
+def test_bad_flags(ckpts, tmp_path, args, message):
+    out = tmp_path / "out"
+    proc = _run("lower", ckpts["good"], "-o", out, *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_existing_output_needs_force(ckpts, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = _run("lower", ckpts["good"], "-o", out)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    assert _run("lower", ckpts["good"], "-o", out, "--force").returncode == 0
+    assert not (out / "keep.txt").exists() and (out / "report.json").exists()
+
+
+def test_unknown_backend_is_an_argparse_error(ckpts, tmp_path):
+    proc = _run("lower", ckpts["good"], "-o", tmp_path / "o", "--backend", "vhdl")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
