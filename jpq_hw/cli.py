@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")
     lo.add_argument("--force", action="store_true", help="replace an existing output folder")
     lo.set_defaults(run=_lower)
+
+    from .compress.command import add_compress_parser
+
+    add_compress_parser(sub)
     return p
 
 

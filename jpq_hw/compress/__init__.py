@@ -1,0 +1,31 @@
+"""Compression stage: pruning, quantization and export of Linear / Conv2d / ReLU / Flatten models.
+
+Two stages, each usable alone:
+
+- pruning: :mod:`~jpq_hw.compress.criteria` (``taylor``, ``magnitude``, ``random``, ``blend``),
+  :mod:`~jpq_hw.compress.schedules` (``oneshot``, ``iterative``, ``gradual``),
+  :mod:`~jpq_hw.compress.pruner` (masks as parametrizations; ``frozen`` / ``recover`` fine-tuning)
+  and :mod:`~jpq_hw.compress.compensate` (least-squares refit, the ``compensate`` mode);
+- quantization: :mod:`~jpq_hw.compress.quant` (power-of-two fixed point whose forward pass is the
+  checkpoint's integer semantics; ternary and CSD-digit-limited weights) and
+  :mod:`~jpq_hw.compress.export` (the :class:`~jpq_hw.ir.QNet`, checked bit for bit).
+
+:func:`compress` chains them with a :class:`CompressConfig`; :mod:`~jpq_hw.compress.metrics`
+computes sparsity, memory, BOPs and adders; :mod:`~jpq_hw.compress.models` has the example models
+and the training helpers; :mod:`~jpq_hw.compress.command` is ``jpq-hw compress``.
+"""
+
+from .chain import Block, extract_chain
+from .criteria import CRITERIA, Criterion, make_criterion
+from .export import check_exact, to_qnet
+from .metrics import compute_metrics
+from .models import EXAMPLES, accuracy, build_example, example_data, train
+from .pipeline import CompressConfig, CompressResult, compress, config_for_example, train_float
+from .pruner import MODES, SCOPES, Pruner, select_masks
+from .quant import QuantNet, QuantSpec, weight_levels
+from .schedules import SCHEDULES, Schedule
+
+__all__ = ["Block", "CRITERIA", "CompressConfig", "CompressResult", "Criterion", "EXAMPLES", "MODES", "Pruner",
+           "QuantNet", "QuantSpec", "SCHEDULES", "SCOPES", "Schedule", "accuracy", "build_example", "check_exact",
+           "compress", "compute_metrics", "config_for_example", "example_data", "extract_chain", "make_criterion",
+           "select_masks", "to_qnet", "train", "train_float", "weight_levels"]

@@ -1,0 +1,259 @@
+"""``jpq-hw compress``: train (or load) an example model, prune, quantize, report, write a checkpoint.
+
+:func:`add_compress_parser` registers the sub-command on an ``argparse`` sub-parser collection; its
+flags map one to one onto :class:`~jpq_hw.compress.pipeline.CompressConfig` fields
+(:func:`config_from_args`), so the same choices work for a user's own model through the Python API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import JpqError
+
+EXAMPLE_NAMES = ("digits-mlp", "digits-wide", "digits-cnn")
+
+
+def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``compress`` sub-command (``set_defaults(run=run_compress)``); returns its parser."""
+    from .criteria import CRITERIA
+    from .pruner import MODES, SCOPES
+    from .schedules import SCHEDULES
+
+    p = subparsers.add_parser(
+        "compress", help="prune and quantize an example model, write a checkpoint",
+        description="Train (or load) an example float model, prune it (criterion, schedule, fine-tuning mode), "
+                    "quantize it to power-of-two fixed point (QAT), print accuracies and cost metrics, and write "
+                    "a version-1 checkpoint whose integer semantics equal the fake-quantized model bit for bit.")
+    p.add_argument("-o", "--output", required=True, help="checkpoint file to write")
+    p.add_argument("--example", default="digits-mlp", choices=EXAMPLE_NAMES, help="example model (default: digits-mlp)")
+    p.add_argument("--load-float", metavar="PATH", help="load the float model's state_dict instead of training it")
+    p.add_argument("--save-float", metavar="PATH", help="save the trained float model's state_dict here")
+    p.add_argument("--float-epochs", type=int, metavar="N", help="epochs of float training (default: the example's)")
+    g = p.add_argument_group("pruning stage")
+    g.add_argument("--criterion", default="taylor", choices=CRITERIA, help="pruning criterion (default: taylor)")
+    g.add_argument("--blend-alpha", type=float, default=0.5, metavar="A", help="taylor weight of the blend criterion (default: 0.5)")
+    g.add_argument("--taylor-beta", type=float, default=0.9, metavar="B", help="EMA factor of the taylor score (default: 0.9)")
+    g.add_argument("--schedule", default="gradual", choices=SCHEDULES, help="pruning schedule (default: gradual, Zhu & Gupta cubic)")
+    g.add_argument("--prune-steps", type=int, default=20, metavar="N", help="pruning events (default: 20)")
+    g.add_argument("--prune-begin", type=float, default=0.0, metavar="F", help="start of the pruning window, fraction of the run (default: 0)")
+    g.add_argument("--prune-end", type=float, default=0.6, metavar="F", help="end of the window, where the mask freezes (default: 0.6)")
+    g.add_argument("--mode", default="recover", choices=MODES, help="fine-tuning mode (default: recover)")
+    g.add_argument("--sparsity", type=float, default=0.85, metavar="S", help="target fraction of zero weights, in [0, 1) (default: 0.85)")
+    g.add_argument("--scope", default="global", choices=SCOPES, help="one global target or the same target per layer (default: global)")
+    g.add_argument("--layer-floor", type=float, default=0.0, metavar="F",
+                   help="each layer keeps at least this fraction of its weights (default: 0, no floor)")
+    g.add_argument("--prune-epochs", type=int, default=60, metavar="N", help="fine-tuning epochs of the pruning stage (default: 60)")
+    g.add_argument("--prune-lr", type=float, default=0.1, metavar="LR", help="learning rate of the pruning stage (default: 0.1)")
+    g.add_argument("--prune-optimizer", default="sgd", choices=("sgd", "adam"), help="optimizer of the pruning stage (default: sgd)")
+    q = p.add_argument_group("quantization stage")
+    q.add_argument("--weight-bits", type=int, default=6, metavar="B", help="signed weight bits, 2..16; 2 is ternary (default: 6)")
+    q.add_argument("--ternary", action="store_true", help="ternary weights {-1, 0, +1} * 2**e (same as --weight-bits 2)")
+    q.add_argument("--act-bits", type=int, default=8, metavar="B", help="hidden activation bits, 2..16 (default: 8)")
+    q.add_argument("--csd-digits", type=int, default=None, metavar="K",
+                   help="at most K nonzero CSD digits (K - 1 adders) per weight (default: no limit)")
+    q.add_argument("--qat-epochs", type=int, default=20, metavar="N", help="quantization-aware training epochs (default: 20)")
+    q.add_argument("--qat-lr", type=float, default=5e-4, metavar="LR", help="QAT learning rate, Adam (default: 5e-4)")
+    o = p.add_argument_group("other")
+    o.add_argument("--batch-size", type=int, default=64, metavar="N", help="mini-batch size (default: 64)")
+    o.add_argument("--calib-size", type=int, default=512, metavar="N", help="calibration inputs (default: 512)")
+    o.add_argument("--seed", type=int, default=0, help="seed of everything (default: 0)")
+    o.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default: 1; small models run fastest on one)")
+    o.add_argument("--no-verify", action="store_true", help="skip the bit-exactness check of the export")
+    o.add_argument("--no-adders", action="store_true", help="skip lowering to count adders")
+    o.add_argument("--metrics-json", metavar="PATH", help="also write accuracies and metrics as JSON")
+    o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run_compress)
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`CompressConfig` the flags describe (input format from the example)."""
+    from .pipeline import config_for_example
+
+    return config_for_example(
+        args.example,
+        criterion=args.criterion, schedule=args.schedule, prune_steps=args.prune_steps,
+        prune_begin=args.prune_begin, prune_end=args.prune_end, mode=args.mode, sparsity=args.sparsity,
+        scope=args.scope, layer_floor=args.layer_floor, taylor_beta=args.taylor_beta, blend_alpha=args.blend_alpha,
+        prune_epochs=args.prune_epochs, prune_lr=args.prune_lr, prune_optimizer=args.prune_optimizer,
+        weight_bits=2 if args.ternary else args.weight_bits, act_bits=args.act_bits, csd_digits=args.csd_digits,
+        qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, batch_size=args.batch_size, calib_size=args.calib_size,
+        seed=args.seed, verify=not args.no_verify, adders=not args.no_adders)
+
+
+class _Bars:
+    """``progress(stage, done, total)`` drawn as rich progress bars on stderr."""
+
+    LABELS = {"float": "float training", "prune": "pruning + fine-tuning", "qat": "quantization-aware training"}
+
+    def __init__(self, enabled: bool):
+        self.progress = None
+        self.tasks: dict[str, Any] = {}
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=Console(stderr=True))
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.progress:
+            return
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(self.LABELS.get(stage, stage), total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+def _load_float(name: str, path: str):
+    import torch
+
+    from .models import build_example
+
+    model = build_example(name)
+    if not Path(path).is_file():
+        raise JpqError(f"float model {path!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as e:  # wrong file, wrong architecture
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise JpqError(f"cannot load {path!r} as the {name} float model ({first})") from None
+    return model
+
+
+def run_compress(args: argparse.Namespace) -> int:
+    """The ``compress`` sub-command; returns 0 (bad input raises :class:`JpqError`)."""
+    start = time.perf_counter()
+    if args.threads < 1:
+        raise JpqError(f"--threads must be >= 1, got {args.threads}")
+    if args.float_epochs is not None and args.float_epochs < 0:
+        raise JpqError(f"--float-epochs must be >= 0, got {args.float_epochs}")
+    config = config_from_args(args)
+    config.validate()
+    out = Path(args.output)
+    if out.exists() and out.is_dir():
+        raise JpqError(f"output {str(out)!r} is a folder; give a checkpoint file name")
+    if not out.parent.exists():
+        raise JpqError(f"output folder {str(out.parent)!r} does not exist")
+
+    import torch
+
+    from ..ir.checkpoint import save_checkpoint
+    from .models import example_data
+    from .pipeline import compress, train_float
+
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    train_data, test_data = example_data(args.example)
+    with _Bars(not args.no_progress) as bars:
+        t0 = time.perf_counter()
+        if args.load_float:
+            model = _load_float(args.example, args.load_float)
+        else:
+            model = train_float(args.example, train_data, epochs=args.float_epochs, seed=args.seed, progress=bars)
+            if args.save_float:
+                torch.save(model.state_dict(), args.save_float)
+        float_seconds = time.perf_counter() - t0
+        result = compress(model, train_data, test_data, config, progress=bars)
+    qnet = result.qnet
+    meta = dict(qnet.meta)
+    meta["example"] = args.example
+    meta["split"] = _split_description()
+    meta["float_model"] = args.load_float or "trained by jpq-hw compress"
+    from ..ir.qnet import QNet
+
+    qnet = QNet(qnet.input_shape, qnet.input, qnet.layers, meta)
+    save_checkpoint(qnet, out)
+    seconds = {"float": float_seconds, **result.seconds, "total": time.perf_counter() - start}
+    if args.metrics_json:
+        from .export import plain
+
+        payload = {"example": args.example, "config": config.to_dict(), "accuracy": result.accuracies,
+                   "metrics": result.metrics, "seconds": seconds, "checkpoint": str(out)}
+        Path(args.metrics_json).write_text(json.dumps(plain(payload), indent=2) + "\n")
+    _print_report(args.example, result, seconds, str(out))
+    return 0
+
+
+def _split_description() -> str:
+    try:
+        from ..datasets import DIGITS_SPLIT
+        return DIGITS_SPLIT
+    except ImportError:  # pragma: no cover
+        return "sklearn digits, test_size=0.25, random_state=0, stratified"
+
+
+def _fmt_bits(bits: float) -> str:
+    if bits >= 8 * 1024:
+        return f"{bits / 8 / 1024:.1f} KiB"
+    return f"{bits:.0f} b"
+
+
+def _print_report(example: str, result, seconds: dict[str, float], path: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    c = result.config
+    m = result.metrics
+    a = result.accuracies
+    wdesc = "ternary" if c.weight_bits == 2 else f"{c.weight_bits}-bit"
+    csd = f", <= {c.csd_digits} CSD digits" if c.csd_digits else ""
+    console.print(f"[bold]{example}[/bold]: {c.criterion} / {c.schedule} / {c.mode}, target sparsity {c.sparsity}, "
+                  f"{wdesc} weights{csd}, {c.act_bits}-bit activations")
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("layer", "weight", "nnz", "sparsity", "shift", "out", "bits", "index", "BOPs"):
+        table.add_column(col, justify="left" if col in ("layer", "weight", "out", "index") else "right")
+    for layer in m["layers"]:
+        table.add_row(layer["name"], "x".join(str(s) for s in layer["shape"]), str(layer["nnz"]),
+                      f"{layer['sparsity']:.4f}", str(layer["shift"]),
+                      f"{'s' if layer['out_signed'] else 'u'}{layer['out_bits']}",
+                      str(layer["memory"]["sparse_bits"]), layer["memory"]["index_format"], f"{layer['bops']:.3g}")
+    table.add_row("total", str(m["weights"]), str(m["nnz"]), f"{m['sparsity']:.4f}", "", "",
+                  str(m["memory"]["sparse_bits"]), "", f"{m['bops']:.3g}", style="bold")
+    console.print(table)
+    mem = m["memory"]
+    console.print(f"weight memory: {_fmt_bits(mem['dense_float32_bits'])} dense float32 -> "
+                  f"{_fmt_bits(mem['sparse_bits'])} sparse quantized ({mem['sparse_bits']} bits, index {mem['index_format']}, "
+                  f"{mem['compression']:.1f}x smaller; weights only)")
+    console.print(f"BOPs: {m['bops_dense_float32']:.4g} dense float32 -> {m['bops']:.4g} ({m['bops_reduction']:.1f}x fewer)")
+    adders = m["adders"] if m["adders"] is not None else "-"
+    console.print(f"adders: {adders} ({m['adders_note']})")
+    console.print(f"accuracy (test, fixed split): float {a['float']:.4f}  pruned {a['pruned']:.4f}  "
+                  f"quantized {a['quantized']:.4f}  (before QAT {a['ptq']:.4f})")
+    console.print(f"wrote {path} in {seconds['total']:.1f} s (float {seconds['float']:.1f} s, prune {seconds['prune']:.1f} s, "
+                  f"quantize {seconds['quantize']:.1f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - convenience for `python -m`
+    """Run ``compress`` alone (``python -m jpq_hw.compress.command ...``), printing errors as one line."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="jpq-hw")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_compress_parser(sub)
+    args = parser.parse_args(["compress", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return args.run(args)
+    except JpqError as e:
+        print(f"jpq-hw: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Self-test of the simulation harness on hand-written designs.
+
+y[0] = x0 + x1 and y[1] = x0 - x1 (x: 2 x 8-bit signed, y: 2 x 9-bit signed), once combinational
+and once as a 2-stage pipeline with clk/in_valid/out_valid. The harness must pass them, and must
+fail (``passed=False``, with the vector, element, expected and got in the message) on a wrong
+vectors file, a wrong latency, and a design whose out_valid ignores in_valid.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+
+COMB = """\
+module tiny_comb (
+    input  wire [15:0] x,
+    output wire [17:0] y
+);
+    wire [8:0] a = {x[7], x[7:0]};
+    wire [8:0] b = {x[15], x[15:8]};
+    assign y = {a - b, a + b};
+endmodule
+"""
+
+PIPE = """\
+module tiny_pipe (
+    input  wire        clk,
+    input  wire        in_valid,
+    input  wire [15:0] x,
+    output wire        out_valid,
+    output wire [17:0] y
+);
+    reg [15:0] x_q;
+    reg [17:0] y_q;
+    reg [1:0]  v_q;
+    wire [8:0] a = {x_q[7], x_q[7:0]};
+    wire [8:0] b = {x_q[15], x_q[15:8]};
+    always @(posedge clk) begin
+        x_q <= x;
+        y_q <= {a - b, a + b};
+        v_q <= {v_q[0], in_valid};
+    end
+    assign y = y_q;
+    assign out_valid = v_q[1];
+endmodule
+"""
+
+
+def vectors(n: int = 200, seed: int = 0):
+    rng = random.Random(seed)
+    x = [[-128, -128], [127, 127], [-128, 127], [127, -128], [0, 0]]
+    x += [[rng.randint(-128, 127), rng.randint(-128, 127)] for _ in range(n - len(x))]
+    return x, [[a + b, a - b] for a, b in x]
+
+
+def report(top: str, latency: int = 0) -> dict:
+    return {"top": top, "inputs": {"count": 2, "bits": 8, "signed": True},
+            "outputs": {"count": 2, "bits": 9, "signed": True},
+            "latency_cycles": latency, "pipelined": latency > 0}
+
+
+def test_pack_unpack_roundtrip():
+    bench = pytest.importorskip("jpq_hw.sim.cocotb_bench")
+    vals = [-256, 255, 0, -1, 17]
+    assert bench.unpack(bench.pack(vals, 9, True), 5, 9, True) == vals
+    assert bench.pack([1, 2], 4, False) == 0x21
+    assert bench._elements_of("0000000X1" "000000011", 2, 9, True) == [3, "0000000X1"]  # X stays text
+    with pytest.raises(ValueError):
+        bench.pack([256], 9, True)
+    wide = [(i * 37) % 256 - 128 for i in range(600)]  # a 4800-bit bus
+    assert bench.unpack(bench.pack(wide, 8, True), 600, 8, True) == wide
+
+
+def test_schedule_has_bubbles():
+    bench = pytest.importorskip("jpq_hw.sim.cocotb_bench")
+    s = bench._schedule(50, 3)
+    assert s[:3] == [None] * 3 and s[3:53] == list(range(50)) and s[-4:] == [None] * 4
+    assert [None] * 5 in [s[i:i + 5] for i in range(53, len(s))]  # a gap longer than the pipeline
+
+
+@pytest.mark.parametrize("top,verilog", [("tiny_comb", COMB), ("tiny_pipe", PIPE)], ids=["comb", "pipe"])
+def test_tiny_designs_are_lint_clean(simulators, top, verilog, tmp_path):
+    if "verilator" not in simulators:
+        pytest.skip("verilator not available")
+    from jpq_hw.sim.runner import lint_verilog
+
+    f = tmp_path / f"{top}.v"
+    f.write_text(verilog)
+    assert lint_verilog([f], top) == []
+    f.write_text(verilog.replace("wire [8:0] a = {x", "wire [7:0] a = {x"))  # a width bug
+    assert any("WIDTH" in w for w in lint_verilog([f], top))
+
+
+def test_combinational(simulator, make_design, sim_build_root):
+    from jpq_hw.sim.runner import run_design
+
+    x, y = vectors()
+    good = make_design("comb", COMB, report("tiny_comb"), x, y)
+    bdir = sim_build_root / simulator / "tiny_comb"
+    res = run_design(good, simulator, build_dir=bdir)
+    assert res.passed, res.summary()
+    assert res.n_vectors == len(x) and res.log.is_file()
+
+    y_bad = [list(v) for v in y]
+    y_bad[7][1] += 1
+    bad = make_design("comb_bad", COMB, report("tiny_comb"), x, y_bad)
+    res = run_design(bad, simulator, build_dir=bdir)
+    assert not res.passed
+    assert f"vector 7, y[1]: expected {y_bad[7][1]}, got {y[7][1]}" in res.message, res.message
+
+
+def test_signed_ports(simulator, make_design, sim_build_root):
+    """Ports declared ``signed`` take the same packed words (cocotb range-checks ints by signedness)."""
+    from jpq_hw.sim.runner import run_design
+
+    signed = COMB.replace("input  wire [15:0] x", "input  wire signed [15:0] x") \
+                 .replace("output wire [17:0] y", "output wire signed [17:0] y")
+    x, y = vectors(50, seed=3)
+    res = run_design(make_design("signed", signed, report("tiny_comb"), x, y), simulator,
+                     build_dir=sim_build_root / simulator / "tiny_comb_signed")
+    assert res.passed, res.summary()
+
+
+def test_pipelined(simulator, make_design, sim_build_root):
+    from jpq_hw.sim.runner import run_design
+
+    x, y = vectors(300, seed=1)
+    bdir = sim_build_root / simulator / "tiny_pipe"
+    res = run_design(make_design("pipe", PIPE, report("tiny_pipe", 2), x, y), simulator, build_dir=bdir)
+    assert res.passed, res.summary()
+
+    y_bad = [list(v) for v in y]
+    y_bad[290][0] -= 1  # 290 lies in the back-to-back stream only
+    res = run_design(make_design("pipe_bad", PIPE, report("tiny_pipe", 2), x, y_bad), simulator, build_dir=bdir)
+    assert not res.passed and "vector 290, y[0]" in res.message, res.message
+
+    res = run_design(make_design("pipe_late", PIPE, report("tiny_pipe", 3), x, y), simulator, build_dir=bdir)
+    assert not res.passed and "out_valid" in res.message, res.message
+
+
+def test_pipelined_valid_must_follow_in_valid(simulator, make_design, sim_build_root):
+    from jpq_hw.sim.runner import run_design
+
+    x, y = vectors(40, seed=2)
+    always_valid = PIPE.replace("v_q <= {v_q[0], in_valid};", "v_q <= {v_q[0], 1'b1};")
+    res = run_design(make_design("pipe_v", always_valid, report("tiny_pipe", 2), x, y), simulator,
+                     build_dir=sim_build_root / simulator / "tiny_pipe_always_valid")
+    assert not res.passed and "out_valid high, but in_valid was low" in res.message, res.message
+
+
+def test_command_line(simulator, make_design, sim_build_root):
+    x, y = vectors(20)
+    good = make_design("cli", COMB, report("tiny_comb"), x, y)
+    cmd = [sys.executable, "-m", "jpq_hw.sim.runner", str(good), "--simulator", simulator,
+           "--build-dir", str(sim_build_root / simulator / "tiny_comb")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(sim_build_root.parent.parent))
+    assert proc.returncode == 0 and proc.stdout.startswith("PASS"), proc.stdout + proc.stderr
+    y[3][0] += 1
+    bad = make_design("cli_bad", COMB, report("tiny_comb"), x, y)
+    cmd[3] = str(bad)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(sim_build_root.parent.parent))
+    assert proc.returncode == 1 and proc.stdout.startswith("FAIL"), proc.stdout + proc.stderr
+
+
+def test_build_failure_is_reported(simulator, make_design, sim_build_root):
+    from jpq_hw.sim.runner import run_design
+
+    x, y = vectors(5)
+    broken = make_design("broken", COMB.replace("assign y", "assign y ="), report("tiny_comb"), x, y)
+    res = run_design(broken, simulator, build_dir=sim_build_root / simulator / "broken")
+    assert not res.passed and res.message.startswith("build failed") and res.log.name == "build.log"
