@@ -29,7 +29,7 @@ EXAMPLE = ROOT / "examples" / "digits-mlp.pt"
 
 NETWORKS = {
     "digits": None,  # the shipped example
-    "rand_s8": dict(sizes=[24, 16, 8], density=0.3, weight_bits=8, input_format=IntFormat(8, True),
+    "rand_s8": dict(sizes=[16, 12, 6], density=0.3, weight_bits=8, input_format=IntFormat(8, True),
                     hidden_format=IntFormat(6, False), output_format=IntFormat(10, True), seed=11),
     "rand_deep": dict(sizes=[32, 20, 12, 6], density=0.25, weight_bits=2, input_format=IntFormat(4, False),
                       hidden_format=IntFormat(3, False), output_format=IntFormat(7, True), bias=False, seed=12),
@@ -37,18 +37,18 @@ NETWORKS = {
                      output_format=IntFormat(3, False), seed=13),
 }
 
-# (network, backend, pipeline every N levels, synthesize)
+# (network, backend, pipeline every N levels, synthesize with yosys)
 DESIGNS = [
     ("digits", "verilog", 0, True),
     ("digits", "verilog", 2, True),
     ("digits", "amaranth", 0, True),
-    ("digits", "amaranth", 3, False),
+    ("digits", "amaranth", 3, True),
     ("rand_s8", "verilog", 0, True),
-    ("rand_s8", "amaranth", 1, False),
+    ("rand_s8", "amaranth", 1, True),
     ("rand_deep", "verilog", 1, True),
-    ("rand_deep", "amaranth", 0, False),
+    ("rand_deep", "amaranth", 0, True),
     ("rand_bin", "verilog", 3, True),
-    ("rand_bin", "amaranth", 0, False),
+    ("rand_bin", "amaranth", 0, True),
 ]
 
 
