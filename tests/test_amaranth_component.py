@@ -1,0 +1,77 @@
+"""QNetComponent inside a user's own Amaranth design, checked in Amaranth's simulator (no Verilator)."""
+
+import numpy as np
+from amaranth import Module, Signal
+from amaranth.sim import Simulator
+
+from jpq_hw.arith import lower_qnet, schedule
+from jpq_hw.hdl.amaranth_backend import QNetComponent
+from jpq_hw.ir import IntFormat, random_qnet
+from jpq_hw.reference import run_reference
+from jpq_hw.vectors import make_inputs
+
+NET = random_qnet([6, 5, 3], density=0.6, weight_bits=5, input_format=IntFormat(4, True),
+                  hidden_format=IntFormat(5, False), output_format=IntFormat(9, True), seed=5)
+
+
+def pack(values, bits):
+    return sum((int(v) & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(values))
+
+
+def unpack(word, count, bits, signed):
+    out = []
+    for i in range(count):
+        v = (word >> (i * bits)) & ((1 << bits) - 1)
+        out.append(v - (1 << bits) if signed and v >> (bits - 1) else v)
+    return out
+
+
+def test_combinational_component_in_a_user_design():
+    g = lower_qnet(NET)
+    net = QNetComponent(g, schedule(g, 0), b_in=4, b_out=9)
+    top = Module()
+    top.submodules.net = net
+    seen = Signal(net.y.shape())  # a user's logic reading the network's output
+    top.d.comb += seen.eq(net.y)
+    x = make_inputs(NET, 60, seed=1)
+    expected = run_reference(NET, x)
+    got = []
+
+    async def bench(ctx):
+        for row in x:
+            ctx.set(net.x, pack(row, 4))
+            got.append(unpack(ctx.get(seen), 3, 9, True))
+
+    sim = Simulator(top)
+    sim.add_testbench(bench)
+    sim.run()
+    assert np.array_equal(np.array(got), expected)
+
+
+def test_pipelined_component_in_the_users_sync_domain():
+    g = lower_qnet(NET)
+    sched = schedule(g, 2)
+    net = QNetComponent(g, sched, b_in=4, b_out=9)
+    top = Module()
+    top.submodules.net = net
+    x = make_inputs(NET, 40, seed=2)
+    expected = run_reference(NET, x)
+    results = []
+
+    async def bench(ctx):
+        for cycle in range(len(x) + sched.latency + 1):
+            if cycle < len(x):
+                ctx.set(net.x, pack(x[cycle], 4))
+                ctx.set(net.in_valid, 1)
+            else:
+                ctx.set(net.in_valid, 0)
+            await ctx.tick()
+            if ctx.get(net.out_valid):
+                results.append((cycle, unpack(ctx.get(net.y), 3, 9, True)))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [c for c, _ in results] == [i + sched.latency - 1 for i in range(len(x))]
+    assert np.array_equal(np.array([y for _, y in results]), expected)
