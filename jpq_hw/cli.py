@@ -18,7 +18,7 @@ def _lower(args: argparse.Namespace) -> int:
 
     report = lower_checkpoint(args.checkpoint, args.output, target=args.target, backend=args.backend,
                               pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,
-                              force=args.force)
+                              force=args.force, optimize=args.optimize)
     _print_summary(report, args.output)
     return 0
 
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="direct Verilog emitter (fast, default) or an Amaranth component converted to Verilog")
     lo.add_argument("--pipeline", type=int, default=0, metavar="N",
                     help="register stage every N adder levels (0: combinational, the default)")
+    lo.add_argument("--optimize", default="none", choices=("none", "mcm", "cmvm", "best"),
+                    help="adder sharing: none (per-weight CSD, the default), mcm (shared multiples of each input), "
+                         "cmvm (common subexpressions across inputs), best (cheapest per layer)")
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
     lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")

@@ -83,7 +83,8 @@ def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipelin
 
 def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, target: str = "ice40",
                      backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int = 1000,
-                     seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None) -> dict:
+                     seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
+                     optimize: str = "none") -> dict:
     """Run the whole flow and write ``out_dir``; returns the report dict."""
     if target not in TARGETS:
         raise JpqError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
@@ -95,7 +96,7 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     t0 = time.perf_counter()
     qnet = load_checkpoint(path)
     t_load = time.perf_counter() - t0
-    design = lower(qnet, top=top, backend=backend, pipeline=pipeline, source=Path(path).name)
+    design = lower(qnet, top=top, backend=backend, pipeline=pipeline, strategy=optimize, source=Path(path).name)
     design.seconds["load"] = t_load
 
     x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)

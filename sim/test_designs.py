@@ -38,8 +38,12 @@ NETWORKS = {
                      output_format=IntFormat(3, False), seed=13),
 }
 
-# (network, backend, pipeline every N levels, synthesize with yosys)
+# (network, backend, pipeline every N levels, synthesize with yosys[, --optimize])
 DESIGNS = [
+    ("digits", "verilog", 0, True, "best"),
+    ("rand_s8", "amaranth", 2, False, "best"),
+    ("rand_deep", "verilog", 1, False, "cmvm"),
+    ("rand_bin", "verilog", 0, False, "mcm"),
     ("digits", "verilog", 0, True),
     ("digits", "verilog", 2, True),
     ("digits", "amaranth", 0, True),
@@ -65,8 +69,8 @@ def _checkpoint(name: str, root: Path) -> tuple[Path, np.ndarray | None]:
 
 
 def _id(d) -> str:
-    net, backend, every, _ = d
-    return f"{net}-{backend}-" + (f"pipe{every}" if every else "comb")
+    net, backend, every, _, *optimize = d
+    return f"{net}-{backend}-" + (f"pipe{every}" if every else "comb") + (f"-{optimize[0]}" if optimize else "")
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +85,13 @@ def design_root(sim_build_root: Path) -> Path:
 def test_design_matches_reference(design, design_root, simulators, sim_results):
     from jpq_hw.sim.runner import lint_verilog, run_design
 
-    net, backend, every, synth = design
+    net, backend, every, synth, *optimize = design
     name = _id(design)
     ckpt, extra = _checkpoint(net, design_root)
     out = design_root / name
     report = lower_checkpoint(ckpt, out, backend=backend, pipeline=every, top=f"net_{name.replace('-', '_')}",
-                              n_vectors=1000, seed=7, force=True, extra_inputs=extra)
+                              n_vectors=1000, seed=7, force=True, extra_inputs=extra,
+                              optimize=optimize[0] if optimize else "none")
     assert report["test_vectors"] >= 1000
     for key in ("top", "inputs", "outputs", "latency_cycles", "adders", "lut4_estimate", "carry_estimate", "layers"):
         assert key in report

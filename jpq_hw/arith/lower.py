@@ -24,6 +24,7 @@ from ..errors import JpqError
 from ..ir.qnet import QNet
 from .csd import csd_digits
 from .graph import AdderGraph, GraphBuilder, Term
+from .optimize import LEVELS as OPTIMIZE_LEVELS, optimized_strategy
 
 MatrixStrategy = Callable[[GraphBuilder, np.ndarray, Sequence[int]], list[Term | None]]
 """``strategy(builder, weight[out, in], input_node_ids) -> one Term (or None) per output row``."""
@@ -46,6 +47,8 @@ def csd_strategy(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int
 
 
 STRATEGIES: dict[str, MatrixStrategy] = {"csd": csd_strategy}
+# sharing passes (jpq_hw.arith.optimize): ``none`` is the per-weight CSD baseline
+STRATEGIES.update({level: optimized_strategy(level) for level in OPTIMIZE_LEVELS})
 
 
 def lower_qnet(qnet: QNet, strategy: str = "csd") -> AdderGraph:

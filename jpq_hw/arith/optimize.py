@@ -1,0 +1,295 @@
+"""Sharing passes for a layer's constant matrix, chosen per layer by iCE40 cost.
+
+``--optimize`` levels (each is a :data:`~jpq_hw.arith.lower.MatrixStrategy`, registered in
+:data:`jpq_hw.arith.lower.STRATEGIES` under these names):
+
+``none``
+    Per-weight CSD (:func:`~jpq_hw.arith.lower.csd_strategy`): the baseline, no sharing.
+``mcm``
+    Per input: the odd parts of the input's weights are built once as shared fundamentals
+    (:func:`~jpq_hw.arith.mcm.mcm_plan`, an Hcub-class heuristic); rows sum ``±(f << s)`` terms.
+``cmvm``
+    Common-subexpression elimination over the CSD digits of the whole matrix
+    (:func:`~jpq_hw.arith.cmvm.cse`: shared sums across rows and inputs), then the constants a
+    variable still forms in a row are shared by MCM (:func:`~jpq_hw.arith.mcm.mcm_residual`).
+``best`` (meant as the default)
+    Candidate plans (:func:`candidate_plans`: the three above, CSE with other tie-breaks, CSE of
+    two-variable patterns followed by MCM, MCM followed by CSE), each built into a scratch
+    :class:`~jpq_hw.arith.graph.GraphBuilder` whose inputs have the real inputs' ranges and priced
+    by :func:`graph_cost`; the cheapest plan among those within :data:`ADDER_SLACK` of the fewest
+    adders is built for real. Deterministic.
+
+Every pass but ``none`` first merges rows that are equal up to sign and a power of two (a row is
+computed once, the copies read it shifted and/or negated) and leaves unused inputs out.
+
+Cost (:func:`graph_cost`): iCE40 LUT4 of the adders, the unit ``yosys synth_ice40`` maps them to:
+an adder bit is one SB_LUT4 (plus one SB_CARRY), a subtractor bit two SB_LUT4, low bits that pass
+through free (:func:`~jpq_hw.arith.graph.adder_bits`); a negated output term costs its width once
+more, for the output stage must then subtract. So graphs that add beat graphs that subtract, and a
+negation that can be pushed into a later adder's sign is free. Adder depth is not priced.
+
+Work limits keep big layers fast in Python. CSE counts about ``n^2 / 2`` digit pairs per row of
+``n`` digits (:func:`pair_work`): ``best`` runs as many CSE variants as :data:`VARIANT_BUDGET`
+pays for (one at least), none above :data:`CSE_PAIRS` (rows of hundreds of digits, as in a
+100,000-weight network of dense rows, take MCM), and prices only candidates within
+:data:`PREFILTER` of the fewest adders (the per-weight CSD plan is counted, not built, when it
+cannot win).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .cmvm import Plan, build_plan, csd_plan, cse
+from .graph import Add, GraphBuilder, Term, range_width
+from .mcm import mcm_plan, mcm_residual
+
+LEVELS = ("none", "mcm", "cmvm", "best")
+
+SUB_LUT_PER_BIT = 2  # as jpq_hw.cost.ice40 (not imported: that module imports the pipeline pass)
+VARIANT_BUDGET = 120_000  # pair work ``best`` spends on CSE variants (one at least, up to CSE_PAIRS)
+CSE_PAIRS = 3_000_000  # pair work up to which CSE runs at all
+PREFILTER = 1.25  # ``best`` prices only candidates within this factor of the fewest adders
+ADDER_SLACK = 0.01  # ``best`` takes the cheapest plan among those within 1 % of the fewest adders
+
+
+# -- row merging ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RowMap:
+    """Unique rows of a matrix: ``weight[r] == (-1 if neg[r] else 1) * 2**shift[r] * unique[rep[r]]``
+    (``rep[r] == -1``: a zero row)."""
+
+    unique: np.ndarray
+    rep: tuple[int, ...]
+    shift: tuple[int, ...]
+    neg: tuple[bool, ...]
+
+
+def merge_rows(weight: np.ndarray) -> RowMap:
+    """Rows equal up to sign and a power of two, merged: each is canonical once (first nonzero
+    positive, no common factor of two), in order of first appearance."""
+    weight = np.asarray(weight, dtype=np.int64)
+    index: dict[bytes, int] = {}
+    reps: list[np.ndarray] = []
+    rep, shift, neg = [], [], []
+    for row in weight:
+        nz = row[row != 0]
+        if not len(nz):
+            rep.append(-1)
+            shift.append(0)
+            neg.append(False)
+            continue
+        tz = int(min(((int(v) & -int(v)).bit_length() - 1) for v in nz))
+        sign = -1 if nz[0] < 0 else 1
+        canon = (row // (sign * (1 << tz))) if tz else row * sign
+        key = canon.tobytes()
+        k = index.get(key)
+        if k is None:
+            k = index[key] = len(reps)
+            reps.append(canon)
+        rep.append(k)
+        shift.append(tz)
+        neg.append(sign < 0)
+    unique = np.array(reps, dtype=np.int64).reshape(len(reps), weight.shape[1])
+    return RowMap(unique, tuple(rep), tuple(shift), tuple(neg))
+
+
+def expand_terms(rows: RowMap, terms: Sequence[Term | None]) -> list[Term | None]:
+    """One term per original row from one term per unique row (shifted and negated as needed)."""
+    out: list[Term | None] = []
+    for k, s, n in zip(rows.rep, rows.shift, rows.neg):
+        if k < 0 or terms[k] is None:
+            out.append(None)
+        else:
+            t = terms[k]
+            out.append(Term(t.node, t.shift + s, t.neg != n))
+    return out
+
+
+# -- candidates -----------------------------------------------------------------------------------
+
+def csd_lengths(weight: np.ndarray) -> np.ndarray:
+    """Nonzero CSD digits of every element (vectorised: they are the set bits of ``(3c) xor c``
+    above bit 0, the classic non-adjacent-form identity; ``|c| < 2**61``)."""
+    a = np.abs(np.asarray(weight, dtype=np.int64))
+    x = (3 * a) ^ a
+    x >>= 1
+    n = np.zeros(a.shape, dtype=np.int64)
+    while x.any():
+        n += x & 1
+        x >>= 1
+    return n
+
+
+def pair_work(weight: np.ndarray) -> int:
+    """Digit pairs CSE would count: the sum over rows of ``n (n - 1) / 2`` for ``n`` CSD digits."""
+    n = csd_lengths(weight).sum(axis=1)
+    return int((n * (n - 1) // 2).sum())
+
+
+def csd_adders(weight: np.ndarray) -> int:
+    """Adders of the per-weight CSD plan: digits less one per nonzero row."""
+    n = csd_lengths(weight).sum(axis=1)
+    return int((n - (n > 0)).sum())
+
+
+Ranges = Sequence[tuple[int, int]]
+
+
+def _cse(weight: np.ndarray, ranges: Ranges, order: int, weighted: bool = False) -> Plan:
+    return mcm_residual(cse(csd_plan(weight), order=order, ranges=ranges, weighted=weighted))
+
+
+def _cse_then_mcm(weight: np.ndarray, ranges: Ranges) -> Plan:
+    """Patterns of two different variables first; the constants one variable then still forms in
+    a row are shared by MCM (Hcub does those better than digit pairs); then the usual CSE."""
+    plan = mcm_residual(cse(csd_plan(weight), order=7, same_var=False))
+    return mcm_residual(cse(plan, order=7))
+
+
+CSE_VARIANTS: tuple[tuple[str, Callable[[np.ndarray, Ranges], Plan]], ...] = (  # most useful first
+    # ties among equal (weighted) counts: deeper operands first, so shared chains grow long
+    ("cse", lambda w, r: _cse(w, r, 7, weighted=True)),
+    ("cse+mcm", _cse_then_mcm),
+    ("cse-narrow", lambda w, r: _cse(w, r, 1)),  # additions, shallower, smaller shift first
+    ("cse-cross", lambda w, r: _cse(w, r, 6)),  # patterns of two variables before those of one
+    ("cse-wide", lambda w, r: _cse(w, r, 0)),  # additions, shallower, larger shift first
+    ("cse-keyorder", lambda w, r: _cse(w, r, 4)),
+    ("cse-r1", lambda w, r: _cse(w, r, 101)),  # seeded pseudo-random ties (small layers only)
+    ("cse-r2", lambda w, r: _cse(w, r, 102)),
+)
+
+
+def candidate_plans(weight: np.ndarray, level: str, ranges: Ranges | None = None) -> list[tuple[str, Callable[[], Plan]]]:
+    """The plans a level considers for ``weight`` (unique rows; ``ranges``: the inputs' value ranges).
+
+    ``best``: per-weight CSD, MCM per input, as many :data:`CSE_VARIANTS` as fit
+    :data:`VARIANT_BUDGET` pair counts (at least one, up to :data:`CSE_PAIRS`), and MCM followed by
+    CSE on small layers.
+    """
+    if ranges is None:
+        ranges = [(-128, 127)] * weight.shape[1]
+    if level == "none":
+        return [("csd", lambda: csd_plan(weight))]
+    if level == "mcm":
+        return [("mcm", lambda: mcm_plan(weight))]
+    work = pair_work(weight)
+    first = CSE_VARIANTS[0]
+    if level == "cmvm":
+        if work <= CSE_PAIRS:
+            return [(first[0], lambda: first[1](weight, ranges))]
+        return [("mcm", lambda: mcm_plan(weight))]
+    if level != "best":
+        raise ValueError(f"unknown optimisation level {level!r} (known: {', '.join(LEVELS)})")
+    cands = [("csd", lambda: csd_plan(weight)), ("mcm", lambda: mcm_plan(weight))]
+    if work <= CSE_PAIRS:
+        n = max(1, min(len(CSE_VARIANTS), VARIANT_BUDGET // max(work, 1)))
+        cands += [(name, (lambda f: lambda: f(weight, ranges))(f)) for name, f in CSE_VARIANTS[:n]]
+        if 3 * work <= VARIANT_BUDGET:
+            cands.append(("mcm+cse", lambda: mcm_residual(cse(mcm_plan(weight), order=7))))
+    return cands
+
+
+# -- cost -----------------------------------------------------------------------------------------
+
+def add_luts(n: Add) -> int:
+    """SB_LUT4 of one adder: its one-bit cells (:func:`~jpq_hw.arith.graph.adder_bits`), doubled
+    for a subtractor."""
+    w, _ = range_width(n.lo, n.hi)
+    free = n.shift_b if n.subtract else max(n.shift_a, n.shift_b)
+    bits = max(w - free, 0)
+    return bits * SUB_LUT_PER_BIT if n.subtract else bits
+
+
+def graph_cost(builder: GraphBuilder, first_node: int, terms: Sequence[Term | None]) -> int:
+    """iCE40 LUT4 estimate of the adders from ``first_node`` on plus the negated output terms."""
+    cost = 0
+    for n in builder.nodes[first_node:]:
+        if isinstance(n, Add):
+            cost += add_luts(n)
+    for t in terms:
+        if t is not None and t.neg:
+            n = builder.nodes[t.node]
+            cost += range_width(n.lo << t.shift, n.hi << t.shift)[0]
+    return cost
+
+
+@dataclass
+class Priced:
+    name: str
+    adders: int
+    plan: Plan | None = None  # None: never made (the per-weight CSD plan is counted without it)
+    cost: int | None = None  # None: not priced (pre-filtered, or the only contender)
+
+
+def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], level: str) -> tuple[Priced, list[Priced]]:
+    """Candidate plans of ``weight`` for ``level``, priced on scratch builders; returns (winner, all).
+
+    Candidates with more than :data:`PREFILTER` times the fewest adders are not priced.
+    """
+    cands: list[Priced] = []
+    makers = dict(candidate_plans(weight, level, ranges))
+    for name, make in makers.items():
+        if name == "csd" and len(makers) > 1:
+            cands.append(Priced(name, csd_adders(weight)))
+        else:
+            plan = make()
+            cands.append(Priced(name, plan.adders, plan))
+    fewest = min(c.adders for c in cands)
+    contenders = [c for c in cands if c.adders <= PREFILTER * fewest + 2]
+    for c in contenders:
+        if c.plan is None:
+            c.plan = makers[c.name]()
+    if len(contenders) == 1:
+        return contenders[0], cands
+    best: Priced | None = None
+    allowed = fewest + int(ADDER_SLACK * fewest)
+    for c in contenders:
+        scratch = GraphBuilder()
+        inputs = [scratch.input(lo, hi) for lo, hi in ranges]
+        terms = build_plan(scratch, c.plan, inputs)
+        c.cost = graph_cost(scratch, len(inputs), terms)
+        key = (c.adders > allowed, c.cost, c.adders)
+        if best is None or key < (best.adders > allowed, best.cost, best.adders):
+            best = c
+    assert best is not None
+    return best, cands
+
+
+def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int],
+                 level: str = "best") -> tuple[list[Term | None], Priced | None]:
+    """Build ``weight @ inputs`` into ``builder`` at ``level``; returns the terms and the plan used
+    (``None`` for ``none``, the per-weight CSD baseline of :func:`~jpq_hw.arith.lower.csd_strategy`)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown optimisation level {level!r} (known: {', '.join(LEVELS)})")
+    if level == "none":
+        from .lower import csd_strategy
+
+        return csd_strategy(builder, weight, inputs), None
+    rows = merge_rows(weight)
+    used = np.flatnonzero(np.any(rows.unique != 0, axis=0))
+    if not len(used):
+        return [None] * len(rows.rep), None
+    ranges = [(builder.nodes[inputs[i]].lo, builder.nodes[inputs[i]].hi) for i in used.tolist()]
+    # only the columns in use enter the plan, so scratch builds stay small
+    winner, _ = choose_plan(rows.unique[:, used], ranges, level)
+    terms = build_plan(builder, winner.plan, [inputs[i] for i in used.tolist()])
+    return expand_terms(rows, terms), winner
+
+
+def optimized_strategy(level: str):
+    """A :data:`~jpq_hw.arith.lower.MatrixStrategy` for ``--optimize level``."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown optimisation level {level!r} (known: {', '.join(LEVELS)})")
+
+    def strategy(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int]) -> list[Term | None]:
+        return lower_matrix(builder, weight, inputs, level)[0]
+
+    strategy.__name__ = f"{level}_strategy"
+    strategy.__qualname__ = strategy.__name__
+    strategy.__doc__ = f"Matrix strategy of ``--optimize {level}`` (see :mod:`jpq_hw.arith.optimize`)."
+    return strategy

@@ -1,0 +1,225 @@
+"""Sharing passes (MCM, CMVM/CSE, ``best``): every graph equals the reference, and sharing pays."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from jpq_hw.arith import GraphBuilder, lower_qnet
+from jpq_hw.arith.cmvm import Plan, build_plan, csd_plan, cse
+from jpq_hw.arith.csd import csd_cost
+from jpq_hw.arith.lower import STRATEGIES
+from jpq_hw.arith.mcm import mcm_graph, mcm_plan, mcm_residual, odd_part
+from jpq_hw.arith.optimize import (ADDER_SLACK, LEVELS, choose_plan, csd_adders, csd_lengths, graph_cost, merge_rows,
+                                   optimized_strategy, pair_work)
+from jpq_hw.ir import IntFormat, QLayer, QNet
+from jpq_hw.reference import run_reference
+from jpq_hw.vectors import make_inputs
+
+WIDE = IntFormat(32, True)
+
+
+def sparse_matrix(rng, n_out, n_in, density, bits):
+    lim = 1 << (bits - 1)
+    w = rng.integers(-lim, lim, size=(n_out, n_in), endpoint=False)
+    return np.where(rng.random(w.shape) < density, w, 0).astype(np.int64)
+
+
+def build_matrix(strategy, weight, ranges):
+    """An AdderGraph computing ``weight @ x`` exactly (one unclamped output stage per row)."""
+    b = GraphBuilder()
+    inputs = [b.input(lo, hi) for lo, hi in ranges]
+    terms = strategy(b, weight, inputs)
+    assert len(terms) == weight.shape[0]
+    outs = [b.requant(t, 0, 0, False, WIDE, 0) for t in terms]
+    return b.build(outs), b, len(inputs), terms
+
+
+def random_inputs(rng, ranges, n=64):
+    lo = np.array([r[0] for r in ranges])
+    hi = np.array([r[1] for r in ranges])
+    x = rng.integers(lo, hi, size=(n, len(ranges)), endpoint=True)
+    x[0], x[1] = lo, hi  # the extremes exercise the ranges
+    return x
+
+
+@st.composite
+def matrices(draw):
+    n_out = draw(st.integers(1, 10))
+    n_in = draw(st.integers(1, 10))
+    bits = draw(st.integers(2, 10))
+    density = draw(st.sampled_from([0.05, 0.2, 0.5, 1.0]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    w = sparse_matrix(rng, n_out, n_in, density, bits)
+    if draw(st.booleans()) and n_out > 1:  # repeated rows, negated and shifted
+        w[-1] = -(w[0] << draw(st.integers(0, 3)))
+    ranges = []
+    for _ in range(n_in):
+        fmt = IntFormat(draw(st.integers(1, 12)), draw(st.booleans()))
+        ranges.append((fmt.lo, fmt.hi) if draw(st.booleans()) else (fmt.lo // 2, fmt.hi))
+    return w, ranges
+
+
+@settings(max_examples=60, deadline=None)
+@given(matrices(), st.integers(0, 2**32 - 1))
+def test_every_strategy_equals_the_reference(case, seed):
+    w, ranges = case
+    x = random_inputs(np.random.default_rng(seed), ranges)
+    want = x @ w.T
+    for name in ("csd",) + LEVELS:
+        graph, *_ = build_matrix(STRATEGIES[name], w, ranges)
+        assert np.array_equal(graph.evaluate(x, check_ranges=True), want), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(matrices())
+def test_plans_compute_the_matrix(case):
+    w, _ = case
+    p = csd_plan(w)
+    assert np.array_equal(p.matrix(), w)
+    for plan in (cse(p), cse(p, order=1), cse(p, order=123), mcm_plan(w), mcm_residual(cse(p)), cse(mcm_plan(w)),
+                 cse(p, block_of=[i % 3 for i in range(w.shape[1])])):
+        assert np.array_equal(plan.matrix(), w)
+        assert plan.adders <= p.adders + len(plan.defs)  # never a term more than it started with
+
+
+@st.composite
+def sparse_nets(draw):
+    n_layers = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(1, 12)) for _ in range(n_layers + 1)]
+    layers = []
+    for i in range(n_layers):
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        w = sparse_matrix(rng, sizes[i + 1], sizes[i], draw(st.floats(0.0, 1.0)), draw(st.integers(2, 9)))
+        b = rng.integers(-1000, 1000, size=sizes[i + 1])
+        layers.append(QLayer(f"l{i}", "linear", w, b.astype(np.int64), draw(st.integers(0, 10)), draw(st.booleans()),
+                             IntFormat(draw(st.integers(2, 12)), draw(st.booleans()))))
+    return QNet((sizes[0],), IntFormat(draw(st.integers(1, 10)), draw(st.booleans())), tuple(layers))
+
+
+@settings(max_examples=40, deadline=None)
+@given(sparse_nets(), st.integers(0, 2**32 - 1))
+def test_lowered_networks_equal_the_reference(qnet, seed):
+    x = make_inputs(qnet, 100, seed)
+    want = run_reference(qnet, x)
+    for name in LEVELS:
+        assert np.array_equal(lower_qnet(qnet, name).evaluate(x, check_ranges=True), want), name
+
+
+def test_mcm_graph_builds_every_constant_from_earlier_ones():
+    for consts in ([105, 621, 815, 831], list(range(1, 300, 7)), [3], [1, 2, 4], [45, 45 * 64], [32767, 21845]):
+        values = {1}
+        for f, (a, la, b, lb, sg) in mcm_graph(consts):
+            assert a in values and b in values and f == (a << la) + sg * (b << lb) and f % 2 == 1
+            values.add(f)
+        assert {odd_part(c)[0] for c in consts if c} <= values
+
+
+def test_mcm_is_never_worse_than_csd_for_one_constant():
+    for c in range(1, 1024, 2):
+        assert len(mcm_graph([c])) <= csd_cost(c)
+    # and it finds non-CSD decompositions: 45 = 5 * 9 in two adders (CSD needs three)
+    assert len(mcm_graph([45])) == 2 < csd_cost(45)
+
+
+def test_mcm_on_a_literature_fir_set_is_near_its_lower_bound():
+    # MCM benchmark DEMPSTER02_25 (bench/fir_sets.py): 13 unique odd fundamentals, 44 adders in CSD
+    coeffs = [-710, 327, 505, 582, 398, -35, -499, -662, -266, 699, 1943, 2987, 3395]
+    unique = {odd_part(c)[0] for c in coeffs} - {1}
+    assert len(unique) == 13 and sum(csd_cost(c) for c in unique) == 44
+    assert 13 <= len(mcm_graph(coeffs)) <= 17
+
+
+def test_csd_counting_helpers_agree_with_the_plan():
+    rng = np.random.default_rng(3)
+    w = sparse_matrix(rng, 30, 40, 0.2, 9)
+    assert csd_adders(w) == csd_plan(w).adders
+    lengths = csd_lengths(w)
+    assert lengths.sum() == sum(len(r) for r in csd_plan(w).rows)
+    assert pair_work(w) == sum(len(r) * (len(r) - 1) // 2 for r in csd_plan(w).rows)
+
+
+@pytest.mark.parametrize("shape,density,bits", [((64, 64), 0.05, 8), ((64, 64), 0.10, 8), ((16, 144), 0.10, 8),
+                                                ((64, 64), 0.10, 4), ((32, 96), 0.05, 8)])
+def test_sharing_never_costs_more_adders_than_csd(shape, density, bits):
+    w = sparse_matrix(np.random.default_rng(7), *shape, density, bits)
+    ranges = [(-128, 127)] * shape[1]
+    adders = {}
+    for name in ("csd", "mcm", "cmvm", "best"):
+        graph, *_ = build_matrix(STRATEGIES[name], w, ranges)
+        adders[name] = graph.stats()["adders"]
+    assert adders["mcm"] <= adders["csd"] and adders["cmvm"] <= adders["csd"] and adders["best"] <= adders["csd"]
+    if bits == 8 and density >= 0.05:
+        assert adders["best"] <= 0.8 * adders["csd"]
+
+
+def test_best_picks_the_cheapest_priced_candidate_and_builds_it():
+    w = sparse_matrix(np.random.default_rng(11), 40, 40, 0.1, 8)
+    ranges = [(0, 255)] * 40
+    winner, cands = choose_plan(w, ranges, "best")
+    priced = [c for c in cands if c.cost is not None]
+    assert len(priced) >= 2 and winner in priced
+    fewest = min(c.adders for c in cands)
+    assert all(c.cost is not None for c in cands if c.adders <= fewest)  # the fewest-adder plan is priced
+    allowed = [c for c in priced if c.adders <= fewest + int(ADDER_SLACK * fewest)]
+    assert winner.cost == min(c.cost for c in allowed)  # the cheapest of the plans near the fewest adders
+    # the real build costs exactly what the scratch build said
+    b = GraphBuilder()
+    inputs = [b.input(lo, hi) for lo, hi in ranges]
+    terms = build_plan(b, winner.plan, inputs)
+    assert graph_cost(b, len(inputs), terms) == winner.cost
+
+
+def test_best_is_deterministic():
+    w = sparse_matrix(np.random.default_rng(5), 24, 30, 0.15, 8)
+    g1, *_ = build_matrix(STRATEGIES["best"], w, [(-128, 127)] * 30)
+    g2, *_ = build_matrix(STRATEGIES["best"], w, [(-128, 127)] * 30)
+    assert g1.nodes == g2.nodes and g1.outputs == g2.outputs
+
+
+def test_equal_rows_are_computed_once():
+    base = np.array([[3, 0, -5, 7, 0, 9]])
+    w = np.concatenate([base, -base, base * 4, np.zeros_like(base), -base * 2])
+    rows = merge_rows(w)
+    assert len(rows.unique) == 1 and rows.rep == (0, 0, 0, -1, 0)
+    graph, *_ = build_matrix(optimized_strategy("cmvm"), w, [(-8, 7)] * 6)
+    single, *_ = build_matrix(optimized_strategy("cmvm"), base, [(-8, 7)] * 6)
+    assert graph.stats()["adders"] == single.stats()["adders"]
+    x = random_inputs(np.random.default_rng(0), [(-8, 7)] * 6)
+    assert np.array_equal(graph.evaluate(x), x @ w.T)
+
+
+def test_subtraction_orientation_follows_the_cost():
+    # 7x inside a sum: built as x - (x << 3) (the low three bits pass through, only the rest
+    # needs the carry chain) and read negated: the negation moves into the sum's negative side
+    b = GraphBuilder()
+    x, y = b.input(0, 255), b.input(0, 255)
+    [t] = build_plan(b, Plan(2, [(0, 3, 0, 0, -1)], [[(2, 0, 1), (1, 0, 1)]]), [x, y])
+    sub = [n for n in b.nodes if getattr(n, "subtract", False)]
+    assert len(sub) == 2 and sub[0].shift_b == 3 and (sub[0].lo, sub[0].hi) == (-7 * 255, 0)
+    # 7x as an output of its own: (x << 3) - x, for a negated output would make the output
+    # stage subtract as well
+    b = GraphBuilder()
+    x = b.input(0, 255)
+    [t] = build_plan(b, Plan(1, [(0, 3, 0, 0, -1)], [[(1, 0, 1)]]), [x])
+    n = b.nodes[t.node]
+    assert not t.neg and n.subtract and n.shift_a == 3 and (n.lo, n.hi) == (0, 7 * 255)
+
+
+def test_wide_weights_fall_back_to_csd_chains():
+    rng = np.random.default_rng(2)
+    w = rng.integers(-(1 << 26), 1 << 26, size=(6, 5))  # 27-bit weights: wider than mcm.MAX_BITS
+    w[rng.random(w.shape) < 0.3] = 0
+    ranges = [(-8, 7)] * 5
+    x = random_inputs(rng, ranges)
+    for name in LEVELS:
+        graph, *_ = build_matrix(STRATEGIES[name], w, ranges)
+        assert np.array_equal(graph.evaluate(x), x @ w.T), name
+
+
+def test_weighted_cse_and_cross_only_cse_compute_the_matrix():
+    w = sparse_matrix(np.random.default_rng(9), 20, 30, 0.2, 8)
+    p = csd_plan(w)
+    for plan in (cse(p, weighted=True, ranges=[(0, 255)] * 30, order=7), cse(p, same_var=False),
+                 mcm_residual(cse(p, same_var=False))):
+        assert np.array_equal(plan.matrix(), w)
+    assert all(a != b for a, _, b, _, _ in cse(p, same_var=False).defs)
