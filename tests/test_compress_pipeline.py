@@ -18,13 +18,7 @@ from jpq_hw.reference import run_reference
 TINY = dict(prune_epochs=1, qat_epochs=1, prune_steps=3, calib_size=64, batch_size=128)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models train fastest on one thread (and the 2-core CI box is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

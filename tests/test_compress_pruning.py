@@ -12,13 +12,7 @@ from jpq_hw.compress.chain import run_chain
 from jpq_hw.errors import JpqError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models train fastest on one thread (and the 2-core CI box is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- criteria
