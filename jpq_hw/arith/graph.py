@@ -24,6 +24,7 @@ every pass is checked against without a simulator. Graphs are built with :class:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -104,8 +105,12 @@ class AdderGraph:
     layer_names: tuple[str, ...] = ()
 
     def width(self, node_id: int) -> tuple[int, bool]:
-        n = self.nodes[node_id]
-        return range_width(n.lo, n.hi)
+        """``(bits, signed)`` of the signal that holds the node (from its range)."""
+        return self.widths[node_id]
+
+    @cached_property
+    def widths(self) -> tuple[tuple[int, bool], ...]:
+        return tuple(range_width(n.lo, n.hi) for n in self.nodes)
 
     @property
     def depth(self) -> int:
@@ -167,6 +172,8 @@ class AdderGraph:
                 live[n.term.node] = True
         for i in self.inputs:
             live[i] = True
+        if all(live):
+            return self
         remap: dict[int, int] = {}
         nodes: list[Node] = []
         for nid, n in enumerate(self.nodes):

@@ -112,7 +112,7 @@ def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
     """Per-layer cell estimate of ``graph`` scheduled by ``sched``."""
     layers = [LayerCost(name) for name in graph.layer_names] or [LayerCost("0")]
     for i, n in enumerate(graph.nodes):
-        w, _ = range_width(n.lo, n.hi)
+        w, _ = graph.widths[i]
         if isinstance(n, Add):
             c = layers[n.layer]
             lut, carry = add_cells(graph, n)
