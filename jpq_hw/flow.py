@@ -4,7 +4,7 @@
 ``OUT/report.json``          machine-readable figures (contract.md section 2, plus more)
 ``OUT/report.md``            the same for a person, with the dense-multiplier baseline beside it
 ``OUT/tb/vectors.json``      test vectors and the reference outputs for them
-``OUT/tb/cocotb_bench.py``   the cocotb test; ``python OUT/tb/run.py`` builds and runs it on its own
+``OUT/tb/cocotb_bench.py``   the cocotb test; ``python OUT/tb/run_tb.py`` builds and runs it on its own
 ``OUT/synth/synth_ice40.ys`` a yosys script: ``cd OUT/synth && yosys -s synth_ice40.ys``
 
 Everything is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
