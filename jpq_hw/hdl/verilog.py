@@ -72,8 +72,8 @@ class _Register:
 
 
 class _Writer:
-    def __init__(self, graph: AdderGraph, sched: Schedule):
-        self.g, self.s = graph, sched
+    def __init__(self, graph: AdderGraph, sched: Schedule, b_in: int):
+        self.g, self.s, self.b_in = graph, sched, b_in
 
     def name(self, nid: int, reader_stage: int | None) -> str:
         """The signal holding node ``nid`` as seen by a reader in ``reader_stage`` (None: same stage)."""
@@ -151,8 +151,7 @@ def emit_verilog(graph: AdderGraph, sched: Schedule, *, top: str, b_in: int, b_o
                  source: str = "", version: str = "") -> str:
     """The Verilog text of one module named ``top`` for ``graph`` scheduled by ``sched``."""
     check_identifier(top)
-    wr = _Writer(graph, sched)
-    wr.b_in = b_in
+    wr = _Writer(graph, sched, b_in)
     sections: list[dict] = [{"title": "inputs", "lines": []}]
     current_layer = None
     for nid, n in enumerate(graph.nodes):
