@@ -325,6 +325,7 @@ def run_all(work: list[Job], jsonl: Path, cache: Path, jobs: int, log=_log) -> f
     log(f"{len(seen)} jobs, {len(seen) - len(todo)} already in {jsonl}, {len(todo)} to run on {jobs} process(es)")
     if not todo:
         return 0.0
+    ran_from = time.time()
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     floats = sorted({(u.model, u.seed, st.float_epochs) for u, st, _ in todo}, key=str)
     floats = [(m, sd, Settings(float_epochs=fe)) for m, sd, fe in floats
@@ -365,7 +366,13 @@ def run_all(work: list[Job], jsonl: Path, cache: Path, jobs: int, log=_log) -> f
                 rows = fut.result()
                 write(rows)
                 report(i, futs[fut], rows)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    runs = jsonl.parent / f"{jsonl.stem}_runs.jsonl"
+    with runs.open("a") as fh:
+        fh.write(json.dumps({"command": "python " + " ".join(sys.argv), "jobs_run": len(todo), "processes": jobs,
+                             "wall_s": round(wall, 1), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ran_from)),
+                             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    return wall
 
 
 # ---------------------------------------------------------------------------------------------- aggregation
@@ -562,6 +569,53 @@ def _winners_table(ws: list[dict], model: str) -> list[str]:
     return lines
 
 
+def _bottom_line(facts: dict, g: dict) -> list[str]:
+    """Three or four data-driven sentences over all models: where Taylor wins, where it does not."""
+    models = [m for m in MODELS if winners(g, m)]
+    if not models:
+        return []
+    sents = []
+    # where magnitude breaks and taylor does not
+    breaks = []
+    for model in models:
+        for mode in ("recover", "compensate"):
+            f = facts.get((model, mode, "magnitude"))
+            if not f:
+                continue
+            big = [c for c in f["cells"] if c[1] == "float" and c[2] > 10]
+            if big:
+                c = max(big, key=lambda c: c[2])
+                mag = _mean_acc(g, model, "magnitude", mode, c[0], "float")
+                tay = _mean_acc(g, model, "taylor", mode, c[0], "float")
+                breaks.append(f"{model} {mode} at {_pct(c[0])} ({tay:.0f} % vs {mag:.0f} %)")
+    if breaks:
+        sents.append("Taylor wins big where magnitude breaks down at high sparsity: in recover mode (masks "
+                     "re-chosen from dense shadow weights that keep training) and in compensate mode (least-squares "
+                     "refit, no training) — " + "; ".join(breaks)
+                     + " (taylor vs magnitude, pruned float accuracy).")
+    ws_all = [(m, w) for m in models for w in winners(g, m)]
+    frozen_best = sum(1 for _, w in ws_all if w["best"][2] == "frozen")
+    ok = sum(1 for _, w in ws_all if w.get("taylor_ok"))
+    mag_best = sum(1 for _, w in ws_all if w["best"][1] in ("magnitude", "blend"))
+    sents.append(f"But the best operating points mostly come from frozen-mode fine-tuning (best mode in {frozen_best} of "
+                 f"{len(ws_all)} columns over all models), and there magnitude and blend match or beat Taylor: the "
+                 f"column winner is magnitude or blend in {mag_best} of {len(ws_all)} columns, and Taylor is within "
+                 f"noise of the winner in {ok}.")
+    tern = [(w["gap"][0], m, w["sparsity"]) for m, w in ws_all
+            if w["bits"] == 2 and w.get("gap") and not w.get("taylor_ok")]
+    if tern:
+        worst = min(tern)
+        sents.append(f"Taylor is weakest at ternary weights: it trails the best configuration in {len(tern)} of "
+                     f"{sum(1 for _, w in ws_all if w['bits'] == 2)} ternary columns, by up to {-worst[0]:.1f} points "
+                     f"({worst[1]}, {_pct(worst[2])}).")
+    big_model = [m for m in models if sum(1 for w in winners(g, m) if w.get("taylor_ok")) >= 0.75 * len(winners(g, m))]
+    if big_model:
+        sents.append(f"On {', '.join(big_model)} Taylor (in its best mode) is within noise of the best in at least "
+                     f"three columns of four, so it is a safe criterion there; everywhere, frozen mode is the safer "
+                     f"fine-tuning mode, and magnitude or blend the better criterion for ternary weights.")
+    return [" ".join(sents), ""]
+
+
 def _taylor_prose(facts: dict, g: dict) -> list[str]:
     """Plain sentences from ``facts`` (paired taylor - other differences) and the per-column winners."""
     out = []
@@ -571,6 +625,7 @@ def _taylor_prose(facts: dict, g: dict) -> list[str]:
             continue
         out.extend(_winners_table(ws, model))
     out += ["**In plain words:**", ""]
+    out.extend(_bottom_line(facts, g))
     for model in MODELS:
         ws = winners(g, model)
         if not ws:
@@ -632,7 +687,8 @@ def _taylor_prose(facts: dict, g: dict) -> list[str]:
                 zs.append((crit, 100 * statistics.fmean(1 - r["qnet_nnz"] / r["mask_nnz"] for r in rs if r["mask_nnz"])))
         if zs:
             zd = dict(zs)
-            why = (": Taylor keeps small weights with large gradients, and the ternary grid rounds many of them away"
+            why = (": consistent with Taylor keeping small weights with large gradients, which the ternary grid "
+                   "rounds away"
                    if zd.get("taylor", 0) > zd.get("magnitude", 0) + 5 else "")
             sents.append("Ternary quantization zeroes a further " + ", ".join(f"{z:.0f} % ({c})" for c, z in zs)
                          + f" of the kept weights (mean over modes and sparsities){why}.")
@@ -647,12 +703,17 @@ def _taylor_prose(facts: dict, g: dict) -> list[str]:
         if coll:
             sents.append("Recover mode collapses where frozen does not: " + ", ".join(coll) + ".")
         head = []
-        win_modes = [m for m in MODES if (f := facts.get((model, m, "magnitude"))) and f["wins"] > f["losses"]]
-        lose_modes = [m for m in MODES if (f := facts.get((model, m, "magnitude"))) and f["losses"] > f["wins"]]
+        fm = {m: f for m in MODES if (f := facts.get((model, m, "magnitude")))}
+        win_modes = [m for m, f in fm.items() if f["wins"] > f["losses"] and f["wins"] >= len(f["cells"]) / 4]
+        lose_modes = [m for m, f in fm.items() if f["losses"] > f["wins"] and f["losses"] >= len(f["cells"]) / 4]
+        tie_modes = [m for m in fm if m not in win_modes and m not in lose_modes]
         if win_modes:
             head.append(f"Taylor beats magnitude in {' and '.join(win_modes)} mode")
         if lose_modes:
             head.append(f"{'loses to it' if win_modes else 'Taylor loses to magnitude'} in {' and '.join(lose_modes)} mode")
+        if tie_modes:
+            head.append(f"{'is level with it' if head else 'Taylor is level with magnitude'} in "
+                        f"{' and '.join(tie_modes)} mode (mostly ties)")
         lead = (", ".join(head) + "; ") if head else ""
         overall = ("overall Taylor is a safe choice here" if len(ok) >= 0.75 * n else
                    "overall Taylor is not the criterion to pick here" if len(ok) <= 0.25 * n else
@@ -764,12 +825,16 @@ def _frontier_table(summ: list[dict], model: str) -> list[str]:
     front = frontier_rows(summ, model, "lut4")
     if not front:
         return []
+    usable = [r for r in front if r["drop_mean"] <= 10]
     lines = [f"Pareto frontier of {model}, accuracy against estimated LUT4 (means over seeds; every criterion, mode, "
-             "sparsity and weight format, plus the dense references):", "",
+             f"sparsity and weight format, plus the dense references), the points within 10 points of float "
+             f"({len(front) - len(usable)} cheaper frontier points below that are left out; all are in the frontier "
+             f"plot). Neighbouring points that differ by less than their spread are equivalent operating points; "
+             f"pick the cheaper.", "",
              "| LUT4 (est.) | adders | nonzero weights | weights | sparsity | criterion | mode | test accuracy % | "
              "below float |",
              "|---:|---:|---:|---|---:|---|---|---:|---:|"]
-    for r in front:
+    for r in usable:
         lines.append(f"| {r['lut4']:.0f} | {r['adders']:.0f} | {r['qnet_nnz']:.0f} | {SHORT_BITS[r['bits']]} | "
                      f"{_pct(r['sparsity'])} | {r['criterion']} | {r['mode']} | {_fmt(r['acc_mean'], r['acc_std'])} | "
                      f"{r['drop_mean']:.1f} |")
@@ -783,6 +848,13 @@ def write_markdown(path: Path, rows: list[dict], summ: list[dict], command: str,
     all_rows = {r["key"]: r for r in rows + target_rows}.values()
     cpu = sum({r["unit"]: r["unit_seconds"] for r in all_rows}.values())
     lines = ["# Compression benchmark: accuracy against sparsity, criterion, mode and weight bits", ""]
+    runs_path = path.parent / f"{path.stem}_runs.jsonl"
+    runs = [json.loads(x) for x in runs_path.read_text().splitlines() if x.strip()] if runs_path.is_file() else []
+    if runs:
+        done = "; ".join(f"`{r['command']}` ran {r['jobs_run']} jobs in {r['wall_s'] / 60:.1f} min wall on "
+                         f"{r['processes']} processes ({r['started']} - {r['finished']})" for r in runs)
+        lines.append(f"Computation log (`{runs_path.name}`): {done}.")
+        lines.append("")
     lines.append(f"Produced by `{command}`" + (f" ({wall / 60:.1f} min wall for this invocation; " if wall else " (")
                  + f"{len(all_rows)} rows, {cpu / 60:.1f} min of worker time in all, 1 torch thread per worker, "
                  f"2 shared CPU cores). Raw rows: `{path.with_suffix('.jsonl').name}`; means and spreads: "
@@ -950,7 +1022,7 @@ def plot_frontier(path: Path, summ: list[dict]) -> None:
 
     models = [m for m in MODELS if any(r["model"] == m and r.get("lut4") is not None for r in summ)]
     costs = [("qnet_nnz", "nonzero weights (after quantization)"), ("lut4", "estimated iCE40 LUT4")]
-    fig, axes = plt.subplots(len(models), 2, figsize=(13, 5.0 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 2, figsize=(14, 5.5 * len(models)), squeeze=False)
     for i, model in enumerate(models):
         recs = [r for r in summ if r["model"] == model and r["bits"] != "float" and r.get("lut4") is not None]
         fl = [r for r in summ if r["model"] == model and r["criterion"] == "dense" and r["bits"] == "float"]
@@ -964,23 +1036,36 @@ def plot_frontier(path: Path, summ: list[dict]) -> None:
             front = frontier_rows(summ, model, cost)
             ax.step([r[cost] for r in front], [r["acc_mean"] for r in front], where="post", color="black", lw=1.5,
                     zorder=3)
-            for n_lab, r in enumerate(front):
+            for r in front:
                 unfilled = CRIT_MARKERS[r["criterion"]] == "x"
                 ax.scatter(r[cost], r["acc_mean"], s=60 if r["criterion"] != "dense" else 120,
                            marker=CRIT_MARKERS[r["criterion"]], color=BIT_COLORS[r["bits"]],
                            edgecolors=None if unfilled else "black", linewidths=2 if unfilled else 1.2, zorder=4)
-                tag = "dense" if r["criterion"] == "dense" else f"{100 * r['sparsity']:g}% {r['criterion'][:3]}/{r['mode'][:3]}"
-                right = n_lab % 2 == 0
-                ax.annotate(f"{tag} {SHORT_BITS[r['bits']]}", (r[cost], r["acc_mean"]), textcoords="offset points",
-                            xytext=(5, -11) if right else (-5, 4), ha="left" if right else "right", fontsize=7,
-                            zorder=5)
             if float_acc is not None:
                 ax.axhline(float_acc, color="black", lw=0.8, ls="-.")
                 ax.axhline(float_acc - 2, color="gray", lw=0.6, ls=":")
             ax.set_xscale("log")
             ys = [r["acc_mean"] for r in recs]
             top = max(ys + ([float_acc] if float_acc else []))
-            ax.set_ylim(_y_floor(ys, top, 20) - 1, top + 1.5)
+            y0 = _y_floor(ys, top, 15) - 1
+            ax.set_ylim(y0, top + 1.5)
+            xs = [r[cost] for r in recs if r["acc_mean"] >= y0] or [r[cost] for r in recs]
+            ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+            # label the visible frontier points, skipping a label that would sit on top of the previous one
+            placed: list[tuple[float, float]] = []
+            for r in front:
+                if r["acc_mean"] < y0:
+                    continue
+                px, py = ax.transData.transform((r[cost], r["acc_mean"]))
+                if any(abs(px - qx) < 70 and abs(py - qy) < 14 for qx, qy in placed):
+                    continue
+                placed.append((px, py))
+                tag = ("dense" if r["criterion"] == "dense"
+                       else f"{100 * r['sparsity']:g}% {r['criterion'][:3]}/{r['mode'][:3]}")
+                below = len(placed) % 2 == 1
+                ax.annotate(f"{tag} {SHORT_BITS[r['bits']]}", (r[cost], r["acc_mean"]), textcoords="offset points",
+                            xytext=(7, -11) if below else (7, 4), ha="left", fontsize=7.5,
+                            zorder=5, bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
             ax.grid(alpha=0.3, which="both")
             ax.set_xlabel(label)
             ax.set_ylabel("test accuracy % (mean over seeds)")
@@ -990,11 +1075,12 @@ def plot_frontier(path: Path, summ: list[dict]) -> None:
     handles += [Line2D([], [], color="black", lw=1.5, label="Pareto frontier"),
                 Line2D([], [], color="black", ls="-.", lw=0.8, label="dense float"),
                 Line2D([], [], color="gray", ls=":", lw=0.6, label="float - 2 points")]
-    fig.suptitle("Operating points, means over seeds; frontier labels: sparsity, criterion/mode, weights",
+    fig.suptitle("Operating points, means over seeds (y axis cut 15 points below the best)\nfrontier labels: sparsity, "
+                 "criterion/mode, weights; crowded labels skipped, see the frontier tables in compression.md",
                  y=0.995, fontsize=11)
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=9,
-               bbox_to_anchor=(0.5, 0.975))
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+               bbox_to_anchor=(0.5, 0.955))
+    fig.tight_layout(rect=(0, 0, 1, 0.925))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
