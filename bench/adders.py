@@ -261,6 +261,21 @@ def jpq_verilog(w: np.ndarray, top: str) -> str:
     return emit_verilog(graph, schedule(graph, 0), top=top, b_in=8, b_out=fmt.bits)
 
 
+_BW_ADD = ("  localparam BW_ADD = (IN0_NEED_BITS > IN1_NEED_BITS) ? IN0_NEED_BITS + EXTRA_PAD + 1 : "
+           "IN1_NEED_BITS + EXTRA_PAD + 1;")
+
+
+def patch_shift_adder(text: str) -> str:
+    """da4ml 0.6's ``shift_adder`` declares outputs wider than its accumulator and then selects
+    ``accum[BW_OUT-1:0]`` past its end: those bits are undefined (x in simulation, free for yosys to
+    choose). Widen the accumulator to the output so the extra bits are the sign extension they mean."""
+    if _BW_ADD not in text:
+        raise RuntimeError("da4ml's shift_adder.v changed: check the patch in bench/adders.py")
+    fixed = _BW_ADD.replace("localparam BW_ADD =", "localparam BW_ADD0 =") + (
+        "\n  localparam BW_ADD = (BW_ADD0 > BW_OUT) ? BW_ADD0 : BW_OUT;  // patched by jpq-hw bench/adders.py")
+    return text.replace(_BW_ADD, fixed)
+
+
 def da4ml_verilog(w: np.ndarray, top: str, out_dir: Path) -> list[tuple[str, list[Path]]]:
     """da4ml's own combinational Verilog, one module per stage of its solution (stages without an
     adder are left out), with the library modules it instantiates."""
@@ -270,7 +285,16 @@ def da4ml_verilog(w: np.ndarray, top: str, out_dir: Path) -> list[tuple[str, lis
 
     kernel = np.ascontiguousarray(w.T, dtype=np.float32)
     pipe = solve(kernel, qintervals=[(float(INPUT_RANGE[0]), float(INPUT_RANGE[1]), 1.0)] * w.shape[1])
-    lib = sorted(p for p in (Path(dv.__file__).parent / "source").glob("*.v") if p.name != "lookup_table.v")
+    lib = []
+    (out_dir / "lib").mkdir(exist_ok=True)
+    for src in sorted((Path(dv.__file__).parent / "source").glob("*.v")):
+        if src.name == "lookup_table.v":
+            continue
+        text = src.read_text()
+        if src.name == "shift_adder.v":
+            text = patch_shift_adder(text)
+        lib.append(out_dir / "lib" / src.name)
+        lib[-1].write_text(text)
     mods = []
     for k, sol in enumerate(pipe.solutions):
         if not any(op.opcode in (0, 1) for op in sol.ops):
@@ -402,9 +426,13 @@ def render(rows: list[dict], summary: dict, header: dict, speed_res: dict | None
     syn = [r for r in rows if r.get("synth")]
     if syn:
         md += ["", "## yosys synth_ice40", "",
-               f"SB_LUT4 / SB_CARRY of both tools' Verilog (jpq-hw: `jpq_hw.flow.lower(..., strategy=\"best\")` of a "
-               "one-layer network with no bias, shift or clamp; da4ml: `comb_logic_gen` of each stage of its "
-               f"solution with its library modules). jpq-hw / da4ml LUT4, geometric mean over {len(syn)}: "
+               "SB_LUT4 / SB_CARRY of both tools' Verilog: jpq-hw's direct emitter (`jpq_hw.hdl.verilog`) on its "
+               "`--optimize best` graph, outputs up to sign, no rounding or clamping; da4ml's `comb_logic_gen` of "
+               "each stage of its solution with its library modules (its output signs and shifts, like jpq-hw's, "
+               "left to the reader), `shift_adder.v` patched so that no bit is selected past its accumulator "
+               "(`patch_shift_adder`: unpatched, those bits are undefined and yosys may drop logic). Both through "
+               "`jpq_hw.synth.yosys.synthesize` (synth_ice40, no DSP). "
+               f"jpq-hw / da4ml LUT4, geometric mean over {len(syn)}: "
                f"**{summary['synth_lut4_vs_da4ml_geomean']:.3f}**.", "",
                "| problem | jpq-hw adders | jpq-hw LUT4 est | jpq-hw LUT4 / CARRY | da4ml adders | da4ml LUT4 / CARRY "
                "| LUT4 ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -479,7 +507,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth-max-nnz", type=int, default=250, help="largest problem --synth synthesizes (default 250)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders",
                     help="output path without suffix (default: bench/results/adders)")
+    ap.add_argument("--render", type=Path, metavar="JSON",
+                    help="only rewrite the table and plot (at --out) from the results of an earlier run")
     args = ap.parse_args(argv)
+    if args.render:
+        data = json.loads(args.render.read_text())
+        header = data["header"]
+        Path(f"{args.out}.md").write_text(render(data["rows"], summarize(data["rows"]), header, data["speed"]))
+        plot(data["rows"], Path(f"{args.out}.png"))
+        return 0
     t_start = time.perf_counter()
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
     header = {"command": f"PYTHONPATH=. python bench/adders.py {argv_s}".strip(),
