@@ -877,6 +877,13 @@ def write_markdown(path: Path, rows: list[dict], summ: list[dict], command: str,
         f"`design.graph.stats()[\"adders\"]` (subtractors included). The CNN (conv2d is not lowered yet) has no "
         f"hardware numbers and only a slice of the grid.")
     lines.append("")
+    g = groups(rows)
+    rk = [k for k in g if k[1] == "random" and k[2] == "recover"]
+    if rk and all([acc_of(r, k[4]) for r in g[k]] == [acc_of(r, k[4]) for r in g.get((k[0], "random", "frozen", *k[3:]), [])]
+                  for k in rk):
+        lines.append("`random / recover` equals `random / frozen` in every cell, as it must: the random scores are "
+                     "drawn once, so recover re-chooses the same nested masks, and the kept weights train identically.")
+        lines.append("")
     lines.extend(target_lines(target_rows or rows, rows, target if target_rows else settings, settings))
     lines.extend(taylor_section(rows))
     for model in MODELS:
@@ -1057,7 +1064,7 @@ def plot_frontier(path: Path, summ: list[dict]) -> None:
                 if r["acc_mean"] < y0:
                     continue
                 px, py = ax.transData.transform((r[cost], r["acc_mean"]))
-                if any(abs(px - qx) < 70 and abs(py - qy) < 14 for qx, qy in placed):
+                if any(abs(px - qx) < 110 and abs(py - qy) < 16 for qx, qy in placed):
                     continue
                 placed.append((px, py))
                 tag = ("dense" if r["criterion"] == "dense"
