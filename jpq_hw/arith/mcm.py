@@ -267,6 +267,19 @@ def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, 
         if (smask >> t) & 1:
             how[t] = _pair_recipe(t, 1, 1, cmax)
 
+    def note_successors(u: int, v: int) -> int:
+        """Record the recipes of the targets one adder from ``u`` and ``v``; return their successor mask."""
+        m = _succ_mask(u, v, cmax)
+        hits = m & tmask
+        while hits:
+            low = hits & -hits
+            t = low.bit_length() - 1
+            hits ^= low
+            rec = _pair_recipe(t, u, v, cmax)
+            if _better(rec, how.get(t)):
+                how[t] = rec
+        return m
+
     def add(f: int) -> None:
         nonlocal smask, tmask, rmask
         recipe = how.pop(f, None) or _recipe(f, ready, rset, cmax)
@@ -280,16 +293,7 @@ def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, 
         if not (tmask & ~smask):
             return  # every remaining target is one adder away already (its recipe is known)
         for r in ready:
-            m = _succ_mask(f, r, cmax)
-            smask |= m
-            hits = m & tmask
-            while hits:
-                low = hits & -hits
-                t = low.bit_length() - 1
-                hits ^= low
-                rec = _pair_recipe(t, f, r, cmax)
-                if _better(rec, how.get(t)):
-                    how[t] = rec
+            smask |= note_successors(f, r)
         smask &= ~rmask
 
     while todo:
@@ -346,16 +350,7 @@ def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, 
         tmask |= 1 << best_key[1]
         for i, u in enumerate(ready):  # the successor set may lag behind (see add): rebuild it
             for v in ready[: i + 1]:
-                m = _succ_mask(u, v, cmax)
-                smask |= m
-                hits = m & tmask
-                while hits:
-                    low = hits & -hits
-                    t = low.bit_length() - 1
-                    hits ^= low
-                    rec = _pair_recipe(t, u, v, cmax)
-                    if _better(rec, how.get(t)):
-                        how[t] = rec
+                smask |= note_successors(u, v)
         smask &= ~rmask
     return out
 
