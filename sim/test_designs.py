@@ -117,11 +117,11 @@ def test_design_matches_reference(design, design_root, simulators, sim_results):
         row.update(lut4=s.lut4, carry=s.carry, ff=s.dff, synth_s=round(s.seconds, 1))
         sim_results.append(row)
         assert s.mac16 == 0  # multiplier-free: no DSP block is inferred
-        # the calibrated estimate (jpq_hw.cost.ice40, bench/calibrate_ice40.py) against yosys: SB_LUT4
-        # and flip-flops within 10%; SB_CARRY within 15% (it runs up to 14% high on networks of
-        # 2-bit weights and 3-bit activations, within 6% on the others)
+        # the calibrated estimate (jpq_hw.cost.ice40, bench/calibrate_ice40.py) against yosys: SB_LUT4,
+        # SB_CARRY and flip-flops within 10% (SB_CARRY runs highest, up to +9%, on the network of
+        # 2-bit weights and 3-bit activations)
         for what, est, real, tolerance in (("SB_LUT4", row["lut4_est"], s.lut4, 0.10),
-                                           ("SB_CARRY", row["carry_est"], s.carry, 0.15),
+                                           ("SB_CARRY", row["carry_est"], s.carry, 0.10),
                                            ("flip-flops", row["ff_est"], s.dff, 0.10)):
             assert abs(est - real) <= tolerance * real, f"{what} estimate {est} vs yosys {real}: {row}"
     else:
