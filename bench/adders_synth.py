@@ -59,6 +59,7 @@ from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term  # noqa: E402
 from jpq_hw.arith.optimize import lower_matrix  # noqa: E402
 from jpq_hw.arith.pipeline import schedule  # noqa: E402
 from jpq_hw.cost.ice40 import estimate  # noqa: E402
+from jpq_hw.errors import JpqError  # noqa: E402
 from jpq_hw.hdl.verilog import emit_verilog  # noqa: E402
 from jpq_hw.ir import IntFormat  # noqa: E402
 from jpq_hw.synth.yosys import place_and_route, synthesize, yosys_version  # noqa: E402
@@ -66,6 +67,7 @@ from jpq_hw.synth.yosys import place_and_route, synthesize, yosys_version  # noq
 B_IN = 8
 N_VECTORS = 300
 HX8K_LC = 7680
+PNR_TIMEOUT = 600.0
 
 
 # -- the designs ----------------------------------------------------------------------------------
@@ -274,10 +276,16 @@ def harness(top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: s
 
 def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: str,
          clocked: bool, workdir: Path) -> dict:
+    """Fmax of the design in its harness; a failed or stuck place and route is reported, not fatal."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "timing_top.v").write_text(harness(top, n_in_bits, n_out_bits, in_port, out_port, clocked))
     syn = synthesize([*files, workdir / "timing_top.v"], "timing_top", workdir=workdir, netlist=True)
-    pnr = place_and_route(syn.netlist, "hx8k", "ct256", freq_mhz=100, workdir=workdir, seed=1)
+    try:
+        # router2: nextpnr's default router1 looped for minutes without converging on some of these
+        pnr = place_and_route(syn.netlist, "hx8k", "ct256", freq_mhz=100, workdir=workdir, seed=1,
+                              router="router2", timeout=PNR_TIMEOUT)
+    except JpqError as e:
+        return {"fmax_mhz": None, "lc": 0, "error": str(e)[:200]}
     return {"fmax_mhz": pnr.fmax_mhz, "lc": pnr.utilization.get("ICESTORM_LC", 0), "seconds": pnr.seconds}
 
 
@@ -356,14 +364,21 @@ def summarize(rows: list[dict]) -> dict:
     s["estimate_carry_worst"] = max(errs, key=lambda e: abs(e[1]))[1:]
     s["estimate_within_10pct"] = sum(abs(a) <= 0.10 and abs(c) <= 0.10 for a, c, _ in errs)
     s["estimate_count"] = len(errs)
-    f = [r["fmax"] for r in rows if r.get("fmax")]
+    f = [r["fmax"] for r in rows if r.get("fmax") and all(r["fmax"][k]["fmax_mhz"] for k in ("jpq", "jpq_pipelined",
+                                                                                         "da4ml_graph"))]
     if f:
         s["fmax_jpq_vs_da4ml_graph_geomean"] = geomean([x["jpq"]["fmax_mhz"] / x["da4ml_graph"]["fmax_mhz"] for x in f])
         s["fmax_pipelined_vs_comb_geomean"] = geomean([x["jpq_pipelined"]["fmax_mhz"] / x["jpq"]["fmax_mhz"] for x in f])
-        fr = [x for x in f if "da4ml_rtl" in x]
+        fr = [x for x in f if x.get("da4ml_rtl", {}).get("fmax_mhz")]
         if fr:
             s["fmax_jpq_vs_da4ml_rtl_geomean"] = geomean([x["jpq"]["fmax_mhz"] / x["da4ml_rtl"]["fmax_mhz"] for x in fr])
     return s
+
+
+def _mhz(x: dict | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x['fmax_mhz']:.1f} ({x['lc']})" if x["fmax_mhz"] else "P&R failed"
 
 
 def _pct(est: int, real: int) -> str:
@@ -414,7 +429,7 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
     f = [r for r in rows if r.get("fmax")]
     if f:
         md += ["", "## Fmax", "",
-               "MHz achieved by nextpnr-ice40 (seed 1, 100 MHz asked) on the HX8K-CT256 for the designs that fit; "
+               "MHz achieved by nextpnr-ice40 (router2, seed 1, 100 MHz asked) on the HX8K-CT256 for the designs that fit; "
                "logic cells of the whole harness in brackets. Pipelined: jpq-hw's `--pipeline` registers every "
                "N adder levels (latency in cycles, register bits of the design).", "",
                "| problem | jpq-hw | jpq-hw pipelined | every / latency / reg bits | da4ml graph | da4ml RTL |",
@@ -422,12 +437,8 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
         for r in f:
             x = r["fmax"]
             p = x["jpq_pipelined"]
-            dr = x.get("da4ml_rtl")
-            drs = f"{dr['fmax_mhz']:.1f} ({dr['lc']})" if dr else "-"
-            md.append(f"| {r['name']} | {x['jpq']['fmax_mhz']:.1f} ({x['jpq']['lc']}) | {p['fmax_mhz']:.1f} ({p['lc']}) | "
-                      f"{p['every']} / {p['latency']} / {p['register_bits']} | "
-                      f"{x['da4ml_graph']['fmax_mhz']:.1f} ({x['da4ml_graph']['lc']}) | "
-                      f"{drs} |")
+            md.append(f"| {r['name']} | {_mhz(x['jpq'])} | {_mhz(p)} | {p['every']} / {p['latency']} / "
+                      f"{p['register_bits']} | {_mhz(x['da4ml_graph'])} | {_mhz(x.get('da4ml_rtl'))} |")
     return "\n".join(md) + "\n"
 
 

@@ -321,7 +321,7 @@ class PnrResult:
 
 def place_and_route(json_netlist: PathLike, device: str = "up5k", package: str = "sg48", *,
                     freq_mhz: float = 12.0, pcf: PathLike | None = None, workdir: PathLike | None = None,
-                    seed: int | None = None, timeout: float | None = 1800.0,
+                    seed: int | None = None, router: str | None = None, timeout: float | None = 1800.0,
                     nextpnr: Sequence[str] | None = None) -> PnrResult:
     """Place and route a yosys JSON netlist with nextpnr-ice40 and read Fmax from its report.
 
@@ -342,6 +342,8 @@ def place_and_route(json_netlist: PathLike, device: str = "up5k", package: str =
         args += ["--pcf", _rel(pcf, wd)]
     if seed is not None:
         args += ["--seed", str(seed)]
+    if router is not None:  # "router1" (nextpnr's default) or "router2"
+        args += ["--router", router]
     t0 = time.perf_counter()
     try:
         done = subprocess.run([*cmd, *args], cwd=wd, capture_output=True, text=True, timeout=timeout)
