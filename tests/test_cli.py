@@ -30,6 +30,18 @@ def test_lower_the_shipped_example(tmp_path, capsys):
     assert "lowered in" in capsys.readouterr().out
 
 
+def test_best_sharing_is_the_default_and_beats_per_weight_csd(tmp_path):
+    reports = {}
+    for level in (None, "none", "best"):
+        out = tmp_path / str(level)
+        args = ["lower", str(ROOT / "examples" / "digits-mlp.pt"), "-o", str(out)]
+        assert main(args + (["--optimize", level] if level else [])) == 0
+        reports[level] = json.loads((out / "report.json").read_text())
+    assert reports[None]["optimize"] == "best" and reports["none"]["optimize"] == "none"
+    assert reports[None]["adders"] == reports["best"]["adders"] < reports["none"]["adders"]
+    assert reports["best"]["lut4_estimate"] < reports["none"]["lut4_estimate"]
+
+
 def test_pipelined_report(tmp_path):
     out = tmp_path / "out"
     assert main(["lower", str(ROOT / "examples" / "digits-mlp.pt"), "-o", str(out), "--pipeline", "3",
