@@ -2,7 +2,7 @@
 
     python bench/lowering_speed.py [--repeats 3] [--out bench/results/lowering_speed.md]
 
-Networks: seeded random sparse 8-bit-weight MLPs (``jpq_hw.ir.random_qnet``) with about 2,000,
+Everything lowers with the default adder sharing (``--optimize best``). Networks: seeded random sparse 8-bit-weight MLPs (``jpq_hw.ir.random_qnet``) with about 2,000,
 20,000 and 100,000 nonzero weights. For each: the median wall time of ``jpq_hw.flow.lower`` (graph,
 schedule, HDL text) with the direct Verilog emitter, and, for the two smaller ones, with the
 Amaranth backend, measured side by side in one run; plus peak memory of the 100k lowering
@@ -70,7 +70,7 @@ def main() -> None:
              f"`python bench/lowering_speed.py --repeats {args.repeats}`: medians of {args.repeats} runs on this "
              "machine (2 cores), measured side by side in one run. `lower()` = graph + schedule + HDL text; "
              "`jpq-hw lower` = the whole command as a process (start-up, checkpoint load, 1,000 vectors with "
-             "reference outputs, report, files).", "",
+             "reference outputs, report, files). Both lower with `--optimize best`, the default.", "",
              "| net | sizes | nonzero weights | adders | lower() Verilog (s) | lower() Amaranth (s) | Amaranth / Verilog "
              "| `jpq-hw lower` (s) | peak MB (tracemalloc) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
