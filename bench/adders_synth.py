@@ -276,11 +276,13 @@ def harness(top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: s
 
 def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: str,
          clocked: bool, workdir: Path) -> dict:
-    """Fmax of the design in its harness; a failed or stuck place and route is reported, not fatal."""
+    """Fmax of the design in its harness; a failed or stuck synthesis or place and route is reported,
+    not fatal."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "timing_top.v").write_text(harness(top, n_in_bits, n_out_bits, in_port, out_port, clocked))
-    syn = synthesize([*files, workdir / "timing_top.v"], "timing_top", workdir=workdir, netlist=True)
     try:
+        syn = synthesize([*files, workdir / "timing_top.v"], "timing_top", workdir=workdir, netlist=True,
+                         timeout=PNR_TIMEOUT)
         # router2: nextpnr's default router1 looped for minutes without converging on some of these
         pnr = place_and_route(syn.netlist, "hx8k", "ct256", freq_mhz=100, workdir=workdir, seed=1,
                               router="router2", timeout=PNR_TIMEOUT)
@@ -387,7 +389,9 @@ def _pct(est: int, real: int) -> str:
 
 def render(rows: list[dict], s: dict, header: dict) -> str:
     md = ["# yosys and nextpnr on the adder benchmark: jpq-hw vs da4ml", "",
-          f"Produced by `{header['command']}` on {header['machine']}; da4ml {header['da4ml']}, "
+          f"Produced by `{header['command']}`"
+          + "".join(f", resumed by `{c}`" for c in header.get("resumed_by", []))
+          + f" on {header['machine']}; da4ml {header['da4ml']}, "
           f"{header['yosys']}, {header['wall_s']:.0f} s wall. Problems of `bench/adders.py` up to "
           f"{header['max_lut4']:,} estimated SB_LUT4; inputs 8-bit signed; outputs up to sign, no rounding or "
           "clamping; `synth_ice40` without DSPs. Every design was simulated on "
@@ -453,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=2, help="adder levels per register stage for the pipelined timing")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders_synth",
                     help="output path without suffix (default: bench/results/adders_synth)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in OUT.json and run only the problems missing there")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
@@ -469,7 +475,16 @@ def main(argv: list[str] | None = None) -> int:
             todo.append((est, p))
     todo.sort(key=lambda t: t[0])  # smallest first; results are written after every problem
     rows = []
+    if args.resume and Path(f"{args.out}.json").exists():
+        old = json.loads(Path(f"{args.out}.json").read_text())
+        rows = old["rows"]
+        header["resumed_by"] = old["header"].get("resumed_by", []) + [header["command"]]
+        header["command"] = old["header"]["command"]
+        t0 -= old["header"].get("wall_s", 0.0)
+    done = {r["name"] for r in rows}
     for _, p in todo:
+        if p["name"] in done:
+            continue
         w = p["weight"]
         with tempfile.TemporaryDirectory(prefix="jpq_synth_") as tmp:
             row = {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w))}
