@@ -68,6 +68,7 @@ B_IN = 8
 N_VECTORS = 300
 HX8K_LC = 7680
 PNR_TIMEOUT = 600.0
+HARNESS_SYNTH_TIMEOUT = 300.0
 
 
 # -- the designs ----------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: 
     (workdir / "timing_top.v").write_text(harness(top, n_in_bits, n_out_bits, in_port, out_port, clocked))
     try:
         syn = synthesize([*files, workdir / "timing_top.v"], "timing_top", workdir=workdir, netlist=True,
-                         timeout=PNR_TIMEOUT)
+                         timeout=HARNESS_SYNTH_TIMEOUT)
         # router2: nextpnr's default router1 looped for minutes without converging on some of these
         pnr = place_and_route(syn.netlist, "hx8k", "ct256", freq_mhz=100, workdir=workdir, seed=1,
                               router="router2", timeout=PNR_TIMEOUT)
