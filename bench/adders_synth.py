@@ -358,15 +358,15 @@ def summarize(rows: list[dict]) -> dict:
     if ok:
         s["lut4_vs_da4ml_rtl_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_rtl"]["lut4"], 1) for r in ok])
     s["lut4_vs_da4ml_graph_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_graph"]["lut4"], 1) for r in rows])
-    errs = [(r["jpq"]["est_lut4"] / max(r["jpq"]["lut4"], 1) - 1, r["jpq"]["est_carry"] / max(r["jpq"]["carry"], 1) - 1,
-             r["name"]) for r in rows]
-    errs += [(r["da4ml_graph"]["est_lut4"] / max(r["da4ml_graph"]["lut4"], 1) - 1,
-              r["da4ml_graph"]["est_carry"] / max(r["da4ml_graph"]["carry"], 1) - 1, r["name"] + " (da4ml graph)")
-             for r in rows]
-    s["estimate_lut4_worst"] = max(errs, key=lambda e: abs(e[0]))[::2]
-    s["estimate_carry_worst"] = max(errs, key=lambda e: abs(e[1]))[1:]
-    s["estimate_within_10pct"] = sum(abs(a) <= 0.10 and abs(c) <= 0.10 for a, c, _ in errs)
-    s["estimate_count"] = len(errs)
+    for key, kinds in (("jpq", ("matrix", "fir")), ("jpq_matrix", ("matrix",)), ("jpq_fir", ("fir",)),
+                       ("da4ml_graph", ("matrix", "fir"))):
+        design = "da4ml_graph" if key == "da4ml_graph" else "jpq"
+        errs = [(r[design]["est_lut4"] / max(r[design]["lut4"], 1) - 1,
+                 r[design]["est_carry"] / max(r[design]["carry"], 1) - 1, r["name"]) for r in rows if r["kind"] in kinds]
+        if errs:
+            s[f"estimate_{key}"] = {
+                "count": len(errs), "within_10pct": sum(abs(x) <= 0.10 and abs(y) <= 0.10 for x, y, _ in errs),
+                "lut4_worst": max(errs, key=lambda e: abs(e[0]))[::2], "carry_worst": max(errs, key=lambda e: abs(e[1]))[1:]}
     f = [r["fmax"] for r in rows if r.get("fmax") and all(r["fmax"][k]["fmax_mhz"] for k in ("jpq", "jpq_pipelined",
                                                                                          "da4ml_graph"))]
     if f:
@@ -404,10 +404,22 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
               f"{s['count']} problems (column 'da4ml RTL wrong'); those are left out of the ratio above.")
     md.append(f"- SB_LUT4, jpq-hw / da4ml's graph through jpq-hw's emitter (all {s['count']}): "
               f"**{s['lut4_vs_da4ml_graph_geomean']:.3f}** (geometric mean).")
-    a, c = s["estimate_lut4_worst"], s["estimate_carry_worst"]
-    md.append(f"- Calibrated estimate (`jpq_hw.cost.ice40`) vs yosys: within 10 % for SB_LUT4 and SB_CARRY on "
-              f"{s['estimate_within_10pct']} of {s['estimate_count']} designs; worst SB_LUT4 {100 * a[0]:+.1f} % "
-              f"({a[1]}), worst SB_CARRY {100 * c[0]:+.1f} % ({c[1]}).")
+    for key, what in (("jpq_matrix", "jpq-hw's designs of the sparse matrices"),
+                      ("jpq_fir", "jpq-hw's designs of the FIR sets (single-input MCM)"),
+                      ("da4ml_graph", "da4ml's graphs through jpq-hw's emitter")):
+        e = s.get(f"estimate_{key}")
+        if e:
+            md.append(f"- Calibrated estimate (`jpq_hw.cost.ice40`) vs yosys, {what}: SB_LUT4 and SB_CARRY within "
+                      f"10 % on {e['within_10pct']} of {e['count']}; worst SB_LUT4 {100 * e['lut4_worst'][0]:+.1f} % "
+                      f"({e['lut4_worst'][1]}), worst SB_CARRY {100 * e['carry_worst'][0]:+.1f} % ({e['carry_worst'][1]}).")
+    if "estimate_jpq_fir" in s:
+        md += ["", "Why the estimate runs high on single-input MCM designs (an open item of the cost model): "
+               "every node there is a multiple `c * x` of one 8-bit input, so its low result bits depend on at "
+               "most four input bits; ABC builds those as plain LUTs (no carry chain, no inverted operand) and "
+               "shares equal low-bit functions between nodes. In a matrix layer each sum mixes many inputs and "
+               "the per-adder rules hold. Pricing positions that depend on at most four input bits without a "
+               "carry (tried on the rows above) brings SB_CARRY within 10 % on every FIR set but leaves SB_LUT4 "
+               "10-30 % high.", ""]
     if "fmax_jpq_vs_da4ml_graph_geomean" in s:
         line = (f"- Fmax (nextpnr-ice40, HX8K-CT256, timing harness): jpq-hw / da4ml graph "
                 f"{s['fmax_jpq_vs_da4ml_graph_geomean']:.3f}")
@@ -458,9 +470,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=2, help="adder levels per register stage for the pipelined timing")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders_synth",
                     help="output path without suffix (default: bench/results/adders_synth)")
+    ap.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows already in OUT.json and run only the problems missing there")
     args = ap.parse_args(argv)
+    if args.render:
+        data = json.loads(Path(f"{args.out}.json").read_text())
+        s = summarize(data["rows"])
+        Path(f"{args.out}.json").write_text(json.dumps(dict(data, summary=s), indent=1) + "\n")
+        Path(f"{args.out}.md").write_text(render(data["rows"], s, data["header"]))
+        return 0
     t0 = time.perf_counter()
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
     header = {"command": f"PYTHONPATH=. python bench/adders_synth.py {argv_s}".strip(),
