@@ -412,14 +412,6 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
             md.append(f"- Calibrated estimate (`jpq_hw.cost.ice40`) vs yosys, {what}: SB_LUT4 and SB_CARRY within "
                       f"10 % on {e['within_10pct']} of {e['count']}; worst SB_LUT4 {100 * e['lut4_worst'][0]:+.1f} % "
                       f"({e['lut4_worst'][1]}), worst SB_CARRY {100 * e['carry_worst'][0]:+.1f} % ({e['carry_worst'][1]}).")
-    if "estimate_jpq_fir" in s:
-        md += ["", "Why the estimate runs high on single-input MCM designs (an open item of the cost model): "
-               "every node there is a multiple `c * x` of one 8-bit input, so its low result bits depend on at "
-               "most four input bits; ABC builds those as plain LUTs (no carry chain, no inverted operand) and "
-               "shares equal low-bit functions between nodes. In a matrix layer each sum mixes many inputs and "
-               "the per-adder rules hold. Pricing positions that depend on at most four input bits without a "
-               "carry (tried on the rows above) brings SB_CARRY within 10 % on every FIR set but leaves SB_LUT4 "
-               "10-30 % high.", ""]
     if "fmax_jpq_vs_da4ml_graph_geomean" in s:
         line = (f"- Fmax (nextpnr-ice40, HX8K-CT256, timing harness): jpq-hw / da4ml graph "
                 f"{s['fmax_jpq_vs_da4ml_graph_geomean']:.3f}")
@@ -428,6 +420,14 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
         line += (f"; jpq-hw pipelined / combinational {s['fmax_pipelined_vs_comb_geomean']:.2f} "
                  "(geometric means).")
         md.append(line)
+    if "estimate_jpq_fir" in s:
+        md += ["", "Why the estimate runs high on single-input MCM designs (an open item of the cost model): "
+               "every node there is a multiple `c * x` of one 8-bit input, so its low result bits depend on at "
+               "most four input bits; ABC builds those as plain LUTs (no carry chain, no inverted operand) and "
+               "shares equal low-bit functions between nodes. In a matrix layer each sum mixes many inputs and "
+               "the per-adder rules hold. Pricing positions that depend on at most four input bits without a "
+               "carry (tried on the rows above) brings SB_CARRY within 10 % on every FIR set but leaves SB_LUT4 "
+               "10-30 % high."]
     md += ["", "## SB_LUT4 / SB_CARRY", "",
            "est: the calibrated estimate of the same design and its error against yosys.", "",
            "| problem | jpq-hw adders | jpq-hw LUT4 / CARRY | est | err LUT4 / CARRY | da4ml graph adders | "
