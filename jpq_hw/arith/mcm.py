@@ -306,17 +306,7 @@ def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, 
         # successors that bring targets to distance one
         gain: dict[int, int] = {}
         for t in todo:
-            cands = set()
-            for r in ready:
-                l = 0
-                while (r << l) <= cmax + t:
-                    rl = r << l
-                    for q in (t + rl, abs(t - rl)):
-                        if q:
-                            q = odd_part(q)[0]
-                            if (smask >> q) & 1:
-                                cands.add(q)
-                    l += 1
+            cands = {q for q in _split_parts(t, ready, cmax) if (smask >> q) & 1}
             for k in range(1, bits + 2):  # t = s * (2^k ± 1)
                 for m in ((1 << k) - 1, (1 << k) + 1):
                     if m > 1 and t % m == 0 and (smask >> (t // m)) & 1:
@@ -334,18 +324,11 @@ def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, 
         # every target is >= 3 adders away: split the closest one
         best_key = None
         for t in sorted(todo):
-            for r in ready:
-                l = 0
-                while (r << l) <= cmax + t:
-                    rl = r << l
-                    for q in (t + rl, abs(t - rl)):
-                        if q:
-                            qo = odd_part(q)[0]
-                            if qo > 1:
-                                key = (_csd_len(qo), qo, t)
-                                if best_key is None or key < best_key:
-                                    best_key = key
-                    l += 1
+            for qo in _split_parts(t, ready, cmax):
+                if qo > 1:
+                    key = (_csd_len(qo), qo, t)
+                    if best_key is None or key < best_key:
+                        best_key = key
         todo.add(best_key[1])
         tmask |= 1 << best_key[1]
         for i, u in enumerate(ready):  # the successor set may lag behind (see add): rebuild it
@@ -353,6 +336,19 @@ def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, 
                 smask |= note_successors(u, v)
         smask &= ~rmask
     return out
+
+
+def _split_parts(t: int, ready: list[int], cmax: int):
+    """The odd parts of ``t ± (r << l)`` (nonzero ones) for every ready ``r`` and shift ``l >= 0``
+    with ``r << l <= cmax + t``: what is left to build once ``t`` is split against the ready set."""
+    for r in ready:
+        l = 0
+        while (r << l) <= cmax + t:
+            rl = r << l
+            for q in (t + rl, abs(t - rl)):
+                if q:
+                    yield odd_part(q)[0]
+            l += 1
 
 
 @lru_cache(maxsize=1 << 18)
