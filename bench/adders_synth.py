@@ -292,32 +292,29 @@ def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: 
     return {"fmax_mhz": pnr.fmax_mhz, "lc": pnr.utilization.get("ICESTORM_LC", 0), "seconds": pnr.seconds}
 
 
+def emitted_design(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, workdir: Path) -> dict:
+    """``graph`` through jpq-hw's emitter: simulated against the matrix, estimated and synthesized;
+    the Verilog is left at ``workdir/dut.v``."""
+    text = emit(graph, "dut")
+    check_jpq_style(graph, signs, w, text, workdir.with_name(workdir.name + "_sim"))
+    est = estimate(graph, schedule(graph, 0))
+    workdir.mkdir()
+    (workdir / "dut.v").write_text(text)
+    r = synthesize([workdir / "dut.v"], "dut", workdir=workdir)
+    st = graph.stats()
+    return {"adders": st["adders"], "depth": st["depth"], "est_lut4": est.total("lut4"),
+            "est_carry": est.total("carry"), "lut4": r.lut4, "carry": r.carry, "seconds": r.seconds}
+
+
 def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, every: int) -> dict:
     row: dict = {}
-    # jpq-hw
     graph, signs = jpq_graph(w)
-    text = emit(graph, "dut")
-    check_jpq_style(graph, signs, w, text, tmp / "jpq_sim")
-    est = estimate(graph, schedule(graph, 0))
-    (tmp / "jpq").mkdir()
-    (tmp / "jpq" / "dut.v").write_text(text)
-    r = synthesize([tmp / "jpq" / "dut.v"], "dut", workdir=tmp / "jpq")
+    row["jpq"] = emitted_design(graph, signs, w, tmp / "jpq")
     n_out_bits = out_bits(graph) * len(graph.outputs)
-    st = graph.stats()
-    row["jpq"] = {"adders": st["adders"], "depth": st["depth"], "est_lut4": est.total("lut4"),
-                  "est_carry": est.total("carry"), "lut4": r.lut4, "carry": r.carry, "seconds": r.seconds}
     # da4ml: its solution, its own Verilog, its graph through jpq-hw's emitter
     pipe = da4ml_solve(w)
     dgraph, dsigns = da4ml_graph(w, pipe)
-    dtext = emit(dgraph, "dut")
-    check_jpq_style(dgraph, dsigns, w, dtext, tmp / "dg_sim")
-    dest = estimate(dgraph, schedule(dgraph, 0))
-    (tmp / "dg").mkdir()
-    (tmp / "dg" / "dut.v").write_text(dtext)
-    r = synthesize([tmp / "dg" / "dut.v"], "dut", workdir=tmp / "dg")
-    dst = dgraph.stats()
-    row["da4ml_graph"] = {"adders": dst["adders"], "depth": dst["depth"], "est_lut4": dest.total("lut4"),
-                          "est_carry": dest.total("carry"), "lut4": r.lut4, "carry": r.carry}
+    row["da4ml_graph"] = emitted_design(dgraph, dsigns, w, tmp / "dg")
     rtl = da4ml_rtl(w, pipe, tmp / "drtl")
     lut = carry = 0
     for name, files in rtl["stages"]:
