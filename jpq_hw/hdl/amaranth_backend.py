@@ -85,9 +85,15 @@ class QNetComponent(wiring.Component):
         t = term_value << n.term.shift
         m.d.comb += acc.eq(n.offset - t if n.term.neg else t + n.offset)
         v = acc >> n.shift  # arithmetic for signed acc: floor division
-        if n.relu:
-            v = Mux(v < 0, 0, v)
-        m.d.comb += out_signal.eq(Mux(v > n.out.hi, n.out.hi, Mux(v < n.out.lo, n.out.lo, v)))
+        # like the Verilog emitter: a ReLU or a saturation test only where the range says it can act
+        t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
+        if n.relu and t_lo < 0:
+            v, t_lo = Mux(v < 0, 0, v), 0
+        if t_lo < n.out.lo:
+            v = Mux(v < n.out.lo, n.out.lo, v)
+        if t_hi > n.out.hi:
+            v = Mux(v > n.out.hi, n.out.hi, v)
+        m.d.comb += out_signal.eq(v)
 
 
 def Cat_shift(reg: Signal, new):
