@@ -435,13 +435,12 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
                  "(geometric means).")
         md.append(line)
     if "estimate_jpq_fir" in s:
-        md += ["", "Why the estimate runs high on single-input MCM designs (an open item of the cost model): "
-               "every node there is a multiple `c * x` of one 8-bit input, so its low result bits depend on at "
-               "most four input bits; ABC builds those as plain LUTs (no carry chain, no inverted operand) and "
-               "shares equal low-bit functions between nodes. In a matrix layer each sum mixes many inputs and "
-               "the per-adder rules hold. Pricing positions that depend on at most four input bits without a "
-               "carry (tried on the rows above) brings SB_CARRY within 10 % on every FIR set but leaves SB_LUT4 "
-               "10-30 % high."]
+        md += ["", "Single-input MCM designs (the FIR sets): every node is a multiple `c * x` of one 8-bit input. "
+               "ABC builds each distinct bit function once (the sign bit of `c * x` is the sign bit of `x` for "
+               "`c > 0`, the low bits of odd multiples repeat from node to node), so the estimate prices these "
+               "nodes from truth tables over the 256 input values (`jpq_hw.cost.ice40.DesignBits`): a sum LUT only "
+               "where a bit's function is new, the carry chain up to the highest such bit, one inverter per "
+               "distinct subtracted function. The per-adder rules alone ran 10-43 % high on SB_LUT4 here."]
     md += ["", "## SB_LUT4 / SB_CARRY", "",
            "est: the calibrated estimate of the same design and its error against yosys.", "",
            "| problem | jpq-hw adders | jpq-hw LUT4 / CARRY | est | err LUT4 / CARRY | da4ml graph adders | "
