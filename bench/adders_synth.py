@@ -346,12 +346,26 @@ def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, every: int) -> dict:
     return row
 
 
+def large_row(p: dict, tmp: Path) -> dict:
+    """jpq-hw's design of one problem alone (``--large``): simulated, estimated, synthesized."""
+    w = p["weight"]
+    graph, signs = jpq_graph(w)
+    return {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w)),
+            "jpq": emitted_design(graph, signs, w, tmp / "jpq")}
+
+
 def reestimate(rows: list[dict]) -> None:
     """Recompute the estimate columns of finished rows; the graphs must come out the same."""
     weights = {p["name"]: p["weight"] for p in problems()}
     for r in rows:
+        if "jpq" not in r:
+            continue
         w = weights[r["name"]]
-        for key, (graph, _) in (("jpq", jpq_graph(w)), ("da4ml_graph", da4ml_graph(w, da4ml_solve(w)))):
+        designs = [("jpq", lambda: jpq_graph(w))]
+        if "da4ml_graph" in r:
+            designs.append(("da4ml_graph", lambda: da4ml_graph(w, da4ml_solve(w))))
+        for key, build in designs:
+            graph, _ = build()
             if graph.stats()["adders"] != r[key]["adders"]:
                 raise RuntimeError(f"{r['name']}: the {key} graph changed since the run; rerun the problem")
             est = estimate(graph, schedule(graph, 0))
@@ -360,7 +374,7 @@ def reestimate(rows: list[dict]) -> None:
 
 # -- report ---------------------------------------------------------------------------------------
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict], large_rows: list[dict] = ()) -> dict:
     s: dict = {"count": len(rows)}
     ok = [r for r in rows if r["da4ml_rtl"]["wrong_outputs"] == 0]
     s["da4ml_rtl_correct"] = len(ok)
@@ -369,11 +383,12 @@ def summarize(rows: list[dict]) -> dict:
     s["lut4_vs_da4ml_rtl_all_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_rtl"]["lut4"], 1) for r in rows])
     s["lut4_not_more_than_da4ml_rtl"] = sum(r["jpq"]["lut4"] <= r["da4ml_rtl"]["lut4"] for r in rows)
     s["lut4_vs_da4ml_graph_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_graph"]["lut4"], 1) for r in rows])
-    for key, kinds in (("jpq", ("matrix", "fir")), ("jpq_matrix", ("matrix",)), ("jpq_fir", ("fir",)),
-                       ("da4ml_graph", ("matrix", "fir"))):
+    for key, kinds, subset in (("jpq", ("matrix", "fir"), rows), ("jpq_matrix", ("matrix",), rows),
+                               ("jpq_fir", ("fir",), rows), ("da4ml_graph", ("matrix", "fir"), rows),
+                               ("jpq_large", ("matrix", "fir"), [r for r in large_rows if "jpq" in r])):
         design = "da4ml_graph" if key == "da4ml_graph" else "jpq"
         errs = [(r[design]["est_lut4"] / max(r[design]["lut4"], 1) - 1,
-                 r[design]["est_carry"] / max(r[design]["carry"], 1) - 1, r["name"]) for r in rows if r["kind"] in kinds]
+                 r[design]["est_carry"] / max(r[design]["carry"], 1) - 1, r["name"]) for r in subset if r["kind"] in kinds]
         if errs:
             s[f"estimate_{key}"] = {
                 "count": len(errs), "within_10pct": sum(abs(x) <= 0.10 and abs(y) <= 0.10 for x, y, _ in errs),
@@ -399,7 +414,7 @@ def _pct(est: int, real: int) -> str:
     return f"{100 * (est / max(real, 1) - 1):+.1f} %"
 
 
-def render(rows: list[dict], s: dict, header: dict) -> str:
+def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ()) -> str:
     md = ["# yosys and nextpnr on the adder benchmark: jpq-hw vs da4ml", "",
           f"Produced by `{header['command']}`"
           + "".join(f", resumed by `{c}`" for c in header.get("resumed_by", []))
@@ -420,7 +435,8 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
               f"**{s['lut4_vs_da4ml_graph_geomean']:.3f}** (geometric mean).")
     for key, what in (("jpq_matrix", "jpq-hw's designs of the sparse matrices"),
                       ("jpq_fir", "jpq-hw's designs of the FIR sets (single-input MCM)"),
-                      ("da4ml_graph", "da4ml's graphs through jpq-hw's emitter")):
+                      ("da4ml_graph", "da4ml's graphs through jpq-hw's emitter"),
+                      ("jpq_large", "jpq-hw's designs of the larger matrices (below)")):
         e = s.get(f"estimate_{key}")
         if e:
             md.append(f"- Calibrated estimate (`jpq_hw.cost.ice40`) vs yosys, {what}: SB_LUT4 and SB_CARRY within "
@@ -456,6 +472,22 @@ def render(rows: list[dict], s: dict, header: dict) -> str:
                   f"{_pct(j['est_lut4'], j['lut4'])} / {_pct(j['est_carry'], j['carry'])} | {g['adders']} | "
                   f"{g['lut4']} / {g['carry']} | {_pct(g['est_lut4'], g['lut4'])} / {_pct(g['est_carry'], g['carry'])} | "
                   f"{d['lut4']} / {d['carry']} | {wrong} | {ratio} |")
+    if large_rows:
+        lg = header["large"]
+        md += ["", "## Larger matrices: the estimate against yosys (jpq-hw only)", "",
+               f"The remaining problems of `bench/adders.py` (above {header['max_lut4']:,} estimated SB_LUT4), "
+               f"jpq-hw's design alone, by `{lg['command']}` ({lg['wall_s']:.0f} s wall); each simulated on "
+               f"{N_VECTORS} vectors first.", "",
+               "| problem | nonzero | adders | yosys LUT4 / CARRY | est | err LUT4 / CARRY | yosys s |",
+               "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in large_rows:
+            j = r.get("jpq")
+            if j is None:
+                md.append(f"| {r['name']} | {r['nnz']} | | {r['error']} | | | |")
+                continue
+            md.append(f"| {r['name']} | {r['nnz']} | {j['adders']} | {j['lut4']} / {j['carry']} | "
+                      f"{j['est_lut4']} / {j['est_carry']} | {_pct(j['est_lut4'], j['lut4'])} / "
+                      f"{_pct(j['est_carry'], j['carry'])} | {j['seconds']:.0f} |")
     f = [r for r in rows if r.get("fmax")]
     if f:
         md += ["", "## Fmax", "",
@@ -489,18 +521,23 @@ def main(argv: list[str] | None = None) -> int:
                          "cost model (yosys and nextpnr results kept) and rewrite OUT.md")
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows already in OUT.json and run only the problems missing there")
+    ap.add_argument("--large", action="store_true",
+                    help="add to OUT.json jpq-hw's designs alone of the problems above --max-lut4 (up to "
+                         "--large-max-lut4): the estimate against yosys on the larger layers; resumes")
+    ap.add_argument("--large-max-lut4", type=int, default=300_000)
     args = ap.parse_args(argv)
     if args.render or args.reestimate:
         data = json.loads(Path(f"{args.out}.json").read_text())
         if args.reestimate:
             reestimate(data["rows"])
+            reestimate(data.get("large_rows", []))
             data["header"]["reestimated"] = "the estimate columns recomputed by `--reestimate` (same graphs)"
-        s = summarize(data["rows"])
-        Path(f"{args.out}.json").write_text(json.dumps(dict(data, summary=s), indent=1) + "\n")
-        Path(f"{args.out}.md").write_text(render(data["rows"], s, data["header"]))
+        write(args.out, data)
         return 0
     t0 = time.perf_counter()
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
+    if args.large:
+        return run_large(args, f"PYTHONPATH=. python bench/adders_synth.py {argv_s}".strip())
     header = {"command": f"PYTHONPATH=. python bench/adders_synth.py {argv_s}".strip(),
               "machine": f"{os.cpu_count()} CPU cores (shared)", "da4ml": da4ml_version(),
               "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4}
@@ -514,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
             todo.append((est, p))
     todo.sort(key=lambda t: t[0])  # smallest first; results are written after every problem
     rows = []
+    old: dict = {"header": {}}
     if args.resume and Path(f"{args.out}.json").exists():
         old = json.loads(Path(f"{args.out}.json").read_text())
         rows = old["rows"]
@@ -536,11 +574,52 @@ def main(argv: list[str] | None = None) -> int:
               + (f"  fmax {row['fmax']['jpq']['fmax_mhz']:.0f}/{row['fmax']['jpq_pipelined']['fmax_mhz']:.0f} MHz"
                  if row.get("fmax") else ""), flush=True)
         header["wall_s"] = time.perf_counter() - t0
-        s = summarize(rows)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        Path(f"{args.out}.json").write_text(json.dumps({"header": header, "summary": s, "rows": rows}, indent=1) + "\n")
-        Path(f"{args.out}.md").write_text(render(rows, s, header))
+        if "large" in old["header"]:
+            header["large"] = old["header"]["large"]
+        write(args.out, {"header": header, "rows": rows, "large_rows": old.get("large_rows", [])})
     print(json.dumps(summarize(rows), indent=1) if rows else "no problem selected")
+    return 0
+
+
+def write(out: Path, data: dict) -> None:
+    """OUT.json (with a fresh summary) and OUT.md from ``data`` (header, rows, large_rows)."""
+    large = data.get("large_rows", [])
+    s = summarize(data["rows"], large)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out}.json").write_text(json.dumps(dict(data, summary=s), indent=1) + "\n")
+    Path(f"{out}.md").write_text(render(data["rows"], s, data["header"], large))
+
+
+def run_large(args, command: str) -> int:
+    """``--large``: jpq-hw's designs of the problems above ``--max-lut4``, added to OUT.json."""
+    t0 = time.perf_counter()
+    data = json.loads(Path(f"{args.out}.json").read_text())
+    large = data.setdefault("large_rows", [])
+    lg = data["header"].setdefault("large", {"command": command, "wall_s": 0.0})
+    t0 -= lg["wall_s"]
+    done = {r["name"] for r in data["rows"]} | {r["name"] for r in large}
+    todo = []
+    for p in problems():
+        if p["name"] in done or (args.only and not re.search(args.only, p["name"])):
+            continue
+        graph, _ = jpq_graph(p["weight"])
+        est = estimate(graph, schedule(graph, 0)).total("lut4")
+        if args.max_lut4 < est <= args.large_max_lut4:
+            todo.append((est, p))
+    for _, p in sorted(todo, key=lambda t: t[0]):
+        with tempfile.TemporaryDirectory(prefix="jpq_synth_") as tmp:
+            try:
+                row = large_row(p, Path(tmp))
+            except JpqError as e:  # e.g. yosys out of memory (YoWASP's WebAssembly build has 4 GB)
+                row = {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(p["weight"])),
+                       "error": str(e).split(" (log:")[0]}
+        large.append(row)
+        j = row.get("jpq")
+        print(f"{p['name']:22s} " + (f"jpq {j['lut4']:6d}/{j['carry']:6d} (est {j['est_lut4']}/{j['est_carry']}) "
+                                     f"yosys {j['seconds']:.0f} s" if j else row["error"]), flush=True)
+        lg["wall_s"] = time.perf_counter() - t0
+        write(args.out, data)
+    print(json.dumps(summarize(data["rows"], large).get("estimate_jpq_large"), indent=1))
     return 0
 
 
