@@ -106,6 +106,10 @@ class DesignBits:
         rng = np.random.default_rng(0)
         odd = rng.integers(0, 1 << 63, (1 << MAX_VARIABLE_BITS) + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self._weights = odd  # one per bit pattern, the last one salts the variables
+        for i in range(len(graph.nodes)):
+            self._values(i)
+        self._hash_nodes()
+        self.values = []  # only the tables are needed from here on
 
     # -- truth tables ------------------------------------------------------------------------------
     def _variable(self, node: int, stage: int) -> tuple[int, np.ndarray, np.ndarray] | None:
@@ -133,25 +137,32 @@ class DesignBits:
         bits = ((values[None, :] >> np.arange(w)[:, None]) & 1).astype(np.uint64)
         return (bits @ self._weights[:len(values)]) ^ salt
 
-    def operand(self, node: int, stage: int) -> tuple[int | None, np.ndarray | None, np.ndarray | None]:
-        """``(variable id, values, tables)`` of ``node`` as the logic of ``stage`` reads it, or
-        ``(None, None, None)`` where it is not a function of one variable there."""
+    def operand_tables(self, node: int, stage: int) -> np.ndarray | None:
+        """The hashed tables of ``node``'s bits as the logic of ``stage`` reads it (None where it is
+        not a function of one variable there)."""
         if self.stage[node] == stage and isinstance(self.graph.nodes[node], Add):
-            return self.var[node], self.values[node], self.tables[node]
-        return self._variable(node, stage) or (None, None, None)
+            return self.tables[node]
+        v = self._variable(node, stage)
+        return None if v is None else v[2]
 
-    def visit(self, i: int) -> None:
-        """Compute node ``i``'s truth tables if it is a one-variable adder or output stage (nodes in
-        graph order); :meth:`commit` then records its bits as built."""
+    def _operand_values(self, node: int, stage: int) -> tuple[int | None, np.ndarray | None]:
+        if self.stage[node] == stage and isinstance(self.graph.nodes[node], Add):
+            return self.var[node], self.values[node]
+        v = self._variable(node, stage)
+        return (None, None) if v is None else v[:2]
+
+    def _values(self, i: int) -> None:
+        """Node ``i``'s value for every pattern of its variable, if it is a one-variable adder or
+        output stage (nodes in graph order)."""
         n = self.graph.nodes[i]
         if isinstance(n, Add):
-            va, a, _ = self.operand(n.a, self.stage[i])
-            vb, b, _ = self.operand(n.b, self.stage[i])
+            va, a = self._operand_values(n.a, self.stage[i])
+            vb, b = self._operand_values(n.b, self.stage[i])
             if va is None or vb != va:
                 return
             values = (a << n.shift_a) - (b << n.shift_b) if n.subtract else (a << n.shift_a) + (b << n.shift_b)
         elif isinstance(n, Requant) and n.term is not None:
-            va, t, _ = self.operand(n.term.node, self.stage[i])
+            va, t = self._operand_values(n.term.node, self.stage[i])
             if va is None:
                 return
             acc = (-(t << n.term.shift) if n.term.neg else t << n.term.shift) + n.offset
@@ -166,7 +177,22 @@ class DesignBits:
         if signed:
             values -= (values >> (w - 1)) << w
         self.var[i], self.values[i] = va, values
-        self.tables[i] = self._hash(values, w, self._salt(va))
+
+    def _hash_nodes(self, chunk: int = 2048) -> None:
+        """``tables`` of every one-variable node, in batches of nodes with as many patterns."""
+        groups: dict[int, list[int]] = {}
+        for i, v in enumerate(self.values):
+            if v is not None:
+                groups.setdefault(len(v), []).append(i)
+        for size, nodes in groups.items():
+            weights = self._weights[:size]
+            for k in range(0, len(nodes), chunk):
+                part = nodes[k:k + chunk]
+                values = np.stack([self.values[i] for i in part])  # [nodes, patterns]
+                widths = [self.graph.widths[i][0] for i in part]
+                hashes = np.stack([((values >> p) & 1).astype(np.uint64) @ weights for p in range(max(widths))], axis=1)
+                for i, w, h in zip(part, widths, hashes):
+                    self.tables[i] = h[:w] ^ self._salt(self.var[i])
 
     # -- net ids -----------------------------------------------------------------------------------
     def commit(self, i: int) -> None:
@@ -240,9 +266,8 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None =
             new -= inverted
             inverted |= new
         return bits + len(new) - 1, carry
-    a = _nonconstant_bits(graph, n.a, n.shift_a, w)
-    b = _nonconstant_bits(graph, n.b, n.shift_b, w)
-    bare_carry_out = not a[w - 1] and not b[w - 1]
+    top = w - 1
+    bare_carry_out = not _nonconstant_at(graph, n.a, n.shift_a, top) and not _nonconstant_at(graph, n.b, n.shift_b, top)
     return bits - bare_carry_out, carry
 
 
@@ -259,9 +284,7 @@ def one_variable_add_cells(bits_of: DesignBits, i: int, inverted: set) -> tuple[
         return lut, carry
     lut, carry, top = _one_variable_chain(bits_of, i, low, inverted)
     if top is not None:
-        a = _nonconstant_bits(graph, n.a, n.shift_a, w)
-        b = _nonconstant_bits(graph, n.b, n.shift_b, w)
-        lut -= not a[top] and not b[top]
+        lut -= not _nonconstant_at(graph, n.a, n.shift_a, top) and not _nonconstant_at(graph, n.b, n.shift_b, top)
     return lut, carry
 
 
@@ -292,9 +315,11 @@ def _one_variable_chain(bits_of: DesignBits, i: int, low: int, inverted: set,
     w, _ = graph.widths[i]
     tables = bits_of.tables[i].tolist()
     new: list[int] = []
+    fresh: set[int] = set()
     for p in range(low, w):
-        if tables[p] not in bits_of.built and tables[p] not in (tables[q] for q in new):
+        if tables[p] not in bits_of.built and tables[p] not in fresh:
             new.append(p)
+            fresh.add(tables[p])
     if not new:
         return 0, 0, None
     top = new[-1]
@@ -304,7 +329,7 @@ def _one_variable_chain(bits_of: DesignBits, i: int, low: int, inverted: set,
         return lut, carry, top
     node, shift = subtrahend
     wb, signed = graph.width(node)
-    b_tables = bits_of.operand(node, bits_of.stage[i])[2].tolist()
+    b_tables = bits_of.operand_tables(node, bits_of.stage[i]).tolist()
     for p in range(low, top):
         q = p - shift
         if 0 <= q and (q < wb or signed):
@@ -332,10 +357,10 @@ def subtrahend_bits(graph: AdderGraph, n: Add, bits: int) -> set[tuple[int, int]
     return out
 
 
-def _nonconstant_bits(graph: AdderGraph, nid: int, shift: int, width: int) -> list[bool]:
-    """Which of ``width`` bits of ``node << shift`` (sign- or zero-extended) are not constant."""
+def _nonconstant_at(graph: AdderGraph, nid: int, shift: int, p: int) -> bool:
+    """Whether bit ``p`` of ``node << shift`` (sign- or zero-extended) is not constant."""
     w, signed = graph.width(nid)
-    return [shift <= p and (p < shift + w or signed) for p in range(width)]
+    return shift <= p and (p < shift + w or signed)
 
 
 def requant_cells(n: Requant) -> tuple[int, int]:
@@ -379,7 +404,6 @@ def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
     stages = sched.latency + 2
     for i, n in enumerate(graph.nodes):
         w, _ = graph.widths[i]
-        bits_of.visit(i)
         if isinstance(n, Add):
             c = layers[n.layer]
             if bits_of.var[i] is not None:
