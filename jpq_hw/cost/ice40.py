@@ -253,7 +253,7 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None =
     """(SB_LUT4, SB_CARRY) of one adder or subtractor.
 
     A subtractor's inverted operand bits are counted once per signal: pass the set of the bits
-    already inverted elsewhere in the design as ``inverted`` (it is updated); without it the
+    already inverted elsewhere in its pipeline stage as ``inverted`` (it is updated); without it the
     subtractor is priced alone."""
     w, _ = range_width(n.lo, n.hi)
     bits = adder_bits(graph, n)
@@ -267,7 +267,7 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None =
             inverted |= new
         return bits + len(new) - 1, carry
     top = w - 1
-    bare_carry_out = not _nonconstant_at(graph, n.a, n.shift_a, top) and not _nonconstant_at(graph, n.b, n.shift_b, top)
+    bare_carry_out = not (_nonconstant_at(graph, n.a, n.shift_a, top) or _nonconstant_at(graph, n.b, n.shift_b, top))
     return bits - bare_carry_out, carry
 
 
