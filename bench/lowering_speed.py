@@ -2,8 +2,9 @@
 
     python bench/lowering_speed.py [--repeats 3] [--out bench/results/lowering_speed.md]
 
-Everything lowers with the default adder sharing (``--optimize best``). Networks: seeded random sparse 8-bit-weight MLPs (``jpq_hw.ir.random_qnet``) with about 2,000,
-20,000 and 100,000 nonzero weights. For each: the median wall time of ``jpq_hw.flow.lower`` (graph,
+Everything lowers with the default adder sharing (``--optimize best``). Networks: seeded random
+sparse 8-bit-weight MLPs (``jpq_hw.ir.random_qnet``) with about 2,000, 20,000 and 100,000 nonzero
+weights. For each: the median wall time of ``jpq_hw.flow.lower`` (graph,
 schedule, HDL text) with the direct Verilog emitter, and, for the two smaller ones, with the
 Amaranth backend, measured side by side in one run; plus peak memory of the 100k lowering
 (tracemalloc). Also the whole ``jpq-hw lower`` command (start-up, checkpoint load, 1,000 test

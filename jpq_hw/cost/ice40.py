@@ -99,7 +99,7 @@ class DesignBits:
         self.values: list[np.ndarray | None] = [None] * len(graph.nodes)  # the node's value per pattern
         self.tables: list[np.ndarray | None] = [None] * len(graph.nodes)  # the hashed table per bit
         self.nets: list[list[int] | None] = [None] * len(graph.nodes)
-        self.duplicate_of: dict[int, int] = {}  # node -> an earlier node with the same cells and inputs
+        self.duplicate_of = _duplicate_output_stages(graph, self.stage)
         self.built: set[int] = set()  # every truth table built so far
         self._next_net = 0
         self._variables: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray] | None] = {}
@@ -232,6 +232,19 @@ class DesignBits:
         w, signed = self.graph.widths[node]
         src = self.nets[node]
         return [-1 if q < 0 or (q >= w and not signed) else src[min(q, w - 1)] for q in range(start, start + count)]
+
+
+def _duplicate_output_stages(graph: AdderGraph, stage: tuple[int, ...]) -> dict[int, int]:
+    """Output stage -> the first earlier one with the same term, offset, shift, ReLU and format in
+    the same pipeline stage (the same cells on the same inputs: ``opt_merge`` keeps one)."""
+    first: dict[tuple, int] = {}
+    duplicate_of = {}
+    for i, n in enumerate(graph.nodes):
+        if isinstance(n, Requant):
+            j = first.setdefault((n.term, n.offset, n.shift, n.relu, n.out, stage[i]), i)
+            if j != i:
+                duplicate_of[i] = j
+    return duplicate_of
 
 
 def _passed_through(n: Requant, negated: bool = False) -> int | None:
@@ -400,16 +413,15 @@ def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
     inverted: dict[int, set] = {}  # per pipeline stage: a stage reads its own registered copies
     bits_of = DesignBits(graph, sched.stage, track_nets=sched.pipelined)
     registers: set[int] = set()  # (net, stage) of every flip-flop, as net * stages + stage
-    requants: dict[tuple, int] = {}
     stages = sched.latency + 2
     for i, n in enumerate(graph.nodes):
-        w, _ = graph.widths[i]
+        stage_inverted = inverted.setdefault(sched.stage[i], set())
         if isinstance(n, Add):
             c = layers[n.layer]
             if bits_of.var[i] is not None:
-                lut, carry = one_variable_add_cells(bits_of, i, inverted.setdefault(sched.stage[i], set()))
+                lut, carry = one_variable_add_cells(bits_of, i, stage_inverted)
             else:
-                lut, carry = add_cells(graph, n, inverted.setdefault(sched.stage[i], set()))
+                lut, carry = add_cells(graph, n, stage_inverted)
             c.adders += 1
             c.subtractors += n.subtract
             c.adder_bits += adder_bits(graph, n)
@@ -418,14 +430,10 @@ def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
             c.depth = max(c.depth, n.level)
         elif isinstance(n, Requant):
             c = layers[n.layer]
-            key = (n.term, n.offset, n.shift, n.relu, n.out, sched.stage[i])
-            if key in requants:  # the same cells with the same inputs: opt_merge keeps one
+            if i in bits_of.duplicate_of:  # the same cells with the same inputs: opt_merge keeps one
                 lut, carry = 0, 0
-                bits_of.duplicate_of[i] = requants[key]
             else:
-                requants[key] = i
-                negation = one_variable_negation_cells(bits_of, i, inverted.setdefault(sched.stage[i], set()))
-                lut, carry = negation or requant_cells(n)
+                lut, carry = one_variable_negation_cells(bits_of, i, stage_inverted) or requant_cells(n)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)
