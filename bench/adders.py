@@ -367,6 +367,14 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def read_results(path: Path | str) -> dict:
+    """A results JSON written earlier; a missing or unreadable one ends the script with one line."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: cannot read the results {path} ({e.__class__.__name__}): run the benchmark first")
+
+
 def write_results(out: Path, rows: list[dict], header: dict, speed_res: dict | None, partial: bool) -> dict:
     order = {name: k for k, name in enumerate(p["name"] for p in problems())}
     rows = sorted(rows, key=lambda r: order[r["name"]])
@@ -399,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="only rewrite the table and plot (at --out) from the results of an earlier run")
     args = ap.parse_args(argv)
     if args.render:
-        data = json.loads(args.render.read_text())
+        data = read_results(args.render)
         header = data["header"]
         Path(f"{args.out}.md").write_text(render(data["rows"], summarize(data["rows"]), header, data["speed"]))
         plot(data["rows"], Path(f"{args.out}.png"))
@@ -407,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
     if args.respeed:
-        data = json.loads(Path(f"{args.out}.json").read_text())
+        data = read_results(f"{args.out}.json")
         with tempfile.TemporaryDirectory(prefix="jpq_bench_") as tmp:
             speed_res = speed({r["name"]: r for r in data["rows"]}, Path(tmp))
         print(json.dumps(speed_res, indent=1))

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from adders import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, problems  # noqa: E402
+from adders import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, problems, read_results  # noqa: E402
 
 from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term  # noqa: E402
 from jpq_hw.arith.optimize import lower_matrix  # noqa: E402
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large-max-lut4", type=int, default=300_000)
     args = ap.parse_args(argv)
     if args.render or args.reestimate:
-        data = json.loads(Path(f"{args.out}.json").read_text())
+        data = read_results(f"{args.out}.json")
         if args.reestimate:
             reestimate(data["rows"])
             reestimate(data.get("large_rows", []))
@@ -593,7 +593,7 @@ def write(out: Path, data: dict) -> None:
 def run_large(args, command: str) -> int:
     """``--large``: jpq-hw's designs of the problems above ``--max-lut4``, added to OUT.json."""
     t0 = time.perf_counter()
-    data = json.loads(Path(f"{args.out}.json").read_text())
+    data = read_results(f"{args.out}.json")
     large = data.setdefault("large_rows", [])
     lg = data["header"].setdefault("large", {"command": command, "wall_s": 0.0})
     t0 -= lg["wall_s"]
