@@ -57,7 +57,7 @@ from adders import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, probl
 
 from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term  # noqa: E402
 from jpq_hw.arith.optimize import lower_matrix  # noqa: E402
-from jpq_hw.arith.pipeline import schedule  # noqa: E402
+from jpq_hw.arith.registers import place_registers  # noqa: E402
 from jpq_hw.cost.ice40 import estimate  # noqa: E402
 from jpq_hw.errors import JpqError  # noqa: E402
 from jpq_hw.hdl.verilog import emit_verilog  # noqa: E402
@@ -134,7 +134,7 @@ def out_bits(graph: AdderGraph) -> int:
 
 
 def emit(graph: AdderGraph, top: str, every: int = 0) -> str:
-    return emit_verilog(graph, schedule(graph, every), top=top, b_in=B_IN, b_out=out_bits(graph))
+    return emit_verilog(graph, place_registers(graph, every), top=top, b_in=B_IN, b_out=out_bits(graph))
 
 
 def random_inputs(n_in: int, n: int, seed: int = 0) -> np.ndarray:
@@ -297,7 +297,7 @@ def emitted_design(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, workdir:
     the Verilog is left at ``workdir/dut.v``."""
     text = emit(graph, "dut")
     check_jpq_style(graph, signs, w, text, workdir.with_name(workdir.name + "_sim"))
-    est = estimate(graph, schedule(graph, 0))
+    est = estimate(graph, place_registers(graph, 0))
     workdir.mkdir()
     (workdir / "dut.v").write_text(text)
     r = synthesize([workdir / "dut.v"], "dut", workdir=workdir)
@@ -330,7 +330,7 @@ def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, every: int) -> dict:
                                 out_bits(dgraph) * len(dgraph.outputs), "x", "y", False,
                                 tmp / "f_dg"),
         }
-        sched = schedule(graph, every)
+        sched = place_registers(graph, every)
         (tmp / "jpq_p").mkdir()
         (tmp / "jpq_p" / "dut.v").write_text(emit(graph, "dut", every))
         row["fmax"]["jpq_pipelined"] = fmax([tmp / "jpq_p" / "dut.v"], "dut", n_in_bits, n_out_bits, "x", "y", True,
@@ -368,7 +368,7 @@ def reestimate(rows: list[dict]) -> None:
             graph, _ = build()
             if graph.stats()["adders"] != r[key]["adders"]:
                 raise RuntimeError(f"{r['name']}: the {key} graph changed since the run; rerun the problem")
-            est = estimate(graph, schedule(graph, 0))
+            est = estimate(graph, place_registers(graph, 0))
             r[key]["est_lut4"], r[key]["est_carry"] = est.total("lut4"), est.total("carry")
 
 
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and not re.search(args.only, p["name"]):
             continue
         graph, _ = jpq_graph(p["weight"])
-        est = estimate(graph, schedule(graph, 0)).total("lut4")
+        est = estimate(graph, place_registers(graph, 0)).total("lut4")
         if est <= args.max_lut4:
             todo.append((est, p))
     todo.sort(key=lambda t: t[0])  # smallest first; results are written after every problem
@@ -603,7 +603,7 @@ def run_large(args, command: str) -> int:
         if p["name"] in done or (args.only and not re.search(args.only, p["name"])):
             continue
         graph, _ = jpq_graph(p["weight"])
-        est = estimate(graph, schedule(graph, 0)).total("lut4")
+        est = estimate(graph, place_registers(graph, 0)).total("lut4")
         if args.max_lut4 < est <= args.large_max_lut4:
             todo.append((est, p))
     for _, p in sorted(todo, key=lambda t: t[0]):

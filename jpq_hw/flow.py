@@ -29,7 +29,7 @@ import numpy as np
 from . import __version__
 from .arith.graph import AdderGraph
 from .arith.lower import lower_qnet
-from .arith.pipeline import Schedule, schedule
+from .arith.registers import RegisterSchedule, place_registers
 from .cost.ice40 import NetworkCost, estimate
 from .errors import JpqError
 from .hdl.verilog import check_identifier, emit_verilog
@@ -48,7 +48,7 @@ class Lowered:
 
     qnet: QNet
     graph: AdderGraph
-    sched: Schedule
+    sched: RegisterSchedule
     cost: NetworkCost
     verilog: str
     top: str
@@ -59,7 +59,7 @@ class Lowered:
 
 def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
           strategy: str = "best", source: str = "") -> Lowered:
-    """Lower ``qnet`` to an adder graph, schedule it, and render it with ``backend``."""
+    """Lower ``qnet`` to an adder graph, place its registers, and render it with ``backend``."""
     check_identifier(top)
     if backend not in BACKENDS:
         raise JpqError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
@@ -67,7 +67,7 @@ def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipelin
         raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
     t0 = time.perf_counter()
     graph = lower_qnet(qnet, strategy)
-    sched = schedule(graph, pipeline)
+    sched = place_registers(graph, pipeline)
     t1 = time.perf_counter()
     b_in, b_out = qnet.input.bits, qnet.output.bits
     if backend == "verilog":

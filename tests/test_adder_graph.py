@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jpq_hw.arith import GraphBuilder, Term, lower_qnet, range_width, schedule
+from jpq_hw.arith import GraphBuilder, Term, lower_qnet, place_registers, range_width
 from jpq_hw.arith.graph import Add, Requant
 from jpq_hw.ir import IntFormat, QLayer, QNet, random_qnet
 from jpq_hw.reference import run_reference
@@ -45,7 +45,7 @@ def test_lowered_graph_equals_reference(qnet, seed):
 @given(sparse_nets(), st.integers(0, 8))
 def test_schedule_is_consistent(qnet, every):
     graph = lower_qnet(qnet)
-    s = schedule(graph, every)
+    s = place_registers(graph, every)
     if every == 0:
         assert s.latency == 0 and not any(s.delays)
         return

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jpq_hw.arith.graph import Add, GraphBuilder
-from jpq_hw.arith.pipeline import schedule
+from jpq_hw.arith.registers import place_registers
 from jpq_hw.cost.ice40 import DesignBits, estimate
 from jpq_hw.flow import lower
 from jpq_hw.ir import IntFormat, QLayer, QNet
@@ -82,7 +82,7 @@ def test_a_stage_inverts_its_own_registered_copy():
     n2 = b.add(x, y, 0, 0, True)  # x - y: 9 bits, inverts y's 8 bits and its sign extension
     n3 = b.add(n2, y, 9, 0, True)  # (n2 << 9) - y: the same 9 signals of y
     g = b.build([n3])
-    comb, piped = estimate(g, schedule(g, 0)), estimate(g, schedule(g, 1))
+    comb, piped = estimate(g, place_registers(g, 0)), estimate(g, place_registers(g, 1))
     assert piped.total("lut4") - comb.total("lut4") == 9
     assert piped.total("carry") == comb.total("carry")
 
@@ -94,7 +94,7 @@ def test_registers_hold_each_net_once():
     n = b.add(x, y, 0, 4)
     deep = b.add(n, n)  # a second level (passing no bit through), so that the outputs are registered
     g = b.build([deep, n, x])
-    s = schedule(g, 1)
+    s = place_registers(g, 1)
     assert s.delays[x] == s.delays[n] >= 1
     raw = s.register_bits(g)
     assert estimate(g, s).total("ff") == raw - 4 * s.delays[x]

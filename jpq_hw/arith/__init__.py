@@ -3,7 +3,7 @@
 from .csd import csd_cost, csd_digits
 from .graph import Add, AdderGraph, GraphBuilder, Input, Requant, Term, range_width
 from .lower import STRATEGIES, lower_qnet
-from .pipeline import Schedule, schedule
+from .registers import RegisterSchedule, place_registers
 
-__all__ = ["Add", "AdderGraph", "GraphBuilder", "Input", "Requant", "STRATEGIES", "Schedule", "Term",
-           "csd_cost", "csd_digits", "lower_qnet", "range_width", "schedule"]
+__all__ = ["Add", "AdderGraph", "GraphBuilder", "Input", "Requant", "STRATEGIES", "RegisterSchedule", "Term",
+           "csd_cost", "csd_digits", "lower_qnet", "place_registers", "range_width"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..arith.graph import Add, AdderGraph, Input, Requant, adder_bits, range_width
-from ..arith.pipeline import Schedule
+from ..arith.registers import RegisterSchedule
 
 SUB_LUT_PER_BIT = 2
 SHORT_CHAIN = 2  # sums of at most this many bits get no SB_CARRY
@@ -407,7 +407,7 @@ def requant_cells(n: Requant) -> tuple[int, int]:
     return lut, carry
 
 
-def estimate(graph: AdderGraph, sched: Schedule) -> NetworkCost:
+def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
     """Per-layer cell estimate of ``graph`` scheduled by ``sched``."""
     layers = [LayerCost(name) for name in graph.layer_names] or [LayerCost("0")]
     inverted: dict[int, set] = {}  # per pipeline stage: a stage reads its own registered copies

@@ -1,4 +1,4 @@
-"""Amaranth backend: the same :class:`AdderGraph` and :class:`Schedule` as an Amaranth component.
+"""Amaranth backend: the same :class:`AdderGraph` and :class:`RegisterSchedule` as an Amaranth component.
 
 :class:`QNetComponent` can be placed inside a user's own Amaranth design (its pipeline registers,
 if any, are in the clock domain it is given, ``sync`` by default). :func:`emit_amaranth_verilog`
@@ -6,7 +6,7 @@ wraps it in a top level with exactly the ports of contract.md section 2 (``clk``
 reset-less domain: the interface has no reset) and converts it with ``amaranth.back.verilog``.
 
 The backend is a thin transcription: one signal per node (``n<id>``, its width from the node's
-range), one register per schedule delay. Amaranth's arithmetic is exact for signed and unsigned
+range), one register per delay of the register schedule. Amaranth's arithmetic is exact for signed and unsigned
 operands, and each ``.eq`` truncates to the node's width, which its range guarantees to be enough.
 """
 
@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith.graph import Add, AdderGraph, Input, Requant, range_width
-from ..arith.pipeline import Schedule
+from ..arith.registers import RegisterSchedule
 
 
 def _shape(lo: int, hi: int):
@@ -31,7 +31,7 @@ class QNetComponent(wiring.Component):
     Element ``i`` of ``x`` is ``x[i*b_in : (i+1)*b_in]``, two's complement where signed; likewise ``y``.
     """
 
-    def __init__(self, graph: AdderGraph, sched: Schedule, *, b_in: int, b_out: int, domain: str = "sync"):
+    def __init__(self, graph: AdderGraph, sched: RegisterSchedule, *, b_in: int, b_out: int, domain: str = "sync"):
         self.graph, self.sched, self.b_in, self.b_out, self.domain = graph, sched, b_in, b_out, domain
         members = {"x": In(len(graph.inputs) * b_in), "y": Out(len(graph.outputs) * b_out)}
         if sched.pipelined:
@@ -124,7 +124,7 @@ class _StandaloneTop(wiring.Component):
         return m
 
 
-def emit_amaranth_verilog(graph: AdderGraph, sched: Schedule, *, top: str, b_in: int, b_out: int) -> str:
+def emit_amaranth_verilog(graph: AdderGraph, sched: RegisterSchedule, *, top: str, b_in: int, b_out: int) -> str:
     """Verilog for ``graph`` produced through Amaranth (``amaranth.back.verilog``)."""
     from amaranth.back import verilog
 

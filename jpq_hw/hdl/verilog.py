@@ -1,4 +1,4 @@
-"""Direct Verilog emitter: renders an :class:`AdderGraph` and its :class:`Schedule` to one module.
+"""Direct Verilog emitter: renders an :class:`AdderGraph` and its :class:`RegisterSchedule` to one module.
 
 Every node wire carries ``(* keep *)``: without it yosys merges chains of additions into one
 ``$macc`` and rebuilds them as a compressor tree, which on the shipped digits-mlp example costs 22%
@@ -6,7 +6,7 @@ more SB_LUT4 and 4.5x the synthesis time (5,096 vs 4,176 SB_LUT4 with yowasp-yos
 
 This is the fast path (plain string building, then one jinja2 template, ``rtl_templates/network.v.j2``).
 It makes no optimisation decision: it writes each node of the graph as one named wire
-(``n<id>``), each delay of the schedule as one register (``n<id>_d<k>``), and the interface of
+(``n<id>``), each delay of the register schedule as one register (``n<id>_d<k>``), and the interface of
 contract.md section 2. Arithmetic never relies on Verilog's signedness rules: every operand is
 extended to the result width by explicit concatenation (sign bit or zeros) and the sum is taken
 modulo ``2**width``, which is exact because the result's range fits that width.
@@ -21,7 +21,7 @@ from importlib import resources
 import jinja2
 
 from ..arith.graph import Add, AdderGraph, Input, Requant, range_width
-from ..arith.pipeline import Schedule
+from ..arith.registers import RegisterSchedule
 from ..errors import JpqError
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -72,7 +72,7 @@ class _Register:
 
 
 class _Writer:
-    def __init__(self, graph: AdderGraph, sched: Schedule, b_in: int):
+    def __init__(self, graph: AdderGraph, sched: RegisterSchedule, b_in: int):
         self.g, self.s, self.b_in = graph, sched, b_in
 
     def name(self, nid: int, reader_stage: int | None) -> str:
@@ -147,7 +147,7 @@ class _Writer:
         return f"{{{pad}, {src}}}"
 
 
-def emit_verilog(graph: AdderGraph, sched: Schedule, *, top: str, b_in: int, b_out: int,
+def emit_verilog(graph: AdderGraph, sched: RegisterSchedule, *, top: str, b_in: int, b_out: int,
                  source: str = "", version: str = "") -> str:
     """The Verilog text of one module named ``top`` for ``graph`` scheduled by ``sched``."""
     check_identifier(top)

@@ -1,4 +1,6 @@
-"""Pipelining: where the registers go when ``--pipeline N`` asks for a stage every N adder levels.
+"""Register placement: where the registers go when ``--pipeline N`` asks for a stage every N adder levels.
+
+(Not to be confused with :mod:`jpq_hw.compress.schedules`, which places pruning events in training.)
 
 A node's *level* is its adder depth (inputs 0, an Add or Requant one more than its deepest
 operand; levels run on across layers). With ``every = N`` a node of level ``l >= 1`` is computed in
@@ -17,7 +19,10 @@ from .graph import AdderGraph, Input, range_width
 
 
 @dataclass(frozen=True)
-class Schedule:
+class RegisterSchedule:
+    """The pipeline registers of one :class:`AdderGraph` (see the module docstring); built by
+    :func:`place_registers`, read by the backends and the cost estimate."""
+
     every: int  # register every N levels; 0 = combinational
     stage: tuple[int, ...]  # per node
     delays: tuple[int, ...]  # per node: length of its delay line
@@ -33,11 +38,11 @@ class Schedule:
         return bits + self.latency
 
 
-def schedule(graph: AdderGraph, every: int) -> Schedule:
+def place_registers(graph: AdderGraph, every: int) -> RegisterSchedule:
     """The register placement for a stage every ``every`` levels (0: combinational)."""
     n = len(graph.nodes)
     if every <= 0:
-        return Schedule(0, (0,) * n, (0,) * n, 0)
+        return RegisterSchedule(0, (0,) * n, (0,) * n, 0)
     stage = [0 if isinstance(node, Input) else (node.level - 1) // every for node in graph.nodes]
     latency = (graph.depth - 1) // every + 1 if graph.depth > 0 else 1
     delays = [0] * n
@@ -49,4 +54,4 @@ def schedule(graph: AdderGraph, every: int) -> Schedule:
     for v, node in enumerate(graph.nodes):
         if node.lo == node.hi:
             delays[v] = 0
-    return Schedule(every, tuple(stage), tuple(delays), latency)
+    return RegisterSchedule(every, tuple(stage), tuple(delays), latency)
