@@ -131,12 +131,12 @@ def lower_bound(w: np.ndarray) -> int:
 
 # -- the tools ------------------------------------------------------------------------------------
 
-def run_jpq(w: np.ndarray, level: str = "best") -> dict:
+def run_jpq(w: np.ndarray, optimize: str = "best") -> dict:
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     b = GraphBuilder()
     inputs = [b.input(*INPUT_RANGE) for _ in range(w.shape[1])]
-    terms, winner = lower_matrix(b, w, inputs, level)
+    terms, winner = lower_matrix(b, w, inputs, optimize)
     seconds = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)

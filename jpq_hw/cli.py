@@ -53,6 +53,8 @@ def _print_summary(r: dict, out: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .arith.optimize import DEFAULT_OPTIMIZE, OPTIMIZE
+
     p = argparse.ArgumentParser(prog="jpq-hw", description="Extremely sparse quantized networks as shift-add hardware.")
     p.add_argument("--version", action="version", version=f"jpq-hw {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -66,10 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="direct Verilog emitter (fast, default) or an Amaranth component converted to Verilog")
     lo.add_argument("--pipeline", type=int, default=0, metavar="N",
                     help="register stage every N adder levels (0: combinational, the default)")
-    lo.add_argument("--optimize", default="best", choices=("none", "mcm", "cmvm", "best"),
-                    help="adder sharing: best (the cheapest of the others per layer by the iCE40 cost model, the "
-                         "default), mcm (shared multiples of each input), cmvm (common subexpressions across "
-                         "inputs), none (per-weight CSD)")
+    lo.add_argument("--optimize", default=DEFAULT_OPTIMIZE, choices=tuple(OPTIMIZE),
+                    help="adder sharing: " + ", ".join(f"{k} ({v})" for k, v in OPTIMIZE.items())
+                         + f"; default {DEFAULT_OPTIMIZE}")
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
     lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")

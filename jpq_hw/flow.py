@@ -29,6 +29,7 @@ import numpy as np
 from . import __version__
 from .arith.graph import AdderGraph
 from .arith.lower import lower_qnet
+from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
 from .arith.registers import RegisterSchedule, place_registers
 from .cost.ice40 import NetworkCost, estimate
 from .errors import JpqError
@@ -53,20 +54,21 @@ class Lowered:
     verilog: str
     top: str
     backend: str
+    optimize: str  # the adder sharing (an ``--optimize`` choice) the graph was built with
     seconds: dict[str, float]
-    optimize: str = "best"  # the adder-sharing level (an ``--optimize`` choice) the graph was built with
 
 
 def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
-          strategy: str = "best", source: str = "") -> Lowered:
+          optimize: str = DEFAULT_OPTIMIZE, source: str = "") -> Lowered:
     """Lower ``qnet`` to an adder graph, place its registers, and render it with ``backend``."""
     check_identifier(top)
+    check_optimize(optimize)
     if backend not in BACKENDS:
         raise JpqError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     if pipeline < 0:
         raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
     t0 = time.perf_counter()
-    graph = lower_qnet(qnet, strategy)
+    graph = lower_qnet(qnet, optimize)
     sched = place_registers(graph, pipeline)
     t1 = time.perf_counter()
     b_in, b_out = qnet.input.bits, qnet.output.bits
@@ -78,17 +80,18 @@ def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipelin
         text = emit_amaranth_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out)
     t2 = time.perf_counter()
     cost = estimate(graph, sched)
-    return Lowered(qnet, graph, sched, cost, text, top, backend,
-                   {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0}, strategy)
+    return Lowered(qnet, graph, sched, cost, text, top, backend, optimize,
+                   {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
 
 
 def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, target: str = "ice40",
                      backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int = 1000,
                      seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
-                     optimize: str = "best") -> dict:
+                     optimize: str = DEFAULT_OPTIMIZE) -> dict:
     """Run the whole flow and write ``out_dir``; returns the report dict."""
     if target not in TARGETS:
         raise JpqError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    check_optimize(optimize)
     if n_vectors < 1:
         raise JpqError(f"--vectors must be >= 1, got {n_vectors}")
     out_dir = Path(out_dir)
@@ -97,7 +100,7 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     t0 = time.perf_counter()
     qnet = load_checkpoint(path)
     t_load = time.perf_counter() - t0
-    design = lower(qnet, top=top, backend=backend, pipeline=pipeline, strategy=optimize, source=Path(path).name)
+    design = lower(qnet, top=top, backend=backend, pipeline=pipeline, optimize=optimize, source=Path(path).name)
     design.seconds["load"] = t_load
 
     x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)

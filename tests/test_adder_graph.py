@@ -117,7 +117,7 @@ def test_per_weight_csd_adder_count():
     # one row, weights 7 (8-1) and 105 (128-32+8+1): 2 + 4 digits -> 5 adders
     net = QNet((2,), IntFormat(8, False), (QLayer("fc", "linear", np.array([[7, 105]]), np.zeros(1, int), 0, False,
                                                    IntFormat(16, True)),))
-    assert lower_qnet(net).stats()["adders"] == 5
+    assert lower_qnet(net, "none").stats()["adders"] == 5
 
 
 @pytest.mark.parametrize("seed", range(3))

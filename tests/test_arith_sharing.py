@@ -7,10 +7,10 @@ from hypothesis import given, settings, strategies as st
 from jpq_hw.arith import GraphBuilder, lower_qnet
 from jpq_hw.arith.cmvm import Plan, build_plan, csd_plan, cse
 from jpq_hw.arith.csd import csd_cost
-from jpq_hw.arith.lower import STRATEGIES
 from jpq_hw.arith.mcm import mcm_graph, mcm_plan, mcm_residual, odd_part
-from jpq_hw.arith.optimize import (ADDER_SLACK, LEVELS, choose_plan, csd_adders, csd_lengths, graph_cost, merge_rows,
-                                   optimized_strategy, pair_work)
+from jpq_hw.arith.optimize import (ADDER_SLACK, OPTIMIZE, check_optimize, choose_plan, csd_adders, csd_lengths,
+                                   graph_cost, lower_matrix, merge_rows, pair_work)
+from jpq_hw.errors import JpqError
 from jpq_hw.ir import IntFormat, QLayer, QNet
 from jpq_hw.reference import run_reference
 from jpq_hw.vectors import make_inputs
@@ -24,11 +24,11 @@ def sparse_matrix(rng, n_out, n_in, density, bits):
     return np.where(rng.random(w.shape) < density, w, 0).astype(np.int64)
 
 
-def build_matrix(strategy, weight, ranges):
+def build_matrix(optimize, weight, ranges):
     """An AdderGraph computing ``weight @ x`` exactly (one unclamped output stage per row)."""
     b = GraphBuilder()
     inputs = [b.input(lo, hi) for lo, hi in ranges]
-    terms = strategy(b, weight, inputs)
+    terms, _ = lower_matrix(b, weight, inputs, optimize)
     assert len(terms) == weight.shape[0]
     outs = [b.requant(t, 0, 0, False, WIDE, 0) for t in terms]
     return b.build(outs), b, len(inputs), terms
@@ -61,12 +61,12 @@ def matrices(draw):
 
 @settings(max_examples=60, deadline=None)
 @given(matrices(), st.integers(0, 2**32 - 1))
-def test_every_strategy_equals_the_reference(case, seed):
+def test_every_optimize_choice_equals_the_reference(case, seed):
     w, ranges = case
     x = random_inputs(np.random.default_rng(seed), ranges)
     want = x @ w.T
-    for name in ("csd",) + LEVELS:
-        graph, *_ = build_matrix(STRATEGIES[name], w, ranges)
+    for name in OPTIMIZE:
+        graph, *_ = build_matrix(name, w, ranges)
         assert np.array_equal(graph.evaluate(x, check_ranges=True), want), name
 
 
@@ -101,7 +101,7 @@ def sparse_nets(draw):
 def test_lowered_networks_equal_the_reference(qnet, seed):
     x = make_inputs(qnet, 100, seed)
     want = run_reference(qnet, x)
-    for name in LEVELS:
+    for name in OPTIMIZE:
         assert np.array_equal(lower_qnet(qnet, name).evaluate(x, check_ranges=True), want), name
 
 
@@ -144,12 +144,12 @@ def test_sharing_never_costs_more_adders_than_csd(shape, density, bits):
     w = sparse_matrix(np.random.default_rng(7), *shape, density, bits)
     ranges = [(-128, 127)] * shape[1]
     adders = {}
-    for name in ("csd", "mcm", "cmvm", "best"):
-        graph, *_ = build_matrix(STRATEGIES[name], w, ranges)
+    for name in OPTIMIZE:
+        graph, *_ = build_matrix(name, w, ranges)
         adders[name] = graph.stats()["adders"]
-    assert adders["mcm"] <= adders["csd"] and adders["cmvm"] <= adders["csd"] and adders["best"] <= adders["csd"]
+    assert adders["mcm"] <= adders["none"] and adders["cmvm"] <= adders["none"] and adders["best"] <= adders["none"]
     if bits == 8 and density >= 0.05:
-        assert adders["best"] <= 0.8 * adders["csd"]
+        assert adders["best"] <= 0.8 * adders["none"]
 
 
 def test_best_picks_the_cheapest_priced_candidate_and_builds_it():
@@ -171,8 +171,8 @@ def test_best_picks_the_cheapest_priced_candidate_and_builds_it():
 
 def test_best_is_deterministic():
     w = sparse_matrix(np.random.default_rng(5), 24, 30, 0.15, 8)
-    g1, *_ = build_matrix(STRATEGIES["best"], w, [(-128, 127)] * 30)
-    g2, *_ = build_matrix(STRATEGIES["best"], w, [(-128, 127)] * 30)
+    g1, *_ = build_matrix("best", w, [(-128, 127)] * 30)
+    g2, *_ = build_matrix("best", w, [(-128, 127)] * 30)
     assert g1.nodes == g2.nodes and g1.outputs == g2.outputs
 
 
@@ -181,8 +181,8 @@ def test_equal_rows_are_computed_once():
     w = np.concatenate([base, -base, base * 4, np.zeros_like(base), -base * 2])
     rows = merge_rows(w)
     assert len(rows.unique) == 1 and rows.rep == (0, 0, 0, -1, 0)
-    graph, *_ = build_matrix(optimized_strategy("cmvm"), w, [(-8, 7)] * 6)
-    single, *_ = build_matrix(optimized_strategy("cmvm"), base, [(-8, 7)] * 6)
+    graph, *_ = build_matrix("cmvm", w, [(-8, 7)] * 6)
+    single, *_ = build_matrix("cmvm", base, [(-8, 7)] * 6)
     assert graph.stats()["adders"] == single.stats()["adders"]
     x = random_inputs(np.random.default_rng(0), [(-8, 7)] * 6)
     assert np.array_equal(graph.evaluate(x), x @ w.T)
@@ -211,8 +211,8 @@ def test_wide_weights_fall_back_to_csd_chains():
     w[rng.random(w.shape) < 0.3] = 0
     ranges = [(-8, 7)] * 5
     x = random_inputs(rng, ranges)
-    for name in LEVELS:
-        graph, *_ = build_matrix(STRATEGIES[name], w, ranges)
+    for name in OPTIMIZE:
+        graph, *_ = build_matrix(name, w, ranges)
         assert np.array_equal(graph.evaluate(x), x @ w.T), name
 
 
@@ -223,3 +223,17 @@ def test_weighted_cse_and_cross_only_cse_compute_the_matrix():
                  mcm_residual(cse(p, same_var=False))):
         assert np.array_equal(plan.matrix(), w)
     assert all(a != b for a, _, b, _, _ in cse(p, same_var=False).defs)
+
+
+def test_an_unknown_optimize_choice_is_one_jpq_error_everywhere():
+    """The same bad value gives the same user-facing error from every entry point."""
+    qnet = QNet((2,), IntFormat(4, True), (QLayer("l", "linear", np.array([[1, 3]]), np.zeros(1, np.int64), 0, False,
+                                                  WIDE),))
+    b = GraphBuilder()
+    inputs = [b.input(-8, 7), b.input(-8, 7)]
+    calls = [lambda: check_optimize("csd"), lambda: lower_qnet(qnet, "csd"),
+             lambda: lower_matrix(b, np.array([[1, 3]]), inputs, "csd"), lambda: choose_plan(np.array([[1, 3]]),
+                                                                                              [(-8, 7)] * 2, "csd")]
+    for call in calls:
+        with pytest.raises(JpqError, match=r"unknown --optimize choice 'csd' \(known: best, mcm, cmvm, none\)"):
+            call()

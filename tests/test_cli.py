@@ -32,11 +32,11 @@ def test_lower_the_shipped_example(tmp_path, capsys):
 
 def test_best_sharing_is_the_default_and_beats_per_weight_csd(tmp_path):
     reports = {}
-    for level in (None, "none", "best"):
-        out = tmp_path / str(level)
+    for optimize in (None, "none", "best"):
+        out = tmp_path / str(optimize)
         args = ["lower", str(ROOT / "examples" / "digits-mlp.pt"), "-o", str(out)]
-        assert main(args + (["--optimize", level] if level else [])) == 0
-        reports[level] = json.loads((out / "report.json").read_text())
+        assert main(args + (["--optimize", optimize] if optimize else [])) == 0
+        reports[optimize] = json.loads((out / "report.json").read_text())
     assert reports[None]["optimize"] == "best" and reports["none"]["optimize"] == "none"
     assert reports[None]["adders"] == reports["best"]["adders"] < reports["none"]["adders"]
     assert reports["best"]["lut4_estimate"] < reports["none"]["lut4_estimate"]

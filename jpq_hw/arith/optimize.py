@@ -1,10 +1,11 @@
-"""Sharing passes for a layer's constant matrix, chosen per layer by iCE40 cost.
+"""Adder sharing for a layer's constant matrix: the ``--optimize`` choices, chosen per layer by cost.
 
-``--optimize`` levels (each is a :data:`~jpq_hw.arith.lower.MatrixStrategy`, registered in
-:data:`jpq_hw.arith.lower.STRATEGIES` under these names):
+This module is the one registry of the choices (:data:`OPTIMIZE`, default :data:`DEFAULT_OPTIMIZE`);
+:func:`lower_matrix` builds a matrix with one of them, and :func:`check_optimize` turns a bad name
+into a :class:`~jpq_hw.errors.JpqError`. The choices:
 
 ``none``
-    Per-weight CSD (:func:`~jpq_hw.arith.lower.csd_strategy`): the baseline, no sharing.
+    Per-weight CSD (:func:`~jpq_hw.arith.cmvm.csd_plan`): every nonzero digit one term, no sharing.
 ``mcm``
     Per input: the odd parts of the input's weights are built once as shared fundamentals
     (:func:`~jpq_hw.arith.mcm.mcm_plan`, an Hcub-class heuristic); rows sum ``±(f << s)`` terms.
@@ -12,7 +13,7 @@
     Common-subexpression elimination over the CSD digits of the whole matrix
     (:func:`~jpq_hw.arith.cmvm.cse`: shared sums across rows and inputs), then the constants a
     variable still forms in a row are shared by MCM (:func:`~jpq_hw.arith.mcm.mcm_residual`).
-``best`` (meant as the default)
+``best`` (the default)
     Candidate plans (:func:`candidate_plans`: the three above, CSE with other tie-breaks, CSE of
     two-variable patterns followed by MCM, MCM followed by CSE), each built into a scratch
     :class:`~jpq_hw.arith.graph.GraphBuilder` whose inputs have the real inputs' ranges and priced
@@ -43,11 +44,18 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import JpqError
 from .cmvm import Plan, build_plan, csd_plan, cse
 from .graph import Add, GraphBuilder, Term, range_width
 from .mcm import mcm_plan, mcm_residual
 
-LEVELS = ("none", "mcm", "cmvm", "best")
+OPTIMIZE: dict[str, str] = {  # every --optimize choice, with its one-line description
+    "best": "the cheapest of the others per layer by the target's cost model",
+    "mcm": "shared multiples of each input",
+    "cmvm": "common subexpressions across inputs",
+    "none": "per-weight CSD, no sharing",
+}
+DEFAULT_OPTIMIZE = "best"
 
 SUB_LUT_PER_BIT = 2  # as jpq_hw.cost.ice40 (not imported: that module imports the pipeline pass)
 VARIANT_BUDGET = 120_000  # pair work ``best`` spends on CSE variants (one at least, up to CSE_PAIRS)
@@ -164,8 +172,17 @@ CSE_VARIANTS: tuple[tuple[str, Callable[[np.ndarray, Ranges], Plan]], ...] = (  
 )
 
 
-def candidate_plans(weight: np.ndarray, level: str, ranges: Ranges | None = None) -> list[tuple[str, Callable[[], Plan]]]:
-    """The plans a level considers for ``weight`` (unique rows; ``ranges``: the inputs' value ranges).
+def check_optimize(optimize: str) -> str:
+    """``optimize`` if it names a choice of :data:`OPTIMIZE`, else a :class:`JpqError`."""
+    if optimize not in OPTIMIZE:
+        raise JpqError(f"unknown --optimize choice {optimize!r} (known: {', '.join(OPTIMIZE)})")
+    return optimize
+
+
+def candidate_plans(weight: np.ndarray, optimize: str,
+                    ranges: Ranges | None = None) -> list[tuple[str, Callable[[], Plan]]]:
+    """The plans an ``optimize`` choice considers for ``weight`` (unique rows; ``ranges``: the
+    inputs' value ranges).
 
     ``best``: per-weight CSD, MCM per input, as many :data:`CSE_VARIANTS` as fit
     :data:`VARIANT_BUDGET` pair counts (at least one, up to :data:`CSE_PAIRS`), and MCM followed by
@@ -173,18 +190,17 @@ def candidate_plans(weight: np.ndarray, level: str, ranges: Ranges | None = None
     """
     if ranges is None:
         ranges = [(-128, 127)] * weight.shape[1]
-    if level == "none":
+    check_optimize(optimize)
+    if optimize == "none":
         return [("csd", lambda: csd_plan(weight))]
-    if level == "mcm":
+    if optimize == "mcm":
         return [("mcm", lambda: mcm_plan(weight))]
     work = pair_work(weight)
     first = CSE_VARIANTS[0]
-    if level == "cmvm":
+    if optimize == "cmvm":
         if work <= CSE_PAIRS:
             return [(first[0], lambda: first[1](weight, ranges))]
         return [("mcm", lambda: mcm_plan(weight))]
-    if level != "best":
-        raise ValueError(f"unknown optimisation level {level!r} (known: {', '.join(LEVELS)})")
     cands = [("csd", lambda: csd_plan(weight)), ("mcm", lambda: mcm_plan(weight))]
     if work <= CSE_PAIRS:
         n = max(1, min(len(CSE_VARIANTS), VARIANT_BUDGET // max(work, 1)))
@@ -226,13 +242,13 @@ class Priced:
     cost: int | None = None  # None: not priced (pre-filtered, or the only contender)
 
 
-def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], level: str) -> tuple[Priced, list[Priced]]:
-    """Candidate plans of ``weight`` for ``level``, priced on scratch builders; returns (winner, all).
+def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize: str) -> tuple[Priced, list[Priced]]:
+    """Candidate plans of ``weight`` for ``optimize``, priced on scratch builders; returns (winner, all).
 
     Candidates with more than :data:`PREFILTER` times the fewest adders are not priced.
     """
     cands: list[Priced] = []
-    makers = dict(candidate_plans(weight, level, ranges))
+    makers = dict(candidate_plans(weight, optimize, ranges))
     for name, make in makers.items():
         if name == "csd" and len(makers) > 1:
             cands.append(Priced(name, csd_adders(weight)))
@@ -261,35 +277,18 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], level: st
 
 
 def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int],
-                 level: str = "best") -> tuple[list[Term | None], Priced | None]:
-    """Build ``weight @ inputs`` into ``builder`` at ``level``; returns the terms and the plan used
-    (``None`` for ``none``, the per-weight CSD baseline of :func:`~jpq_hw.arith.lower.csd_strategy`)."""
-    if level not in LEVELS:
-        raise ValueError(f"unknown optimisation level {level!r} (known: {', '.join(LEVELS)})")
-    if level == "none":
-        from .lower import csd_strategy
-
-        return csd_strategy(builder, weight, inputs), None
+                 optimize: str = DEFAULT_OPTIMIZE) -> tuple[list[Term | None], Priced | None]:
+    """Build ``weight @ inputs`` into ``builder`` with the ``optimize`` choice; returns one term per
+    row (``None`` for a zero row) and the plan used (``None`` for ``none``, and where no input is used)."""
+    check_optimize(optimize)
+    if optimize == "none":  # the per-weight baseline: rows exactly as written, not merged
+        return build_plan(builder, csd_plan(weight), inputs), None
     rows = merge_rows(weight)
     used = np.flatnonzero(np.any(rows.unique != 0, axis=0))
     if not len(used):
         return [None] * len(rows.rep), None
     ranges = [(builder.nodes[inputs[i]].lo, builder.nodes[inputs[i]].hi) for i in used.tolist()]
     # only the columns in use enter the plan, so scratch builds stay small
-    winner, _ = choose_plan(rows.unique[:, used], ranges, level)
+    winner, _ = choose_plan(rows.unique[:, used], ranges, optimize)
     terms = build_plan(builder, winner.plan, [inputs[i] for i in used.tolist()])
     return expand_terms(rows, terms), winner
-
-
-def optimized_strategy(level: str):
-    """A :data:`~jpq_hw.arith.lower.MatrixStrategy` for ``--optimize level``."""
-    if level not in LEVELS:
-        raise ValueError(f"unknown optimisation level {level!r} (known: {', '.join(LEVELS)})")
-
-    def strategy(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int]) -> list[Term | None]:
-        return lower_matrix(builder, weight, inputs, level)[0]
-
-    strategy.__name__ = f"{level}_strategy"
-    strategy.__qualname__ = strategy.__name__
-    strategy.__doc__ = f"Matrix strategy of ``--optimize {level}`` (see :mod:`jpq_hw.arith.optimize`)."
-    return strategy
