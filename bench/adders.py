@@ -58,9 +58,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fir_sets import FIR_SETS  # noqa: E402
 
-from jpq_hw.arith.graph import Add, GraphBuilder, range_width  # noqa: E402
+from jpq_hw.arith.graph import Add, GraphBuilder, adder_bits  # noqa: E402
 from jpq_hw.arith.mcm import odd_part  # noqa: E402
-from jpq_hw.arith.optimize import add_luts, csd_adders, lower_matrix  # noqa: E402
+from jpq_hw.arith.optimize import csd_adders, lower_matrix  # noqa: E402
+from jpq_hw.cost import ICE40  # noqa: E402
 
 SHAPES = ((64, 64), (256, 128), (512, 256), (576, 64), (144, 16))  # (inputs, outputs)
 DENSITIES = (0.01, 0.02, 0.05, 0.10)
@@ -136,18 +137,14 @@ def run_jpq(w: np.ndarray, optimize: str = "best") -> dict:
     t0 = time.perf_counter()
     b = GraphBuilder()
     inputs = [b.input(*INPUT_RANGE) for _ in range(w.shape[1])]
-    terms, winner = lower_matrix(b, w, inputs, optimize)
+    terms, winner = lower_matrix(b, w, inputs, optimize, ICE40)
     seconds = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     adds = [n for n in b.nodes if isinstance(n, Add)]
-    bits = 0
-    for n in adds:
-        width, _ = range_width(n.lo, n.hi)
-        bits += max(width - (n.shift_b if n.subtract else max(n.shift_a, n.shift_b)), 0)
     depth = max((b.nodes[t.node].level for t in terms if t is not None), default=0)
-    return {"adders": len(adds), "subtractors": sum(n.subtract for n in adds), "adder_bits": bits,
-            "lut4": sum(add_luts(n) for n in adds), "depth": depth, "seconds": seconds, "cpu_seconds": cpu,
+    return {"adders": len(adds), "subtractors": sum(n.subtract for n in adds),
+            "adder_bits": sum(adder_bits(n) for n in adds), "lut4": sum(ICE40.adder(adder_bits(n), n.subtract) for n in adds), "depth": depth, "seconds": seconds, "cpu_seconds": cpu,
             "plan": winner.name if winner is not None else "csd"}
 
 

@@ -58,7 +58,7 @@ from adders import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, probl
 from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term  # noqa: E402
 from jpq_hw.arith.optimize import lower_matrix  # noqa: E402
 from jpq_hw.arith.registers import place_registers  # noqa: E402
-from jpq_hw.cost.ice40 import estimate  # noqa: E402
+from jpq_hw.cost.ice40 import ICE40, estimate  # noqa: E402
 from jpq_hw.errors import JpqError  # noqa: E402
 from jpq_hw.hdl.verilog import emit_verilog  # noqa: E402
 from jpq_hw.ir import IntFormat  # noqa: E402
@@ -93,7 +93,7 @@ def _finish(b: GraphBuilder, outs: list[tuple[int, int, bool] | None], w: np.nda
 def jpq_graph(w: np.ndarray) -> tuple[AdderGraph, np.ndarray]:
     b = GraphBuilder()
     inputs = [b.input(*INPUT_RANGE) for _ in range(w.shape[1])]
-    terms, _ = lower_matrix(b, w, inputs, "best")
+    terms, _ = lower_matrix(b, w, inputs, "best", ICE40)
     return _finish(b, [None if t is None else (t.node, t.shift, t.neg) for t in terms], w)
 
 

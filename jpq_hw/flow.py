@@ -31,7 +31,7 @@ from .arith.graph import AdderGraph
 from .arith.lower import lower_qnet
 from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
 from .arith.registers import RegisterSchedule, place_registers
-from .cost.ice40 import NetworkCost, estimate
+from .cost import COST_MODELS, NetworkCost
 from .errors import JpqError
 from .hdl.verilog import check_identifier, emit_verilog
 from .ir.checkpoint import load_checkpoint
@@ -39,7 +39,6 @@ from .ir.qnet import QNet
 from .report import build_report, render_markdown
 from .vectors import make_vectors
 
-TARGETS = ("ice40",)
 BACKENDS = ("verilog", "amaranth")
 
 
@@ -48,6 +47,7 @@ class Lowered:
     """Everything one lowering produced, before it is written out."""
 
     qnet: QNet
+    target: str  # the --target whose cost model priced the plans and estimated the cells
     graph: AdderGraph
     sched: RegisterSchedule
     cost: NetworkCost
@@ -58,9 +58,10 @@ class Lowered:
     seconds: dict[str, float]
 
 
-def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
+def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
           optimize: str = DEFAULT_OPTIMIZE, source: str = "") -> Lowered:
     """Lower ``qnet`` to an adder graph, place its registers, and render it with ``backend``."""
+    cost_model = _cost_model(target)
     check_identifier(top)
     check_optimize(optimize)
     if backend not in BACKENDS:
@@ -68,7 +69,7 @@ def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipelin
     if pipeline < 0:
         raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
     t0 = time.perf_counter()
-    graph = lower_qnet(qnet, optimize)
+    graph = lower_qnet(qnet, optimize, cost_model=cost_model)
     sched = place_registers(graph, pipeline)
     t1 = time.perf_counter()
     b_in, b_out = qnet.input.bits, qnet.output.bits
@@ -79,8 +80,8 @@ def lower(qnet: QNet, *, top: str = "jpq_net", backend: str = "verilog", pipelin
 
         text = emit_amaranth_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out)
     t2 = time.perf_counter()
-    cost = estimate(graph, sched)
-    return Lowered(qnet, graph, sched, cost, text, top, backend, optimize,
+    cost = cost_model.estimate(graph, sched)
+    return Lowered(qnet, target, graph, sched, cost, text, top, backend, optimize,
                    {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
 
 
@@ -89,8 +90,7 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
                      seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
                      optimize: str = DEFAULT_OPTIMIZE) -> dict:
     """Run the whole flow and write ``out_dir``; returns the report dict."""
-    if target not in TARGETS:
-        raise JpqError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    _cost_model(target)
     check_optimize(optimize)
     if n_vectors < 1:
         raise JpqError(f"--vectors must be >= 1, got {n_vectors}")
@@ -100,7 +100,7 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     t0 = time.perf_counter()
     qnet = load_checkpoint(path)
     t_load = time.perf_counter() - t0
-    design = lower(qnet, top=top, backend=backend, pipeline=pipeline, optimize=optimize, source=Path(path).name)
+    design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize, source=Path(path).name)
     design.seconds["load"] = t_load
 
     x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)
@@ -110,7 +110,7 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
         raise AssertionError(f"internal error: the adder graph differs from the reference on vector {bad}")
 
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    report = build_report(design, target=target, checkpoint=str(path), sha256=digest, n_vectors=len(x))
+    report = build_report(design, checkpoint=str(path), sha256=digest, n_vectors=len(x))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -128,6 +128,13 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _cost_model(target: str):
+    """The cost model of ``--target``; a :class:`JpqError` for an unknown target."""
+    if target not in COST_MODELS:
+        raise JpqError(f"unknown target {target!r} (known: {', '.join(COST_MODELS)})")
+    return COST_MODELS[target]
 
 
 def _write_design(root: Path, design: Lowered, report: dict, x: np.ndarray, y: np.ndarray) -> None:

@@ -24,7 +24,7 @@ def _weight_bits(w: np.ndarray) -> int:
     return range_width(int(min(w.min(), 0)), int(max(w.max(), 0)))[0]
 
 
-def build_report(design: "Lowered", *, target: str, checkpoint: str, sha256: str, n_vectors: int) -> dict:
+def build_report(design: "Lowered", *, checkpoint: str, sha256: str, n_vectors: int) -> dict:
     q, g, s, cost = design.qnet, design.graph, design.sched, design.cost
     acc_bits: dict[int, int] = {}
     for n in g.nodes:
@@ -51,7 +51,7 @@ def build_report(design: "Lowered", *, target: str, checkpoint: str, sha256: str
     return {
         "generator": f"jpq-hw {__version__}",
         "top": design.top,
-        "target": target,
+        "target": design.target,
         "backend": design.backend,
         "optimize": design.optimize,
         "checkpoint": {"path": checkpoint, "sha256": sha256},

@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from jpq_hw.arith import GraphBuilder, Term, lower_qnet, place_registers, range_width
 from jpq_hw.arith.graph import Add, Requant
+from jpq_hw.cost import ICE40
 from jpq_hw.ir import IntFormat, QLayer, QNet, random_qnet
 from jpq_hw.reference import run_reference
 from jpq_hw.vectors import make_inputs
@@ -36,7 +37,7 @@ def sparse_nets(draw):
 @settings(max_examples=150, deadline=None)
 @given(sparse_nets(), st.integers(0, 2**32 - 1))
 def test_lowered_graph_equals_reference(qnet, seed):
-    graph = lower_qnet(qnet)
+    graph = lower_qnet(qnet, cost_model=ICE40)
     x = make_inputs(qnet, 200, seed)
     assert np.array_equal(graph.evaluate(x, check_ranges=True), run_reference(qnet, x))
 
@@ -44,7 +45,7 @@ def test_lowered_graph_equals_reference(qnet, seed):
 @settings(max_examples=60, deadline=None)
 @given(sparse_nets(), st.integers(0, 8))
 def test_schedule_is_consistent(qnet, every):
-    graph = lower_qnet(qnet)
+    graph = lower_qnet(qnet, cost_model=ICE40)
     s = place_registers(graph, every)
     if every == 0:
         assert s.latency == 0 and not any(s.delays)
@@ -95,7 +96,7 @@ def test_constant_neurons_fold_into_the_next_bias():
     net = QNet((2,), IntFormat(4, False), (
         QLayer("fc1", "linear", w1, np.array([40, 0]), 2, True, IntFormat(6, False)),
         QLayer("fc2", "linear", w2, np.array([0]), 0, False, IntFormat(10, True))))
-    g = lower_qnet(net)
+    g = lower_qnet(net, cost_model=ICE40)
     x = make_inputs(net, 300)
     assert np.array_equal(g.evaluate(x), run_reference(net, x))
     fc2_adders = [n for n in g.nodes if isinstance(n, Add) and n.layer == 1]
@@ -109,7 +110,7 @@ def test_dead_neurons_are_removed():
     net = QNet((2,), IntFormat(4, False), (
         QLayer("fc1", "linear", w1, np.zeros(2, int), 0, True, IntFormat(6, False)),
         QLayer("fc2", "linear", w2, np.zeros(1, int), 0, False, IntFormat(10, True))))
-    g = lower_qnet(net)
+    g = lower_qnet(net, cost_model=ICE40)
     assert sum(isinstance(n, Requant) for n in g.nodes) == 2  # one hidden, one output
 
 
@@ -117,11 +118,11 @@ def test_per_weight_csd_adder_count():
     # one row, weights 7 (8-1) and 105 (128-32+8+1): 2 + 4 digits -> 5 adders
     net = QNet((2,), IntFormat(8, False), (QLayer("fc", "linear", np.array([[7, 105]]), np.zeros(1, int), 0, False,
                                                    IntFormat(16, True)),))
-    assert lower_qnet(net, "none").stats()["adders"] == 5
+    assert lower_qnet(net, "none", cost_model=ICE40).stats()["adders"] == 5
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_random_networks_lower_exactly(seed):
     net = random_qnet([64, 32, 10], density=0.2, seed=seed)
     x = make_inputs(net, 500, seed)
-    assert np.array_equal(lower_qnet(net).evaluate(x), run_reference(net, x))
+    assert np.array_equal(lower_qnet(net, cost_model=ICE40).evaluate(x), run_reference(net, x))

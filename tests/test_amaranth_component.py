@@ -6,6 +6,7 @@ from amaranth.sim import Simulator
 
 from jpq_hw.arith import lower_qnet, place_registers
 from jpq_hw.hdl.amaranth_backend import QNetComponent
+from jpq_hw.cost import ICE40
 from jpq_hw.ir import IntFormat, random_qnet
 from jpq_hw.reference import run_reference
 from jpq_hw.vectors import make_inputs
@@ -27,7 +28,7 @@ def unpack(word, count, bits, signed):
 
 
 def test_combinational_component_in_a_user_design():
-    g = lower_qnet(NET)
+    g = lower_qnet(NET, cost_model=ICE40)
     net = QNetComponent(g, place_registers(g, 0), b_in=4, b_out=9)
     top = Module()
     top.submodules.net = net
@@ -49,7 +50,7 @@ def test_combinational_component_in_a_user_design():
 
 
 def test_pipelined_component_in_the_users_sync_domain():
-    g = lower_qnet(NET)
+    g = lower_qnet(NET, cost_model=ICE40)
     sched = place_registers(g, 2)
     net = QNetComponent(g, sched, b_in=4, b_out=9)
     top = Module()

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from jpq_hw.arith import GraphBuilder, lower_qnet
 from jpq_hw.arith.cmvm import Plan, build_plan, csd_plan, cse
 from jpq_hw.arith.csd import csd_cost
+from jpq_hw.cost import ICE40
 from jpq_hw.arith.mcm import mcm_graph, mcm_plan, mcm_residual, odd_part
 from jpq_hw.arith.optimize import (ADDER_SLACK, OPTIMIZE, check_optimize, choose_plan, csd_adders, csd_lengths,
                                    graph_cost, lower_matrix, merge_rows, pair_work)
@@ -28,7 +29,7 @@ def build_matrix(optimize, weight, ranges):
     """An AdderGraph computing ``weight @ x`` exactly (one unclamped output stage per row)."""
     b = GraphBuilder()
     inputs = [b.input(lo, hi) for lo, hi in ranges]
-    terms, _ = lower_matrix(b, weight, inputs, optimize)
+    terms, _ = lower_matrix(b, weight, inputs, optimize, ICE40)
     assert len(terms) == weight.shape[0]
     outs = [b.requant(t, 0, 0, False, WIDE, 0) for t in terms]
     return b.build(outs), b, len(inputs), terms
@@ -102,7 +103,7 @@ def test_lowered_networks_equal_the_reference(qnet, seed):
     x = make_inputs(qnet, 100, seed)
     want = run_reference(qnet, x)
     for name in OPTIMIZE:
-        assert np.array_equal(lower_qnet(qnet, name).evaluate(x, check_ranges=True), want), name
+        assert np.array_equal(lower_qnet(qnet, name, cost_model=ICE40).evaluate(x, check_ranges=True), want), name
 
 
 def test_mcm_graph_builds_every_constant_from_earlier_ones():
@@ -155,7 +156,7 @@ def test_sharing_never_costs_more_adders_than_csd(shape, density, bits):
 def test_best_picks_the_cheapest_priced_candidate_and_builds_it():
     w = sparse_matrix(np.random.default_rng(11), 40, 40, 0.1, 8)
     ranges = [(0, 255)] * 40
-    winner, cands = choose_plan(w, ranges, "best")
+    winner, cands = choose_plan(w, ranges, "best", ICE40)
     priced = [c for c in cands if c.cost is not None]
     assert len(priced) >= 2 and winner in priced
     fewest = min(c.adders for c in cands)
@@ -165,8 +166,8 @@ def test_best_picks_the_cheapest_priced_candidate_and_builds_it():
     # the real build costs exactly what the scratch build said
     b = GraphBuilder()
     inputs = [b.input(lo, hi) for lo, hi in ranges]
-    terms = build_plan(b, winner.plan, inputs)
-    assert graph_cost(b, len(inputs), terms) == winner.cost
+    terms = build_plan(b, winner.plan, inputs, ICE40)
+    assert graph_cost(b, len(inputs), terms, ICE40) == winner.cost
 
 
 def test_best_is_deterministic():
@@ -193,14 +194,14 @@ def test_subtraction_orientation_follows_the_cost():
     # needs the carry chain) and read negated: the negation moves into the sum's negative side
     b = GraphBuilder()
     x, y = b.input(0, 255), b.input(0, 255)
-    [t] = build_plan(b, Plan(2, [(0, 3, 0, 0, -1)], [[(2, 0, 1), (1, 0, 1)]]), [x, y])
+    [t] = build_plan(b, Plan(2, [(0, 3, 0, 0, -1)], [[(2, 0, 1), (1, 0, 1)]]), [x, y], ICE40)
     sub = [n for n in b.nodes if getattr(n, "subtract", False)]
     assert len(sub) == 2 and sub[0].shift_b == 3 and (sub[0].lo, sub[0].hi) == (-7 * 255, 0)
     # 7x as an output of its own: (x << 3) - x, for a negated output would make the output
     # stage subtract as well
     b = GraphBuilder()
     x = b.input(0, 255)
-    [t] = build_plan(b, Plan(1, [(0, 3, 0, 0, -1)], [[(1, 0, 1)]]), [x])
+    [t] = build_plan(b, Plan(1, [(0, 3, 0, 0, -1)], [[(1, 0, 1)]]), [x], ICE40)
     n = b.nodes[t.node]
     assert not t.neg and n.subtract and n.shift_a == 3 and (n.lo, n.hi) == (0, 7 * 255)
 
@@ -231,9 +232,36 @@ def test_an_unknown_optimize_choice_is_one_jpq_error_everywhere():
                                                   WIDE),))
     b = GraphBuilder()
     inputs = [b.input(-8, 7), b.input(-8, 7)]
-    calls = [lambda: check_optimize("csd"), lambda: lower_qnet(qnet, "csd"),
-             lambda: lower_matrix(b, np.array([[1, 3]]), inputs, "csd"), lambda: choose_plan(np.array([[1, 3]]),
-                                                                                              [(-8, 7)] * 2, "csd")]
+    calls = [lambda: check_optimize("csd"), lambda: lower_qnet(qnet, "csd", cost_model=ICE40),
+             lambda: lower_matrix(b, np.array([[1, 3]]), inputs, "csd", ICE40),
+             lambda: choose_plan(np.array([[1, 3]]), [(-8, 7)] * 2, "csd", ICE40)]
     for call in calls:
         with pytest.raises(JpqError, match=r"unknown --optimize choice 'csd' \(known: best, mcm, cmvm, none\)"):
             call()
+
+
+class FreeNegation:
+    """A cost model unlike iCE40's: negating an output costs nothing (only the adders count)."""
+
+    name = "free-negation"
+
+    def adder(self, bits, subtract):
+        return 2 * bits if subtract else bits
+
+    def negation(self, width):
+        return 0
+
+
+def test_the_optimiser_follows_the_cost_model_it_is_given():
+    # 7x as an output of its own (as in test_subtraction_orientation_follows_the_cost): iCE40 pays for
+    # a negated output, so it builds (x << 3) - x; where negation is free, the narrower subtractor
+    # x - (x << 3) (its low three bits pass through) read negated is cheaper
+    plan = Plan(1, [(0, 3, 0, 0, -1)], [[(1, 0, 1)]])
+    built = {}
+    for model in (ICE40, FreeNegation()):
+        b = GraphBuilder()
+        [t] = build_plan(b, plan, [b.input(0, 255)], model)
+        built[model.name] = (b.nodes[t.node], t.neg, graph_cost(b, 1, [t], model))
+    (ice, ice_neg, ice_cost), (free, free_neg, free_cost) = built["ice40"], built["free-negation"]
+    assert not ice_neg and ice.shift_a == 3 and ice.shift_b == 0 and ice_cost == 2 * 11  # 11-bit subtractor
+    assert free_neg and free.shift_a == 0 and free.shift_b == 3 and free_cost == 2 * (12 - 3)  # [-1785, 0]

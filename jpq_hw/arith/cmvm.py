@@ -22,21 +22,24 @@ several.
 
 :func:`build_plan` writes a plan into a :class:`~jpq_hw.arith.graph.GraphBuilder`. Every variable
 becomes a node and a sign (``value = ±node``): a difference is built either way round, as
-``p - (n << s)`` (the low ``s`` bits pass through, no carry cells) or negated, whichever the iCE40
-estimate prefers, and a negation is pushed into the terms that read the variable, where it costs
-nothing unless the term is a whole output.
+``p - (n << s)`` (the low ``s`` bits pass through, no carry cells) or negated, whichever the
+target's cost model prefers, and a negation is pushed into the terms that read the variable, where
+it costs nothing unless the term is a whole output.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .csd import csd_digits
 from .graph import GraphBuilder, Term, range_width
+
+if TYPE_CHECKING:
+    from ..cost.model import CostModel
 
 
 @dataclass
@@ -371,14 +374,14 @@ def cse(plan: Plan, *, block_of: Sequence[int] | None = None, min_count: int = 2
 
 # -- building -------------------------------------------------------------------------------------
 
-def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int]) -> list[Term | None]:
+def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_model: "CostModel") -> list[Term | None]:
     """Write ``plan`` into ``builder`` over the input nodes ``inputs``; one term per row.
 
     Every variable becomes a node and a sign (``value = ±node``). A difference ``p - n`` can be
     built as ``p - n`` or as ``-(n - p)``; the low bits of the subtracted operand's shift pass
     through, so the cheaper adder subtracts the operand with the larger shift, but a negated node
-    that is a row's only term makes the output stage subtract instead (as wide as the term). The
-    orientation with the smaller iCE40 estimate of the two wins (a subtractor bit is two LUT4).
+    that is a row's only term makes the output stage negate it instead (as wide as the term). The
+    orientation that ``cost_model`` prices lower wins (the shift rule where they tie).
     """
     single: dict[int, list[tuple[int, int]]] = {}  # var -> (shift, sign) of rows that are only it
     for terms in plan.rows:
@@ -406,8 +409,9 @@ def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int]) -> list
             lo = (ap.lo << sp) - (an.hi << sn)
             hi = (ap.hi << sp) - (an.lo << sn)
             w = range_width(lo, hi)[0]
-            cost_keep = 2 * (w - sn) + sum(w + s for s, g in uses if g < 0)  # node p - n
-            cost_flip = 2 * (w - sp) + sum(w + s for s, g in uses if g > 0)  # node n - p, negated
+            # node p - n (outputs that read it negated negate it), or node n - p read negated
+            cost_keep = cost_model.adder(w - sn, True) + sum(cost_model.negation(w + s) for s, g in uses if g < 0)
+            cost_flip = cost_model.adder(w - sp, True) + sum(cost_model.negation(w + s) for s, g in uses if g > 0)
             if cost_keep != cost_flip:
                 flip = cost_flip < cost_keep
         if flip:

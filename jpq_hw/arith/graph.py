@@ -205,7 +205,7 @@ class AdderGraph:
         adds = subs = add_bits = sub_bits = 0
         for n in self.nodes:
             if isinstance(n, Add):
-                bits = adder_bits(self, n)
+                bits = adder_bits(n)
                 if n.subtract:
                     subs += 1
                     sub_bits += bits
@@ -216,7 +216,7 @@ class AdderGraph:
                 "subtractor_bits": sub_bits, "depth": self.depth}
 
 
-def adder_bits(graph: AdderGraph, n: Add) -> int:
+def adder_bits(n: Add) -> int:
     """One-bit adder cells an :class:`Add` needs: its width less the low bits that need no carry logic.
 
     ``(a << sa) + (b << sb)``: the low ``max(sa, sb)`` result bits are zeros or one operand's own

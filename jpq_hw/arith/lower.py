@@ -5,8 +5,8 @@ Each layer is lowered in three steps:
 1. Inputs whose value is a known constant (an upstream neuron that can only output one value,
    e.g. a ReLU that never fires) are folded into the bias: they cost no adders.
 2. The layer's integer weight matrix becomes one signed :class:`Term` per output (``None`` for an
-   all-zero row), built with the adder sharing that ``optimize`` names
-   (:func:`jpq_hw.arith.optimize.lower_matrix`; the choices are listed in that module).
+   all-zero row), built with the adder sharing that ``optimize`` names and priced by the target's
+   cost model (:func:`jpq_hw.arith.optimize.lower_matrix`; the choices are listed in that module).
 3. A :class:`Requant` node per output adds the bias and the rounding constant, shifts, applies
    ReLU and saturates, exactly as contract.md section 1 says.
 
@@ -15,6 +15,8 @@ Finally nodes no output depends on (neurons whose every outgoing weight is zero)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import JpqError
@@ -22,9 +24,13 @@ from ..ir.qnet import QNet
 from .graph import AdderGraph, GraphBuilder
 from .optimize import DEFAULT_OPTIMIZE, check_optimize, lower_matrix
 
+if TYPE_CHECKING:
+    from ..cost.model import CostModel
 
-def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE) -> AdderGraph:
-    """Lower every layer of ``qnet`` with the adder sharing ``optimize`` names; exact by construction."""
+
+def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "CostModel") -> AdderGraph:
+    """Lower every layer of ``qnet`` with the adder sharing ``optimize`` names, plans priced by
+    ``cost_model`` (a target's, e.g. :data:`jpq_hw.cost.ICE40`); exact by construction."""
     check_optimize(optimize)
     if len(qnet.input_shape) != 1:
         raise JpqError("image inputs ([C, H, W]) need conv2d streaming, which this version does not lower yet")
@@ -44,7 +50,7 @@ def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE) -> AdderGraph:
             for o in range(layer.n_out):
                 offset[o] += int(np.dot(weight[o, const].astype(object), values[const]))
             weight = np.where(const[None, :], 0, weight)
-        terms, _ = lower_matrix(b, weight, current, optimize)
+        terms, _ = lower_matrix(b, weight, current, optimize, cost_model)
         rounding = 1 << (layer.shift - 1) if layer.shift > 0 else 0
         current = [b.requant(t, offset[o] + rounding, layer.shift, layer.relu, layer.out, li)
                    for o, t in enumerate(terms)]

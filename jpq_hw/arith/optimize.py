@@ -23,11 +23,11 @@ into a :class:`~jpq_hw.errors.JpqError`. The choices:
 Every pass but ``none`` first merges rows that are equal up to sign and a power of two (a row is
 computed once, the copies read it shifted and/or negated) and leaves unused inputs out.
 
-Cost (:func:`graph_cost`): iCE40 LUT4 of the adders, the unit ``yosys synth_ice40`` maps them to:
-an adder bit is one SB_LUT4 (plus one SB_CARRY), a subtractor bit two SB_LUT4, low bits that pass
-through free (:func:`~jpq_hw.arith.graph.adder_bits`); a negated output term costs its width once
-more, for the output stage must then subtract. So graphs that add beat graphs that subtract, and a
-negation that can be pushed into a later adder's sign is free. Adder depth is not priced.
+Cost (:func:`graph_cost`): the optimiser knows no target. It receives a
+:class:`~jpq_hw.cost.model.CostModel` (the flow passes the ``--target``'s, e.g.
+:data:`jpq_hw.cost.ice40.ICE40`) and prices a plan as the model's cost of every adder (by its
+one-bit positions, :func:`~jpq_hw.arith.graph.adder_bits`, and whether it subtracts) plus the
+model's cost of negating each output term that leaves the graph negated. Adder depth is not priced.
 
 Work limits keep big layers fast in Python. CSE counts about ``n^2 / 2`` digit pairs per row of
 ``n`` digits (:func:`pair_work`): ``best`` runs as many CSE variants as :data:`VARIANT_BUDGET`
@@ -40,14 +40,17 @@ cannot win).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from ..errors import JpqError
 from .cmvm import Plan, build_plan, csd_plan, cse
-from .graph import Add, GraphBuilder, Term, range_width
+from .graph import Add, GraphBuilder, Term, adder_bits, range_width
 from .mcm import mcm_plan, mcm_residual
+
+if TYPE_CHECKING:
+    from ..cost.model import CostModel
 
 OPTIMIZE: dict[str, str] = {  # every --optimize choice, with its one-line description
     "best": "the cheapest of the others per layer by the target's cost model",
@@ -57,7 +60,6 @@ OPTIMIZE: dict[str, str] = {  # every --optimize choice, with its one-line descr
 }
 DEFAULT_OPTIMIZE = "best"
 
-SUB_LUT_PER_BIT = 2  # as jpq_hw.cost.ice40 (not imported: that module imports the pipeline pass)
 VARIANT_BUDGET = 120_000  # pair work ``best`` spends on CSE variants (one at least, up to CSE_PAIRS)
 CSE_PAIRS = 3_000_000  # pair work up to which CSE runs at all
 PREFILTER = 1.25  # ``best`` prices only candidates within this factor of the fewest adders
@@ -212,25 +214,16 @@ def candidate_plans(weight: np.ndarray, optimize: str,
 
 # -- cost -----------------------------------------------------------------------------------------
 
-def add_luts(n: Add) -> int:
-    """SB_LUT4 of one adder: its one-bit cells (:func:`~jpq_hw.arith.graph.adder_bits`), doubled
-    for a subtractor."""
-    w, _ = range_width(n.lo, n.hi)
-    free = n.shift_b if n.subtract else max(n.shift_a, n.shift_b)
-    bits = max(w - free, 0)
-    return bits * SUB_LUT_PER_BIT if n.subtract else bits
-
-
-def graph_cost(builder: GraphBuilder, first_node: int, terms: Sequence[Term | None]) -> int:
-    """iCE40 LUT4 estimate of the adders from ``first_node`` on plus the negated output terms."""
+def graph_cost(builder: GraphBuilder, first_node: int, terms: Sequence[Term | None], cost_model: "CostModel") -> int:
+    """``cost_model``'s price of the adders from ``first_node`` on plus the negated output terms."""
     cost = 0
     for n in builder.nodes[first_node:]:
         if isinstance(n, Add):
-            cost += add_luts(n)
+            cost += cost_model.adder(adder_bits(n), n.subtract)
     for t in terms:
         if t is not None and t.neg:
             n = builder.nodes[t.node]
-            cost += range_width(n.lo << t.shift, n.hi << t.shift)[0]
+            cost += cost_model.negation(range_width(n.lo << t.shift, n.hi << t.shift)[0])
     return cost
 
 
@@ -242,8 +235,10 @@ class Priced:
     cost: int | None = None  # None: not priced (pre-filtered, or the only contender)
 
 
-def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize: str) -> tuple[Priced, list[Priced]]:
-    """Candidate plans of ``weight`` for ``optimize``, priced on scratch builders; returns (winner, all).
+def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize: str,
+                cost_model: "CostModel") -> tuple[Priced, list[Priced]]:
+    """Candidate plans of ``weight`` for ``optimize``, priced by ``cost_model`` on scratch builders;
+    returns (winner, all).
 
     Candidates with more than :data:`PREFILTER` times the fewest adders are not priced.
     """
@@ -267,8 +262,8 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
     for c in contenders:
         scratch = GraphBuilder()
         inputs = [scratch.input(lo, hi) for lo, hi in ranges]
-        terms = build_plan(scratch, c.plan, inputs)
-        c.cost = graph_cost(scratch, len(inputs), terms)
+        terms = build_plan(scratch, c.plan, inputs, cost_model)
+        c.cost = graph_cost(scratch, len(inputs), terms, cost_model)
         key = (c.adders > allowed, c.cost, c.adders)
         if best is None or key < (best.adders > allowed, best.cost, best.adders):
             best = c
@@ -276,19 +271,20 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
     return best, cands
 
 
-def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int],
-                 optimize: str = DEFAULT_OPTIMIZE) -> tuple[list[Term | None], Priced | None]:
-    """Build ``weight @ inputs`` into ``builder`` with the ``optimize`` choice; returns one term per
-    row (``None`` for a zero row) and the plan used (``None`` for ``none``, and where no input is used)."""
+def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int], optimize: str,
+                 cost_model: "CostModel") -> tuple[list[Term | None], Priced | None]:
+    """Build ``weight @ inputs`` into ``builder`` with the ``optimize`` choice, plans priced by
+    ``cost_model``; returns one term per row (``None`` for a zero row) and the plan used (``None``
+    for ``none``, and where no input is used)."""
     check_optimize(optimize)
     if optimize == "none":  # the per-weight baseline: rows exactly as written, not merged
-        return build_plan(builder, csd_plan(weight), inputs), None
+        return build_plan(builder, csd_plan(weight), inputs, cost_model), None
     rows = merge_rows(weight)
     used = np.flatnonzero(np.any(rows.unique != 0, axis=0))
     if not len(used):
         return [None] * len(rows.rep), None
     ranges = [(builder.nodes[inputs[i]].lo, builder.nodes[inputs[i]].hi) for i in used.tolist()]
     # only the columns in use enter the plan, so scratch builds stay small
-    winner, _ = choose_plan(rows.unique[:, used], ranges, optimize)
-    terms = build_plan(builder, winner.plan, [inputs[i] for i in used.tolist()])
+    winner, _ = choose_plan(rows.unique[:, used], ranges, optimize, cost_model)
+    terms = build_plan(builder, winner.plan, [inputs[i] for i in used.tolist()], cost_model)
     return expand_terms(rows, terms), winner

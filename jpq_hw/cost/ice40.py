@@ -32,39 +32,15 @@ The sim tests synthesize every design with yosys and print this estimate next to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..arith.graph import Add, AdderGraph, Input, Requant, adder_bits, range_width
 from ..arith.registers import RegisterSchedule
+from .model import LayerCost, NetworkCost
 
 SUB_LUT_PER_BIT = 2
 SHORT_CHAIN = 2  # sums of at most this many bits get no SB_CARRY
 MAX_VARIABLE_BITS = 12  # a wider variable gets no truth tables (see DesignBits)
-
-
-@dataclass
-class LayerCost:
-    name: str
-    adders: int = 0
-    subtractors: int = 0
-    adder_bits: int = 0
-    lut4: int = 0
-    carry: int = 0
-    ff: int = 0
-    depth: int = 0  # adder levels this layer adds (its Requant stage included)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass
-class NetworkCost:
-    layers: list[LayerCost] = field(default_factory=list)
-
-    def total(self, key: str) -> int:
-        return sum(getattr(layer, key) for layer in self.layers)
 
 
 class DesignBits:
@@ -205,7 +181,7 @@ class DesignBits:
         n = self.graph.nodes[i]
         w, _ = self.graph.widths[i]
         if isinstance(n, Add):
-            low = w - adder_bits(self.graph, n)
+            low = w - adder_bits(n)
             if n.subtract or n.shift_a < n.shift_b:  # below the chain: a's bits (b is zero there)
                 nets = self._operand_nets(n.a, -n.shift_a, low)
             else:
@@ -269,7 +245,7 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None =
     already inverted elsewhere in its pipeline stage as ``inverted`` (it is updated); without it the
     subtractor is priced alone."""
     w, _ = range_width(n.lo, n.hi)
-    bits = adder_bits(graph, n)
+    bits = adder_bits(n)
     if bits == 0:
         return 0, 0
     carry = bits - 1 if bits > SHORT_CHAIN else 0  # yosys builds one- and two-bit sums from LUTs alone
@@ -291,7 +267,7 @@ def one_variable_add_cells(bits_of: DesignBits, i: int, inverted: set) -> tuple[
     graph = bits_of.graph
     n = graph.nodes[i]
     w, _ = graph.widths[i]
-    low = w - adder_bits(graph, n)
+    low = w - adder_bits(n)
     if n.subtract:
         lut, carry, _ = _one_variable_chain(bits_of, i, low, inverted, (n.b, n.shift_b), n.shift_a > low)
         return lut, carry
@@ -424,7 +400,7 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
                 lut, carry = add_cells(graph, n, stage_inverted)
             c.adders += 1
             c.subtractors += n.subtract
-            c.adder_bits += adder_bits(graph, n)
+            c.adder_bits += adder_bits(n)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)
@@ -450,3 +426,28 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
     for c in layers:  # global level at the end of each layer -> levels added by the layer
         c.depth, previous_end = max(c.depth - previous_end, 0), max(c.depth, previous_end)
     return NetworkCost(layers)
+
+
+class Ice40Cost:
+    """The iCE40 cost model (:class:`~jpq_hw.cost.model.CostModel`): cells of ``yosys synth_ice40``.
+
+    For the optimiser an adder bit is one SB_LUT4 (plus one SB_CARRY, which follows the LUTs and is
+    not priced), a subtractor bit :data:`SUB_LUT_PER_BIT` (the inverted operand needs its own LUT),
+    and negating a term in an output stage costs its width once more, for the output stage must then
+    subtract. So graphs that add beat graphs that subtract, and a negation that can be pushed into a
+    later adder's sign is free. The estimate of a design is :func:`estimate`.
+    """
+
+    name = "ice40"
+
+    def adder(self, bits: int, subtract: bool) -> int:
+        return bits * SUB_LUT_PER_BIT if subtract else bits
+
+    def negation(self, width: int) -> int:
+        return width
+
+    def estimate(self, graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
+        return estimate(graph, sched)
+
+
+ICE40 = Ice40Cost()
