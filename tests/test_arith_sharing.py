@@ -5,10 +5,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jpq_hw.arith import GraphBuilder, lower_qnet
-from jpq_hw.arith.cmvm import Plan, build_plan, csd_plan, cse
+from jpq_hw.arith.cmvm import TieBreak, cse
 from jpq_hw.arith.csd import csd_cost
 from jpq_hw.cost import ICE40
 from jpq_hw.arith.mcm import mcm_graph, mcm_plan, mcm_residual, odd_part
+from jpq_hw.arith.plan import Plan, build_plan, csd_plan
 from jpq_hw.arith.optimize import (ADDER_SLACK, OPTIMIZE, check_optimize, choose_plan, csd_adders, csd_lengths,
                                    graph_cost, lower_matrix, merge_rows, pair_work)
 from jpq_hw.errors import JpqError
@@ -77,8 +78,8 @@ def test_plans_compute_the_matrix(case):
     w, _ = case
     p = csd_plan(w)
     assert np.array_equal(p.matrix(), w)
-    for plan in (cse(p), cse(p, order=1), cse(p, order=123), mcm_plan(w), mcm_residual(cse(p)), cse(mcm_plan(w)),
-                 cse(p, block_of=[i % 3 for i in range(w.shape[1])])):
+    ties = [cse(p, tie_break=t) for t in TieBreak] + [cse(p, tie_break=TieBreak.RANDOM, seed=123)]
+    for plan in (*ties, mcm_plan(w), mcm_residual(cse(p)), cse(mcm_plan(w))):
         assert np.array_equal(plan.matrix(), w)
         assert plan.adders <= p.adders + len(plan.defs)  # never a term more than it started with
 
@@ -220,7 +221,7 @@ def test_wide_weights_fall_back_to_csd_chains():
 def test_weighted_cse_and_cross_only_cse_compute_the_matrix():
     w = sparse_matrix(np.random.default_rng(9), 20, 30, 0.2, 8)
     p = csd_plan(w)
-    for plan in (cse(p, weighted=True, ranges=[(0, 255)] * 30, order=7), cse(p, same_var=False),
+    for plan in (cse(p, weighted=True, ranges=[(0, 255)] * 30, tie_break=TieBreak.DEEP_FIRST), cse(p, same_var=False),
                  mcm_residual(cse(p, same_var=False))):
         assert np.array_equal(plan.matrix(), w)
     assert all(a != b for a, _, b, _, _ in cse(p, same_var=False).defs)
@@ -265,3 +266,12 @@ def test_the_optimiser_follows_the_cost_model_it_is_given():
     (ice, ice_neg, ice_cost), (free, free_neg, free_cost) = built["ice40"], built["free-negation"]
     assert not ice_neg and ice.shift_a == 3 and ice.shift_b == 0 and ice_cost == 2 * 11  # 11-bit subtractor
     assert free_neg and free.shift_a == 0 and free.shift_b == 3 and free_cost == 2 * (12 - 3)  # [-1785, 0]
+
+
+@given(st.integers(0, (1 << 26) - 1), st.integers(0, (1 << 26) - 1), st.integers(-63, 63), st.booleans())
+def test_pattern_keys_decode_to_what_was_encoded(a, b, d, neg):
+    from jpq_hw.arith.cmvm import _pattern, _pattern_key
+
+    assert _pattern(_pattern_key(a, b, d, int(neg))) == (a, b, d, int(neg))
+    keys = _pattern_key(np.array([a, b]), np.array([b, a]), np.array([d, -d]), np.array([neg, not neg]))
+    assert [tuple(map(int, x)) for x in zip(*_pattern(keys))] == [(a, b, d, int(neg)), (b, a, -d, int(not neg))]

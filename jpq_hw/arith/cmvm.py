@@ -1,150 +1,321 @@
-"""Constant matrix-vector multiplication by common-subexpression elimination (CSE).
+"""Constant matrix-vector multiplication by common-subexpression elimination (CSE) over a :class:`Plan`.
 
-A *plan* describes how ``y = W x`` is computed without saying anything about widths yet:
+:func:`cse` is a Hartley-style greedy over the terms of every row of a plan (at first the CSD digits
+of the weights, :func:`~jpq_hw.arith.plan.csd_plan`): a *pattern* is what a pair of terms of one
+row forms, ``±(a << s) ± (b << s + d)``, the same for any ``s`` and any common sign. The most
+frequent pattern becomes a new variable ``t = a ± (b << d)``, every row holding it is rewritten with
+one term of ``t``, and the search goes on (``t`` pairs with other terms in turn, so shared sums of
+any length grow) while some pattern occurs twice. Each extraction of a pattern found ``n`` times
+saves ``n - 1`` adders.
 
-- ``defs``: new variables, each ``v = (a << sa) + sign * (b << sb)`` over inputs (variables
-  ``0 .. n_inputs-1``) and earlier definitions (variables ``n_inputs + k``). One adder each.
-- ``rows``: per output, the signed terms ``(var, shift, sign)`` whose sum is the output; a row of
-  ``k`` terms costs ``k - 1`` more adders.
+One round has three steps, each a function of its own: :func:`_occurrences` counts where a pattern
+occurs (without overlaps), :func:`_extract` defines its variable, :func:`_rewrite` puts that
+variable into the rows and returns the patterns its new terms form. The pair counts are taken once
+with numpy (:func:`_count_pairs`); after that the greedy is *lazy*: a count is exact when its
+pattern is first counted and an upper bound later (the terms of a variable are only ever
+consumed), so the top of a max-heap is recounted and taken only if its count still stands.
 
-:func:`cse` is a Hartley-style greedy over the terms of every row (at first the CSD digits of the
-weights, :func:`csd_plan`): a *pattern* is what a pair of terms of one row forms,
-``±(a << s) ± (b << s + d)``, the same for any ``s`` and any common sign. The most frequent pattern
-becomes a new variable ``t = a ± (b << d)``, every row holding it is rewritten with one term of
-``t``, and the search goes on (``t`` pairs with other terms in turn, so shared sums of any length
-grow) while some pattern occurs twice. Each extraction of a pattern found ``n`` times saves
-``n - 1`` adders. The pair counts are taken once with numpy; after that the greedy is *lazy*: a
-count is exact when its pattern is first counted and an upper bound later (the terms of a variable
-are only ever consumed), so the top of a max-heap is recounted on the rows that hold both variables
-and taken only if its count still stands. Ties among equal counts (most patterns near the end have
-count two) decide a lot; :func:`_tb` lists the orders, and :mod:`jpq_hw.arith.optimize` tries
-several.
-
-:func:`build_plan` writes a plan into a :class:`~jpq_hw.arith.graph.GraphBuilder`. Every variable
-becomes a node and a sign (``value = ±node``): a difference is built either way round, as
-``p - (n << s)`` (the low ``s`` bits pass through, no carry cells) or negated, whichever the
-target's cost model prefers, and a negation is pushed into the terms that read the variable, where
-it costs nothing unless the term is a whole output.
+Ties among equal counts (most patterns near the end have count two) decide a lot;
+:class:`TieBreak` lists the orders, and :mod:`jpq_hw.arith.optimize` tries several.
 """
 
 from __future__ import annotations
 
+import enum
 import heapq
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .csd import csd_digits
-from .graph import GraphBuilder, Term, range_width
+from .graph import range_width
+from .plan import Plan, PlanTerm, ShiftAdd
 
-if TYPE_CHECKING:
-    from ..cost.model import CostModel
-
-
-@dataclass
-class Plan:
-    """Shift-add program for ``y = W x``: definitions of shared variables and one term list per row."""
-
-    n_inputs: int
-    defs: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # (a, sa, b, sb, sign)
-    rows: list[list[tuple[int, int, int]]] = field(default_factory=list)  # (var, shift, sign)
-
-    @property
-    def adders(self) -> int:
-        return len(self.defs) + sum(max(len(r) - 1, 0) for r in self.rows)
-
-    def copy(self) -> "Plan":
-        return Plan(self.n_inputs, list(self.defs), [list(r) for r in self.rows])
-
-    def values(self) -> list[dict[int, int]]:
-        """Each variable's value as ``{input: coefficient}`` (for checks; slow for big plans)."""
-        vals: list[dict[int, int]] = [{i: 1} for i in range(self.n_inputs)]
-        for a, sa, b, sb, sg in self.defs:
-            v = {k: c << sa for k, c in vals[a].items()}
-            for k, c in vals[b].items():
-                v[k] = v.get(k, 0) + sg * (c << sb)
-            vals.append({k: c for k, c in v.items() if c})
-        return vals
-
-    def matrix(self) -> np.ndarray:
-        """The ``[rows, n_inputs]`` integer matrix the plan computes (object dtype, exact)."""
-        vals = self.values()
-        out = np.zeros((len(self.rows), self.n_inputs), dtype=object)
-        for r, terms in enumerate(self.rows):
-            for v, s, g in terms:
-                for k, c in vals[v].items():
-                    out[r, k] += g * (c << s)
-        return out
+MIN_COUNT = 2  # a pattern found once saves nothing
 
 
-def csd_plan(weight: np.ndarray) -> Plan:
-    """Every nonzero weight written as its CSD digits; no definitions (the per-weight baseline)."""
-    weight = np.asarray(weight)
-    cache: dict[int, list[tuple[int, int]]] = {}
-    rows = []
-    for row in weight:
-        terms = []
-        for i in np.flatnonzero(row):
-            w = int(row[i])
-            ds = cache.get(w)
-            if ds is None:
-                ds = cache[w] = csd_digits(w)
-            terms.extend((int(i), p, d) for p, d in ds)
-        rows.append(terms)
-    return Plan(weight.shape[1], [], rows)
+# -- packed integer codes -------------------------------------------------------------------------
+# A term ``var << shift`` of a row is ``var << _SB | shift``; a pattern ``(a, b, d, neg)`` is one
+# int ``a | b | d + _DBIAS | neg`` (high to low), so numpy can sort and count them. Both helpers
+# below work on Python ints and on int64 arrays alike.
 
-
-# -- common-subexpression elimination -------------------------------------------------------------
-
-_SB = 7  # bits of a term's shift inside its integer code (term = var << _SB | shift)
+_SB = 7  # bits of a term's shift inside its code
 _SM = (1 << _SB) - 1
-_VB = 26  # bits of a variable id inside a pair key
+_VB = 26  # bits of a variable id inside a pattern key
 _VM = (1 << _VB) - 1
-_DB = 8  # bits of a pair's relative shift (biased)
+_DB = 8  # bits of a pattern's relative shift (biased)
 _DM = (1 << _DB) - 1
 _DBIAS = 1 << (_DB - 1)
 
 
-def _pair_keys(terms: np.ndarray, signs: np.ndarray) -> np.ndarray:
-    """Keys of every pair of one row's terms (``terms`` sorted ascending), vectorised."""
-    n = len(terms)
-    i, j = _triu(n)
-    t1, t2 = terms[i], terms[j]
-    return ((((t1 >> _SB) << _VB | (t2 >> _SB)) << _DB | ((t2 & _SM) - (t1 & _SM) + _DBIAS)) << 1
-            | (signs[i] != signs[j]))
+def _pattern_key(a, b, d, neg):
+    """The key of ``±((a << s) + (-1)**neg (b << s + d))``."""
+    return ((a << _VB | b) << _DB | (d + _DBIAS)) << 1 | neg
 
 
-def _tb(neg, lv, dabs, same, key, order):
-    """Tie-break among patterns of equal count (smaller first); works on ints and on arrays.
+def _pattern(k) -> tuple:
+    """``(a, b, d, neg)`` of a key (the inverse of :func:`_pattern_key`)."""
+    return k >> (1 + _DB + _VB), (k >> (1 + _DB)) & _VM, ((k >> 1) & _DM) - _DBIAS, k & 1
 
-    ``neg``: a subtraction; ``lv``: depth of the deeper operand; ``dabs``: |relative shift|;
-    ``same``: both terms of one variable (an MCM-like pattern). Orders: 0 additions first, then
-    shallower, then the larger shift; 1 the same with the smaller shift; 2 shallower first; 3
-    additions, larger shift; 4 key order; 5 one-variable patterns first; 6 two-variable patterns
-    first; 7 deeper first (shared chains grow long), then additions, then the smaller shift;
-    100 and up: seeded pseudo-random."""
-    if order == 0:
-        return (neg << 16) | (lv << 8) | (_DBIAS - dabs)
-    if order == 1:
-        return (neg << 16) | (lv << 8) | dabs
-    if order == 2:
-        return (lv << 16) | (neg << 8) | (_DBIAS - dabs)
-    if order == 3:
-        return (neg << 16) | (_DBIAS - dabs)
-    if order == 4:
-        return neg * 0
-    if order == 5:
-        return ((1 - same) << 24) | (neg << 16) | (lv << 8) | dabs
-    if order == 6:
-        return (same << 24) | (neg << 16) | (lv << 8) | dabs
-    if order == 7:
-        return ((255 - lv) << 16) | (neg << 8) | dabs
-    if order >= 100:  # pseudo-random, seeded
+
+# -- tie-breaks -----------------------------------------------------------------------------------
+
+class TieBreak(enum.Enum):
+    """The order among patterns of equal (weighted) count; the pattern of smaller rank is taken first.
+
+    ``neg``: a subtraction; ``depth``: adder depth of the deeper operand; ``|d|``: the relative
+    shift; ``one variable``: both terms of one variable (an MCM-like pattern).
+    """
+
+    ADD_SHALLOW_WIDE = "additions, then shallower, then the larger |d|"
+    ADD_SHALLOW_NARROW = "additions, then shallower, then the smaller |d|"
+    TWO_VARIABLES_FIRST = "patterns of two variables, then as ADD_SHALLOW_NARROW"
+    DEEP_FIRST = "deeper first (shared chains grow long), then additions, then the smaller |d|"
+    KEY_ORDER = "the order of the pattern keys alone"
+    RANDOM = "pseudo-random, from a seed"
+
+    def rank(self, neg, depth, dabs, one_var, key, seed: int = 0):
+        """The rank of a pattern (ints or int64 arrays alike)."""
+        if self is TieBreak.ADD_SHALLOW_WIDE:
+            return (neg << 16) | (depth << 8) | (_DBIAS - dabs)
+        if self is TieBreak.ADD_SHALLOW_NARROW:
+            return (neg << 16) | (depth << 8) | dabs
+        if self is TieBreak.TWO_VARIABLES_FIRST:
+            return (one_var << 24) | (neg << 16) | (depth << 8) | dabs
+        if self is TieBreak.DEEP_FIRST:
+            return ((255 - depth) << 16) | (neg << 8) | dabs
+        if self is TieBreak.KEY_ORDER:
+            return neg * 0
         if isinstance(key, np.ndarray):
-            return np.array([_tb(0, 0, 0, 0, k, order) for k in key.tolist()], dtype=np.int64)
-        return (((key ^ (order * 0x5851F42D4C957F2D)) * 0x9E3779B97F4A7C15) >> 40) & 0xFFFFFF
-    raise ValueError(f"unknown tie-break order {order}")
+            return np.array([_random_rank(k, seed) for k in key.tolist()], dtype=np.int64)
+        return _random_rank(key, seed)
+
+
+def _random_rank(key: int, seed: int) -> int:
+    return (((key ^ (seed * 0x5851F42D4C957F2D)) * 0x9E3779B97F4A7C15) >> 40) & 0xFFFFFF
+
+
+# -- the search -----------------------------------------------------------------------------------
+
+Row = dict[int, dict[int, int]]  # a row during CSE: var -> {shift: sign}
+
+
+class _Variables:
+    """Per variable of the plan being rewritten: adder depth, value range and pricing width."""
+
+    def __init__(self, plan: Plan, ranges: Sequence[tuple[int, int]] | None, weighted: bool):
+        self.n = plan.n_inputs
+        self.defs = list(plan.defs)
+        self.weighted = weighted
+        self.depth = [0] * self.n
+        self.lo = [r[0] for r in ranges] if ranges is not None else [-128] * self.n
+        self.hi = [r[1] for r in ranges] if ranges is not None else [127] * self.n
+        self.width: list[int] = [self._width(v) for v in range(self.n)]
+        for d in self.defs:
+            self._add(d)
+
+    def _width(self, v: int) -> int:
+        return range_width(self.lo[v], self.hi[v])[0] if self.weighted else 1
+
+    def _add(self, d: ShiftAdd) -> int:
+        a, sa, b, sb, sg = d
+        self.depth.append(max(self.depth[a], self.depth[b]) + 1)
+        blo, bhi = (self.lo[b] << sb, self.hi[b] << sb) if sg > 0 else (-(self.hi[b] << sb), -(self.lo[b] << sb))
+        self.lo.append((self.lo[a] << sa) + blo)
+        self.hi.append((self.hi[a] << sa) + bhi)
+        self.width.append(self._width(self.n))
+        self.n += 1
+        return self.n - 1
+
+    def define(self, d: ShiftAdd) -> int:
+        """A new variable ``d``; returns its id."""
+        self.defs.append(d)
+        return self._add(d)
+
+    def weight(self, k: int) -> int:
+        """How much one occurrence of pattern ``k`` counts: 1, or with ``weighted`` the width of the
+        narrower operand (da4ml's "weighted most common": a shared sum of wide operands saves more
+        one-bit cells)."""
+        a, b, _, _ = _pattern(k)
+        return min(self.width[a], self.width[b])
+
+
+def _count_pairs(rows: list[Row]) -> tuple[np.ndarray, np.ndarray]:
+    """Every pattern of every row and how often it occurs (vectorised over each row's term pairs)."""
+    chunks = []
+    for row in rows:
+        if len(row) > 1 or any(len(m) > 1 for m in row.values()):
+            items = sorted(((v << _SB) | s, g) for v, m in row.items() for s, g in m.items())
+            terms = np.fromiter((t for t, _ in items), np.int64, len(items))
+            signs = np.fromiter((g for _, g in items), np.int8, len(items))
+            i, j = _triu(len(items))
+            t1, t2 = terms[i], terms[j]
+            chunks.append(_pattern_key(t1 >> _SB, t2 >> _SB, (t2 & _SM) - (t1 & _SM), signs[i] != signs[j]))
+    if not chunks:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.unique(np.concatenate(chunks), return_counts=True)
+
+
+def _occurrences(rows: list[Row], rows_of: dict[int, set[int]], k: int) -> list[tuple[int, int, int]]:
+    """The non-overlapping occurrences of pattern ``k``: ``(row, shift of the a-term, its sign)``."""
+    a, b, d, neg = _pattern(k)
+    ra, rb = rows_of.get(a), rows_of.get(b)
+    occ = []
+    if not (ra and rb):
+        return occ
+    if a != b:
+        for r in (ra & rb if len(ra) <= len(rb) else rb & ra):
+            row = rows[r]
+            ma, mb = row[a], row[b]
+            for s, g in ma.items():
+                g2 = mb.get(s + d)
+                if g2 is not None and (g != g2) == neg:
+                    occ.append((r, s, g))
+        return occ
+    for r in ra:
+        ma = rows[r][a]
+        if len(ma) < 2:
+            continue
+        used = set()
+        for s in sorted(ma):
+            if s in used or s + d in used:
+                continue
+            g2 = ma.get(s + d)
+            g = ma[s]
+            if g2 is not None and (g != g2) == neg:
+                used.add(s)
+                used.add(s + d)
+                occ.append((r, s, g))
+    return occ
+
+
+def _extract(variables: _Variables, k: int) -> tuple[int, int]:
+    """Define ``t = a ± (b << d)`` for pattern ``k`` (normalised to non-negative shifts); returns ``t``
+    and the offset of its terms' shifts against the a-terms they replace."""
+    a, b, d, neg = _pattern(k)
+    sign = -1 if neg else 1
+    if d >= 0:
+        return variables.define(ShiftAdd(a, 0, b, d, sign)), 0
+    return variables.define(ShiftAdd(a, -d, b, 0, sign)), d
+
+
+def _rewrite(rows: list[Row], rows_of: dict[int, set[int]], k: int, occ: list[tuple[int, int, int]], t: int,
+             offset: int) -> np.ndarray | None:
+    """Replace each occurrence of pattern ``k`` by one term of ``t``; returns the keys of the
+    patterns the new terms form with the rest of their rows (``None`` if none)."""
+    a, b, d, _ = _pattern(k)
+    rows_t: set[int] = set()
+    rows_of[t] = rows_t
+    new_keys = []
+    for r, s, g in occ:
+        row = rows[r]
+        ma = row[a]
+        del ma[s]
+        if not ma:
+            del row[a]
+            rows_of[a].discard(r)
+        mb = row[b]
+        del mb[s + d]
+        if not mb:
+            del row[b]
+            rows_of[b].discard(r)
+        st = s + offset
+        if row:
+            # t is the newest variable, so its term sorts last in every pair it forms
+            other = np.array([(v << _SB) | x for v, m in row.items() for x in m], dtype=np.int64)
+            gs = np.array([y for m in row.values() for y in m.values()], dtype=np.int64)
+            new_keys.append(_pattern_key(other >> _SB, t, st - (other & _SM), gs != g))
+        mt = row.get(t)
+        if mt is None:
+            row[t] = {st: g}
+            rows_t.add(r)
+        else:
+            mt[st] = g
+    return np.concatenate(new_keys) if new_keys else None
+
+
+def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: int = 0, same_var: bool = True,
+        ranges: Sequence[tuple[int, int]] | None = None, weighted: bool = False) -> Plan:
+    """Extract shared two-term patterns from ``plan``'s rows greedily (most frequent first).
+
+    A pattern is ``(a, b, d, neg)``: terms ``±(a << s)`` and ``±(b << s + d)`` of one row, with the
+    same sign (``neg`` false) or opposite signs. Extracting it defines ``t = a ± (b << d)`` and
+    replaces every non-overlapping occurrence by one term of ``t``. ``tie_break`` (and ``seed``, for
+    :attr:`TieBreak.RANDOM`) orders patterns of equal count. ``same_var=False`` leaves patterns of
+    one variable alone.
+
+    ``weighted`` ranks patterns by count times the bit width of the narrower operand
+    (:meth:`_Variables.weight`), the widths following from the inputs' ``ranges`` (default 8-bit
+    signed) by interval arithmetic.
+    """
+    variables = _Variables(plan, ranges, weighted)
+    if variables.n + sum(len(r) for r in plan.rows) >= 1 << _VB:
+        raise ValueError("plan too large for CSE")
+    if max((s for r in plan.rows for _, s, _ in r), default=0) >= _DBIAS // 2:
+        return plan.copy()  # shifts this large never occur for integer weights of sane width
+
+    rows: list[Row] = []
+    rows_of: dict[int, set[int]] = {}
+    for r, terms in enumerate(plan.rows):
+        row: Row = {}
+        for v, s, sg in terms:
+            row.setdefault(v, {})[s] = sg
+            rows_of.setdefault(v, set()).add(r)
+        rows.append(row)
+
+    def wanted(keys: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        keep = counts >= MIN_COUNT
+        if not same_var:
+            a, b, _, _ = _pattern(keys)
+            keep &= a != b
+        return keep
+
+    def rank(k: int) -> int:
+        a, b, d, neg = _pattern(k)
+        return tie_break.rank(neg, max(variables.depth[a], variables.depth[b]), abs(d), int(a == b), k, seed)
+
+    count: dict[int, int] = {}
+    heap: list[tuple[int, int, int]] = []  # (-count * weight, rank, key)
+    keys, counts = _count_pairs(rows)
+    keep = wanted(keys, counts)
+    keys, counts = keys[keep], counts[keep]
+    if len(keys):
+        a, b, d, neg = _pattern(keys)
+        depth = np.asarray(variables.depth, dtype=np.int64)
+        width = np.asarray(variables.width, dtype=np.int64)
+        ranks = tie_break.rank(neg, np.maximum(depth[a], depth[b]), np.abs(d), (a == b).astype(np.int64), keys, seed)
+        prio = counts * np.minimum(width[a], width[b])
+        perm = np.lexsort((keys, ranks, -prio))
+        keys, counts, ranks, prio = keys[perm].tolist(), counts[perm].tolist(), ranks[perm].tolist(), prio[perm].tolist()
+        count = dict(zip(keys, counts))
+        heap = list(zip([-p for p in prio], ranks, keys))  # sorted, hence a valid heap
+
+    heappush, heappop = heapq.heappush, heapq.heappop
+    while heap:
+        neg_prio, _, k = heappop(heap)
+        prio = -neg_prio
+        wk = variables.weight(k)
+        if count.get(k, 0) * wk != prio:
+            continue  # superseded entry
+        occ = _occurrences(rows, rows_of, k)
+        if len(occ) * wk < prio:  # fewer than counted: back with its true count, or gone
+            if len(occ) >= MIN_COUNT:
+                count[k] = len(occ)
+                heappush(heap, (-len(occ) * wk, rank(k), k))
+            else:
+                del count[k]
+            continue
+        del count[k]
+        t, offset = _extract(variables, k)
+        new_keys = _rewrite(rows, rows_of, k, occ, t, offset)
+        if new_keys is not None and len(new_keys) >= MIN_COUNT:
+            keys, counts = np.unique(new_keys, return_counts=True)
+            keep = wanted(keys, counts)
+            for kk, cc in zip(keys[keep].tolist(), counts[keep].tolist()):
+                count[kk] = cc
+                heappush(heap, (-cc * variables.weight(kk), rank(kk), kk))
+
+    out_rows = [sorted(PlanTerm(v, s, g) for v, m in row.items() for s, g in m.items()) for row in rows]
+    return Plan(plan.n_inputs, variables.defs, out_rows)
 
 
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -157,272 +328,3 @@ def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
         if n <= 512:
             _TRIU[n] = r
     return r
-
-
-def cse(plan: Plan, *, block_of: Sequence[int] | None = None, min_count: int = 2, order: int = 0,
-        same_var: bool = True, ranges: Sequence[tuple[int, int]] | None = None, weighted: bool = False) -> Plan:
-    """Extract shared two-term patterns from ``plan``'s rows greedily (most frequent first).
-
-    A pattern is ``(a, b, d, neg)``: terms ``±(a << s)`` and ``±(b << s + d)`` of one row, with the
-    same sign (``neg`` false) or opposite signs. Extracting it defines ``t = a ± (b << d)`` and
-    replaces every non-overlapping occurrence by one term of ``t``. With ``block_of`` (a block id per
-    variable of the plan), only terms of variables in the same block are paired: each row is split
-    into one pseudo-row per block, which bounds the pair count of very long rows (the blocks' partial
-    sums are added at the end like any other terms). ``order`` picks the tie-break among patterns
-    of equal count (see :func:`_tb`). ``same_var=False`` leaves patterns of one variable alone.
-
-    ``weighted`` ranks patterns by count times the bit width of the narrower operand (da4ml's
-    "weighted most common"), the widths following from the inputs' ``ranges`` (default 8-bit
-    signed) by interval arithmetic: sharing a sum of wide operands saves more one-bit cells.
-    """
-    n_in = plan.n_inputs
-    defs = list(plan.defs)
-    n_vars = n_in + len(defs)
-    if n_vars + sum(len(r) for r in plan.rows) >= 1 << _VB:
-        raise ValueError("plan too large for CSE")
-    level = [0] * n_in
-    for a, _, b, _, _ in defs:
-        level.append(max(level[a], level[b]) + 1)
-    lo = [r[0] for r in ranges] if ranges is not None else [-128] * n_in
-    hi = [r[1] for r in ranges] if ranges is not None else [127] * n_in
-
-    def extend_range(a: int, sa: int, b: int, sb: int, sg: int) -> None:
-        blo, bhi = (lo[b] << sb, hi[b] << sb) if sg > 0 else (-(hi[b] << sb), -(lo[b] << sb))
-        lo.append((lo[a] << sa) + blo)
-        hi.append((hi[a] << sa) + bhi)
-
-    for a, sa, b, sb, sg in defs:
-        extend_range(a, sa, b, sb, sg)
-    width = [range_width(x, y)[0] if weighted else 1 for x, y in zip(lo, hi)]
-    max_shift = max((s for r in plan.rows for _, s, _ in r), default=0)
-    if max_shift >= _DBIAS // 2:
-        return plan.copy()  # shifts this large never occur for integer weights of sane width
-
-    # pseudo-rows: (row, block) -> {var: {shift: sign}}
-    owner: list[int] = []
-    rows: list[dict[int, dict[int, int]]] = []
-    for r, terms in enumerate(plan.rows):
-        if block_of is None:
-            groups = {0: terms}
-        else:
-            groups = {}
-            for t in terms:
-                groups.setdefault(block_of[t[0]], []).append(t)
-        for g in sorted(groups):
-            owner.append(r)
-            row: dict[int, dict[int, int]] = {}
-            for v, s, sg in groups[g]:
-                row.setdefault(v, {})[s] = sg
-            rows.append(row)
-
-    rows_of: dict[int, set[int]] = {}
-    for r, row in enumerate(rows):
-        for v in row:
-            rows_of.setdefault(v, set()).add(r)
-
-    def flat(row: dict[int, dict[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-        items = sorted(((v << _SB) | s, g) for v, m in row.items() for s, g in m.items())
-        return (np.fromiter((t for t, _ in items), np.int64, len(items)),
-                np.fromiter((g for _, g in items), np.int8, len(items)))
-
-    # initial pair counts (vectorised)
-    chunks = []
-    for row in rows:
-        if len(row) > 1 or any(len(m) > 1 for m in row.values()):
-            chunks.append(_pair_keys(*flat(row)))
-    count: dict[int, int] = {}
-    heap: list[tuple[int, int, int]] = []
-    level_np = np.asarray(level, dtype=np.int64)
-    if chunks:
-        keys, counts = np.unique(np.concatenate(chunks), return_counts=True)
-        keep = counts >= min_count
-        if not same_var:
-            keep &= (keys >> (1 + _DB + _VB)) != ((keys >> (1 + _DB)) & _VM)
-        keys, counts = keys[keep], counts[keep]
-        if len(keys):
-            dabs = np.abs(((keys >> 1) & _DM) - _DBIAS)
-            lv = np.maximum(level_np[keys >> (1 + _DB + _VB)], level_np[(keys >> (1 + _DB)) & _VM])
-            same = ((keys >> (1 + _DB + _VB)) == ((keys >> (1 + _DB)) & _VM)).astype(np.int64)
-            tb = _tb(keys & 1, lv, dabs, same, keys, order)
-            width_np = np.asarray(width, dtype=np.int64)
-            prio = counts * np.minimum(width_np[keys >> (1 + _DB + _VB)], width_np[(keys >> (1 + _DB)) & _VM])
-            perm = np.lexsort((keys, tb, -prio))
-            keys, counts, tb, prio = keys[perm].tolist(), counts[perm].tolist(), tb[perm].tolist(), prio[perm].tolist()
-            count = dict(zip(keys, counts))
-            heap = list(zip([-p for p in prio], tb, keys))  # sorted, hence a valid heap
-
-    def weight(k: int) -> int:
-        return min(width[k >> (1 + _DB + _VB)], width[(k >> (1 + _DB)) & _VM])
-
-    def tiebreak(k: int) -> int:
-        a = k >> (1 + _DB + _VB)
-        b = (k >> (1 + _DB)) & _VM
-        return _tb(k & 1, max(level[a], level[b]), abs(((k >> 1) & _DM) - _DBIAS), int(a == b), k, order)
-
-    heappush, heappop = heapq.heappush, heapq.heappop
-    # Lazy greedy: a stored count is exact when its pattern is first counted and an upper bound
-    # later (terms of a variable are only ever consumed after the extraction that created them), so
-    # the popped maximum is recounted and taken only if its count still holds; otherwise it goes
-    # back with its true count.
-    while heap:
-        negp, _, k = heappop(heap)
-        prio = -negp
-        wk = weight(k)
-        if count.get(k, 0) * wk != prio:
-            continue  # superseded entry
-        neg = k & 1
-        d = ((k >> 1) & _DM) - _DBIAS
-        b = (k >> (1 + _DB)) & _VM
-        a = k >> (1 + _DB + _VB)
-        # non-overlapping occurrences (row, shift of the a-term, sign of the a-term)
-        ra = rows_of.get(a)
-        rb = rows_of.get(b)
-        occ = []
-        if ra and rb:
-            if a != b:
-                for r in (ra & rb if len(ra) <= len(rb) else rb & ra):
-                    row = rows[r]
-                    ma, mb = row[a], row[b]
-                    for s, g in ma.items():
-                        g2 = mb.get(s + d)
-                        if g2 is not None and (g != g2) == neg:
-                            occ.append((r, s, g))
-            else:
-                for r in ra:
-                    ma = rows[r][a]
-                    if len(ma) < 2:
-                        continue
-                    used = set()
-                    for s in sorted(ma):
-                        if s in used or s + d in used:
-                            continue
-                        g2 = ma.get(s + d)
-                        g = ma[s]
-                        if g2 is not None and (g != g2) == neg:
-                            used.add(s)
-                            used.add(s + d)
-                            occ.append((r, s, g))
-        n_occ = len(occ)
-        if n_occ * wk < prio:
-            if n_occ >= min_count:
-                count[k] = n_occ
-                heappush(heap, (-n_occ * wk, tiebreak(k), k))
-            else:
-                del count[k]
-            continue
-        del count[k]
-        # t = a + (-1)^neg (b << d), normalised to non-negative shifts
-        sign = -1 if neg else 1
-        if d >= 0:
-            defs.append((a, 0, b, d, sign))
-            off = 0
-        else:
-            defs.append((a, -d, b, 0, sign))
-            off = d
-        t = n_vars
-        n_vars += 1
-        level.append(max(level[a], level[b]) + 1)
-        extend_range(*defs[-1])
-        width.append(range_width(lo[-1], hi[-1])[0] if weighted else 1)
-        rows_t: set[int] = set()
-        rows_of[t] = rows_t
-        new_keys = []
-        for r, s, g in occ:
-            row = rows[r]
-            ma = row[a]
-            del ma[s]
-            if not ma:
-                del row[a]
-                rows_of[a].discard(r)
-            mb = row[b]
-            del mb[s + d]
-            if not mb:
-                del row[b]
-                rows_of[b].discard(r)
-            st = s + off
-            if row:
-                # pairs of the new term with the rest of the row; t is the newest variable, so
-                # its term sorts last in every pair
-                other = np.array([(v << _SB) | x for v, m in row.items() for x in m], dtype=np.int64)
-                gs = np.array([y for m in row.values() for y in m.values()], dtype=np.int64)
-                new_keys.append(((((other >> _SB) << _VB | t) << _DB | (st - (other & _SM) + _DBIAS)) << 1)
-                                | (gs != g))
-            mt = row.get(t)
-            if mt is None:
-                row[t] = {st: g}
-                rows_t.add(r)
-            else:
-                mt[st] = g
-        if len(new_keys) >= 1:
-            allk = np.concatenate(new_keys)
-            if len(allk) >= min_count:
-                keys, counts = np.unique(allk, return_counts=True)
-                keep = counts >= min_count
-                if not same_var:
-                    keep &= (keys >> (1 + _DB + _VB)) != ((keys >> (1 + _DB)) & _VM)
-                for kk, cc in zip(keys[keep].tolist(), counts[keep].tolist()):
-                    count[kk] = cc
-                    heappush(heap, (-cc * weight(kk), tiebreak(kk), kk))
-
-    out_rows: list[list[tuple[int, int, int]]] = [[] for _ in plan.rows]
-    for r, row in zip(owner, rows):
-        out_rows[r].extend((v, s, g) for v, m in row.items() for s, g in m.items())
-    for r in out_rows:
-        r.sort()
-    return Plan(n_in, defs, out_rows)
-
-
-# -- building -------------------------------------------------------------------------------------
-
-def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_model: "CostModel") -> list[Term | None]:
-    """Write ``plan`` into ``builder`` over the input nodes ``inputs``; one term per row.
-
-    Every variable becomes a node and a sign (``value = ±node``). A difference ``p - n`` can be
-    built as ``p - n`` or as ``-(n - p)``; the low bits of the subtracted operand's shift pass
-    through, so the cheaper adder subtracts the operand with the larger shift, but a negated node
-    that is a row's only term makes the output stage negate it instead (as wide as the term). The
-    orientation that ``cost_model`` prices lower wins (the shift rule where they tie).
-    """
-    single: dict[int, list[tuple[int, int]]] = {}  # var -> (shift, sign) of rows that are only it
-    for terms in plan.rows:
-        if len(terms) == 1:
-            v, s, g = terms[0]
-            single.setdefault(v, []).append((s, g))
-    nodes = builder.nodes
-    # var -> (node, negated)
-    var: list[tuple[int, bool]] = [(n, False) for n in inputs]
-    for a, sa, b, sb, sg in plan.defs:
-        na, neg_a = var[a]
-        nb, neg_b = var[b]
-        if sg < 0:
-            neg_b = not neg_b
-        # value = (-1)^neg_a (na << sa) + (-1)^neg_b (nb << sb)
-        if neg_a == neg_b:
-            var.append((builder.add(na, nb, sa, sb, False), neg_a))
-            continue
-        # p - n: positive operand p, negative operand n
-        (np_, sp), (nn, sn) = ((na, sa), (nb, sb)) if neg_b else ((nb, sb), (na, sa))
-        uses = single.get(len(var))
-        flip = sp > sn  # subtract the operand with the larger shift
-        if uses:
-            ap, an = nodes[np_], nodes[nn]
-            lo = (ap.lo << sp) - (an.hi << sn)
-            hi = (ap.hi << sp) - (an.lo << sn)
-            w = range_width(lo, hi)[0]
-            # node p - n (outputs that read it negated negate it), or node n - p read negated
-            cost_keep = cost_model.adder(w - sn, True) + sum(cost_model.negation(w + s) for s, g in uses if g < 0)
-            cost_flip = cost_model.adder(w - sp, True) + sum(cost_model.negation(w + s) for s, g in uses if g > 0)
-            if cost_keep != cost_flip:
-                flip = cost_flip < cost_keep
-        if flip:
-            var.append((builder.add(nn, np_, sn, sp, True), True))
-        else:
-            var.append((builder.add(np_, nn, sp, sn, True), False))
-    out: list[Term | None] = []
-    for terms in plan.rows:
-        ts = []
-        for v, s, g in terms:
-            n, ng = var[v]
-            ts.append(Term(n, s, (g < 0) != ng))
-        out.append(builder.sum_terms(ts))
-    return out

@@ -26,7 +26,7 @@ signs are settled later by the builder; here everything is a positive odd intege
 
 :func:`mcm_plan` applies it per input column of a weight matrix: ``W[o, i] = ±(f << s)`` for a
 fundamental ``f`` of column ``i``, and each output row is then a sum of such terms (a
-:class:`~jpq_hw.arith.cmvm.Plan`, to which cross-row CSE can still be applied).
+:class:`~jpq_hw.arith.plan.Plan`, to which cross-row CSE can still be applied).
 :func:`mcm_residual` does the same for whatever several terms of one variable still form in a row
 after CSE.
 """
@@ -34,12 +34,20 @@ after CSE.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from .cmvm import Plan
 from .csd import csd_digits
+from .plan import Plan, PlanTerm, ShiftAdd
+
+
+class Fundamental(NamedTuple):
+    """An odd constant built by one adder: ``value = (a << sa) + sign * (b << sb)`` (``recipe``),
+    ``a`` and ``b`` earlier fundamentals (or ``1``, the input itself)."""
+
+    value: int
+    recipe: ShiftAdd
 
 
 def odd_part(c: int) -> tuple[int, int]:
@@ -72,8 +80,13 @@ def _succ_mask(u: int, v: int, cmax: int) -> int:
     return m
 
 
-def _pair_recipe(t: int, u: int, v: int, cmax: int) -> tuple[int, int, int, int, int] | None:
-    """``(a, la, b, lb, sign)`` with ``t = (a << la) + sign * (b << lb)`` from odd ``u`` and ``v``
+def _recipe_rank(r: ShiftAdd) -> tuple[bool, int]:
+    """Recipes of smaller rank are preferred: an addition, then the larger shift."""
+    return r.sign < 0, -max(r.sa, r.sb)
+
+
+def _pair_recipe(t: int, u: int, v: int, cmax: int) -> ShiftAdd | None:
+    """The recipe ``t = (a << sa) + sign * (b << sb)`` from odd ``u`` and ``v``
     (one of them shifted by ``l >= 1``), preferring an addition, then the largest shift (the low
     ``l`` bits of the sum pass through: fewer carry cells on iCE40)."""
     best = None
@@ -82,64 +95,64 @@ def _pair_recipe(t: int, u: int, v: int, cmax: int) -> tuple[int, int, int, int,
         while (p << l) <= cmax + q:
             pl = p << l
             if pl + q == t:
-                rec = (p, l, q, 0, 1)
+                rec = ShiftAdd(p, l, q, 0, 1)
             elif pl - q == t:
-                rec = (p, l, q, 0, -1)
+                rec = ShiftAdd(p, l, q, 0, -1)
             elif q - pl == t:
-                rec = (q, 0, p, l, -1)
+                rec = ShiftAdd(q, 0, p, l, -1)
             else:
                 l += 1
                 continue
-            key = (rec[4] < 0, -l)
+            key = _recipe_rank(rec)
             if best is None or key < best[0]:
                 best = (key, rec)
             l += 1
     return None if best is None else best[1]
 
 
-def _better(new: tuple | None, old: tuple | None) -> bool:
+def _better(new: ShiftAdd | None, old: ShiftAdd | None) -> bool:
     """Whether recipe ``new`` is cheaper than ``old`` (an addition; then the larger shift)."""
     if new is None:
         return False
     if old is None:
         return True
-    return (new[4] < 0, -max(new[1], new[3])) < (old[4] < 0, -max(old[1], old[3]))
+    return _recipe_rank(new) < _recipe_rank(old)
 
 
-def _recipe(t: int, ready: list[int], rset: set[int], cmax: int) -> tuple[int, int, int, int, int] | None:
+def _recipe(t: int, ready: list[int], rset: set[int], cmax: int) -> ShiftAdd | None:
     """How to build ``t`` with one adder from the ready set (``None`` if it cannot be)."""
     best = None
     for r in ready:
-        l = 1
-        while (r << l) <= cmax + t:
-            rl = r << l
-            for q in (t - rl, rl - t, t + rl):
-                if q > 0 and q in rset:
-                    rec = _pair_recipe(t, r, q, cmax)
-                    if rec is not None:
-                        key = (rec[4] < 0, -max(rec[1], rec[3]))
-                        if best is None or key < best[0]:
-                            best = (key, rec)
-            l += 1
-        for num in (t - r, r - t, t + r):
-            if num > 0:
-                q = num >> ((num & -num).bit_length() - 1)
-                if q in rset:
-                    rec = _pair_recipe(t, r, q, cmax)
-                    if rec is not None:
-                        key = (rec[4] < 0, -max(rec[1], rec[3]))
-                        if best is None or key < best[0]:
-                            best = (key, rec)
-    return None if best is None else best[1]
+        for q in _partners(t, r, cmax):
+            if q in rset:
+                rec = _pair_recipe(t, r, q, cmax)
+                if rec is not None and (best is None or _recipe_rank(rec) < _recipe_rank(best)):
+                    best = rec
+    return best
+
+
+def _partners(t: int, r: int, cmax: int):
+    """The values ``q`` that make ``t`` with ``r`` in one adder: ``t = ±(r << l) ± q`` for ``l >= 1``,
+    then the odd parts of ``t ± r`` and ``r - t`` (``t = ±r ± (q << l)``)."""
+    l = 1
+    while (r << l) <= cmax + t:
+        rl = r << l
+        for q in (t - rl, rl - t, t + rl):
+            if q > 0:
+                yield q
+        l += 1
+    for num in (t - r, r - t, t + r):
+        if num > 0:
+            yield num >> ((num & -num).bit_length() - 1)
 
 
 MAX_BITS = 20  # odd constants wider than this are built by CSD chains (no search)
 
 
-def _csd_chains(targets: list[int]) -> list[tuple[int, tuple[int, int, int, int, int]]]:
+def _csd_chains(targets: list[int]) -> list[Fundamental]:
     """Each constant by its CSD digits from the most significant one: ``P_k = (P_{k-1} << l) ± 1``,
     every partial sum odd and positive; shared partial sums are built once."""
-    out: list[tuple[int, tuple[int, int, int, int, int]]] = []
+    out: list[Fundamental] = []
     have = {1}
     for t in targets:
         digits = sorted(csd_digits(t), reverse=True)  # (position, sign), most significant first
@@ -148,7 +161,7 @@ def _csd_chains(targets: list[int]) -> list[tuple[int, tuple[int, int, int, int,
             new = (value << (pos - p)) + d
             if new not in have:
                 have.add(new)
-                out.append((new, (value, pos - p, 1, 0, d)))
+                out.append(Fundamental(new, ShiftAdd(value, pos - p, 1, 0, d)))
             value, pos = new, p
     return out
 
@@ -158,11 +171,10 @@ EXACT_BITS = 16
 EXACT_NODES = 4000  # search nodes the exact search may visit per set
 
 
-def mcm_graph(constants: Iterable[int], *, max_bits: int | None = None) -> list[tuple[int, tuple[int, int, int, int, int]]]:
+def mcm_graph(constants: Iterable[int], *, max_bits: int | None = None) -> list[Fundamental]:
     """Fundamentals that build every constant of ``constants`` from ``1``, in build order.
 
-    Returns ``[(f, (a, la, b, lb, sign)), ...]`` with ``f = (a << la) + sign * (b << lb)`` and
-    ``a, b`` earlier fundamentals (or ``1``). Every odd part ``> 1`` of a constant is among them.
+    Returns the :class:`Fundamental` list, ``a, b`` of each recipe earlier fundamentals (or ``1``). Every odd part ``> 1`` of a constant is among them.
     Small sets (:data:`EXACT_TARGETS`) then get a bounded exact search for a graph with fewer adders.
     """
     targets = {odd_part(c)[0] for c in constants if c} - {0, 1}
@@ -181,7 +193,7 @@ def mcm_graph(constants: Iterable[int], *, max_bits: int | None = None) -> list[
     return out
 
 
-def _exact(targets: list[int], bits: int, limit: int) -> list[tuple[int, tuple[int, int, int, int, int]]] | None:
+def _exact(targets: list[int], bits: int, limit: int) -> list[Fundamental] | None:
     """A graph of at most ``limit`` adders, found by depth-first search, or ``None``.
 
     Targets one adder away from the ready set are always taken at once (that never hurts); the
@@ -243,26 +255,26 @@ def _exact(targets: list[int], bits: int, limit: int) -> list[tuple[int, tuple[i
     for f in order:
         recipe = _recipe(f, ready, rset, cmax)
         assert recipe is not None
-        out.append((f, recipe))
+        out.append(Fundamental(f, recipe))
         ready.append(f)
         rset.add(f)
     return out
 
 
-def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, int, int]]]:
+def _hcub(targets: set[int], bits: int) -> list[Fundamental]:
     """The Hcub-class heuristic of the module docstring."""
     cmax = 1 << (bits + 1)
     ready: list[int] = [1]
     rset = {1}
     smask = _succ_mask(1, 1, cmax)  # successor set S as a bit mask
-    out: list[tuple[int, tuple[int, int, int, int, int]]] = []
+    out: list[Fundamental] = []
     todo = set(targets)
     tmask = 0
     for t in todo:
         tmask |= 1 << t
 
     rmask = 1 << 1
-    how: dict[int, tuple[int, int, int, int, int]] = {}  # recipes of targets one adder away
+    how: dict[int, ShiftAdd] = {}  # recipes of targets one adder away
     for t in todo:
         if (smask >> t) & 1:
             how[t] = _pair_recipe(t, 1, 1, cmax)
@@ -284,7 +296,7 @@ def _hcub(targets: set[int], bits: int) -> list[tuple[int, tuple[int, int, int, 
         nonlocal smask, tmask, rmask
         recipe = how.pop(f, None) or _recipe(f, ready, rset, cmax)
         assert recipe is not None, f"internal error: {f} is not one adder from {ready}"
-        out.append((f, recipe))
+        out.append(Fundamental(f, recipe))
         rset.add(f)
         ready.append(f)
         rmask |= 1 << f
@@ -408,10 +420,10 @@ def mcm_plan(weight: np.ndarray) -> Plan:
         base = plan.n_inputs + len(plan.defs)
         for k, (f, (a, la, b, lb, sg)) in enumerate(graph):
             var[f] = base + k
-            plan.defs.append((var[a], la, var[b], lb, sg))
+            plan.defs.append(ShiftAdd(var[a], la, var[b], lb, sg))
         rows = plan.rows
         for o, f, s, w in zip(nz.tolist(), f_col, shift[nz, i].tolist(), weight[nz, i].tolist()):
-            rows[o].append((var[f], s, 1 if w > 0 else -1))
+            rows[o].append(PlanTerm(var[f], s, 1 if w > 0 else -1))
     return plan
 
 
@@ -444,7 +456,7 @@ def mcm_residual(plan: Plan) -> Plan:
     changed = False
     for v in sorted(per_var):
         items = per_var[v]
-        current = sum(sum(1 for t in rows[r] if t[0] == v) - 1 for r, _ in items)
+        current = sum(sum(1 for t in rows[r] if t.var == v) - 1 for r, _ in items)
         graph = mcm_graph(odd_part(c)[0] for _, c in items)
         if len(graph) >= current:
             continue
@@ -452,10 +464,10 @@ def mcm_residual(plan: Plan) -> Plan:
         var = {1: v}
         for f, (a, la, b, lb, sg) in graph:
             var[f] = n_in + len(defs)
-            defs.append((var[a], la, var[b], lb, sg))
+            defs.append(ShiftAdd(var[a], la, var[b], lb, sg))
         for r, c in items:
             f, s = odd_part(c)
-            rows[r] = [t for t in rows[r] if t[0] != v] + [(var[f], s, 1 if c > 0 else -1)]
+            rows[r] = [t for t in rows[r] if t.var != v] + [PlanTerm(var[f], s, 1 if c > 0 else -1)]
     if not changed:
         return plan
     return Plan(n_in, defs, [sorted(r) for r in rows])

@@ -5,7 +5,7 @@ This module is the one registry of the choices (:data:`OPTIMIZE`, default :data:
 into a :class:`~jpq_hw.errors.JpqError`. The choices:
 
 ``none``
-    Per-weight CSD (:func:`~jpq_hw.arith.cmvm.csd_plan`): every nonzero digit one term, no sharing.
+    Per-weight CSD (:func:`~jpq_hw.arith.plan.csd_plan`): every nonzero digit one term, no sharing.
 ``mcm``
     Per input: the odd parts of the input's weights are built once as shared fundamentals
     (:func:`~jpq_hw.arith.mcm.mcm_plan`, an Hcub-class heuristic); rows sum ``±(f << s)`` terms.
@@ -45,9 +45,10 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ..errors import JpqError
-from .cmvm import Plan, build_plan, csd_plan, cse
+from .cmvm import TieBreak, cse
 from .graph import Add, GraphBuilder, Term, adder_bits, range_width
 from .mcm import mcm_plan, mcm_residual
+from .plan import Plan, build_plan, csd_plan
 
 if TYPE_CHECKING:
     from ..cost.model import CostModel
@@ -150,27 +151,30 @@ def csd_adders(weight: np.ndarray) -> int:
 Ranges = Sequence[tuple[int, int]]
 
 
-def _cse(weight: np.ndarray, ranges: Ranges, order: int, weighted: bool = False) -> Plan:
-    return mcm_residual(cse(csd_plan(weight), order=order, ranges=ranges, weighted=weighted))
+def _cse(weight: np.ndarray, ranges: Ranges, tie_break: TieBreak, *, seed: int = 0, weighted: bool = False) -> Plan:
+    return mcm_residual(cse(csd_plan(weight), tie_break=tie_break, seed=seed, ranges=ranges, weighted=weighted))
 
 
 def _cse_then_mcm(weight: np.ndarray, ranges: Ranges) -> Plan:
     """Patterns of two different variables first; the constants one variable then still forms in
     a row are shared by MCM (Hcub does those better than digit pairs); then the usual CSE."""
-    plan = mcm_residual(cse(csd_plan(weight), order=7, same_var=False))
-    return mcm_residual(cse(plan, order=7))
+    plan = mcm_residual(cse(csd_plan(weight), tie_break=TieBreak.DEEP_FIRST, same_var=False))
+    return mcm_residual(cse(plan, tie_break=TieBreak.DEEP_FIRST))
+
+
+def _mcm_then_cse(weight: np.ndarray) -> Plan:
+    return mcm_residual(cse(mcm_plan(weight), tie_break=TieBreak.DEEP_FIRST))
 
 
 CSE_VARIANTS: tuple[tuple[str, Callable[[np.ndarray, Ranges], Plan]], ...] = (  # most useful first
-    # ties among equal (weighted) counts: deeper operands first, so shared chains grow long
-    ("cse", lambda w, r: _cse(w, r, 7, weighted=True)),
+    ("cse", lambda w, r: _cse(w, r, TieBreak.DEEP_FIRST, weighted=True)),
     ("cse+mcm", _cse_then_mcm),
-    ("cse-narrow", lambda w, r: _cse(w, r, 1)),  # additions, shallower, smaller shift first
-    ("cse-cross", lambda w, r: _cse(w, r, 6)),  # patterns of two variables before those of one
-    ("cse-wide", lambda w, r: _cse(w, r, 0)),  # additions, shallower, larger shift first
-    ("cse-keyorder", lambda w, r: _cse(w, r, 4)),
-    ("cse-r1", lambda w, r: _cse(w, r, 101)),  # seeded pseudo-random ties (small layers only)
-    ("cse-r2", lambda w, r: _cse(w, r, 102)),
+    ("cse-narrow", lambda w, r: _cse(w, r, TieBreak.ADD_SHALLOW_NARROW)),
+    ("cse-cross", lambda w, r: _cse(w, r, TieBreak.TWO_VARIABLES_FIRST)),
+    ("cse-wide", lambda w, r: _cse(w, r, TieBreak.ADD_SHALLOW_WIDE)),
+    ("cse-keyorder", lambda w, r: _cse(w, r, TieBreak.KEY_ORDER)),
+    ("cse-r1", lambda w, r: _cse(w, r, TieBreak.RANDOM, seed=101)),  # small layers only (the budget)
+    ("cse-r2", lambda w, r: _cse(w, r, TieBreak.RANDOM, seed=102)),
 )
 
 
@@ -208,7 +212,7 @@ def candidate_plans(weight: np.ndarray, optimize: str,
         n = max(1, min(len(CSE_VARIANTS), VARIANT_BUDGET // max(work, 1)))
         cands += [(name, (lambda f: lambda: f(weight, ranges))(f)) for name, f in CSE_VARIANTS[:n]]
         if 3 * work <= VARIANT_BUDGET:
-            cands.append(("mcm+cse", lambda: mcm_residual(cse(mcm_plan(weight), order=7))))
+            cands.append(("mcm+cse", lambda: _mcm_then_cse(weight)))
     return cands
 
 
