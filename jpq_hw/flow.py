@@ -1,11 +1,4 @@
-"""The ``lower`` flow: checkpoint in, a complete design folder out (contract.md section 2).
-
-``OUT/rtl/TOP.v``            the design (the only thing in ``rtl/``)
-``OUT/report.json``          machine-readable figures (contract.md section 2, plus more)
-``OUT/report.md``            the same for a person, with the dense-multiplier baseline beside it
-``OUT/tb/vectors.json``      test vectors and the reference outputs for them
-``OUT/tb/cocotb_bench.py``   the cocotb test; ``python OUT/tb/run_tb.py`` builds and runs it on its own
-``OUT/synth/synth_ice40.ys`` a yosys script: ``cd OUT/synth && yosys -s synth_ice40.ys``
+"""The ``lower`` flow: checkpoint in, a complete design folder out (:mod:`jpq_hw.design_folder`).
 
 Everything is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
 failed run leaves nothing behind. Before anything is written, the adder graph's interpreter is
@@ -20,42 +13,26 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .arith.graph import AdderGraph
+from . import design_folder as df
 from .arith.lower import lower_qnet
 from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
-from .arith.registers import RegisterSchedule, place_registers
-from .cost import COST_MODELS, NetworkCost
+from .arith.registers import place_registers
+from .cost import COST_MODELS
 from .errors import JpqError
 from .hdl.verilog import check_identifier, emit_verilog
 from .ir.checkpoint import load_checkpoint
 from .ir.qnet import QNet
+from .lowered import Lowered
 from .report import build_report, render_markdown
 from .vectors import make_vectors
 
 BACKENDS = ("verilog", "amaranth")
-
-
-@dataclass
-class Lowered:
-    """Everything one lowering produced, before it is written out."""
-
-    qnet: QNet
-    target: str  # the --target whose cost model priced the plans and estimated the cells
-    graph: AdderGraph
-    sched: RegisterSchedule
-    cost: NetworkCost
-    verilog: str
-    top: str
-    backend: str
-    optimize: str  # the adder sharing (an ``--optimize`` choice) the graph was built with
-    seconds: dict[str, float]
 
 
 def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
@@ -140,17 +117,15 @@ def _cost_model(target: str):
 def _write_design(root: Path, design: Lowered, report: dict, x: np.ndarray, y: np.ndarray) -> None:
     from .synth.yosys import write_synth_script
 
-    (root / "rtl").mkdir()
-    rtl = root / "rtl" / f"{design.top}.v"
+    (root / df.RTL_DIR).mkdir()
+    rtl = root / df.RTL_DIR / f"{design.top}.v"
     rtl.write_text(design.verilog)
-    (root / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (root / "report.md").write_text(render_markdown(report))
-    tb = root / "tb"
-    tb.mkdir()
-    (tb / "vectors.json").write_text(json.dumps({"x": x.tolist(), "y": y.tolist()}, separators=(",", ":")) + "\n")
-    sim = resources.files("jpq_hw.sim")
-    for name in ("cocotb_bench.py", "run_tb.py"):
-        (tb / name).write_text(sim.joinpath(name).read_text())
-    synth = root / "synth"
+    (root / df.REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    (root / df.REPORT_MD).write_text(render_markdown(report))
+    (root / df.TB_DIR).mkdir()
+    df.write_vectors(root, x, y)
+    for name, package in df.TB_FILES.items():
+        (root / df.TB_DIR / name).write_text(resources.files(package).joinpath(name).read_text())
+    synth = root / df.SYNTH_DIR
     synth.mkdir()
-    write_synth_script(synth, [Path("..") / "rtl" / rtl.name], design.top)
+    write_synth_script(synth, [Path("..") / df.RTL_DIR / rtl.name], design.top)

@@ -1,5 +1,8 @@
 """The lowering report: ``report.json`` (contract.md section 2) and its markdown rendering.
 
+Its interface fields are written by :class:`jpq_hw.design_folder.Interface`, which the simulations
+read them back with.
+
 Per layer: nonzero weights, adders (and how many subtract), one-bit adder cells, adder levels,
 estimated SB_LUT4 / SB_CARRY / flip-flops, and the same layer built densely with one generic
 multiplier per weight (:mod:`jpq_hw.cost.dense`), so the saving is visible.
@@ -7,16 +10,12 @@ multiplier per weight (:mod:`jpq_hw.cost.dense`), so the saving is visible.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from . import __version__
 from .arith.graph import Requant, range_width
 from .cost.dense import dense_layer_cost
-
-if TYPE_CHECKING:
-    from .flow import Lowered
+from .lowered import Lowered
 
 
 def _weight_bits(w: np.ndarray) -> int:
@@ -24,7 +23,7 @@ def _weight_bits(w: np.ndarray) -> int:
     return range_width(int(min(w.min(), 0)), int(max(w.max(), 0)))[0]
 
 
-def build_report(design: "Lowered", *, checkpoint: str, sha256: str, n_vectors: int) -> dict:
+def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: int) -> dict:
     q, g, s, cost = design.qnet, design.graph, design.sched, design.cost
     acc_bits: dict[int, int] = {}
     for n in g.nodes:
@@ -50,16 +49,12 @@ def build_report(design: "Lowered", *, checkpoint: str, sha256: str, n_vectors: 
     dense_carry = sum(layer["dense"]["carry"] for layer in layers)
     return {
         "generator": f"jpq-hw {__version__}",
-        "top": design.top,
+        **design.interface.to_report(),  # top, interface, inputs, outputs, pipelined, latency_cycles
+        "pipeline_every": s.every,
         "target": design.target,
         "backend": design.backend,
         "optimize": design.optimize,
         "checkpoint": {"path": checkpoint, "sha256": sha256},
-        "inputs": {"count": len(g.inputs), "bits": q.input.bits, "signed": q.input.signed},
-        "outputs": {"count": len(g.outputs), "bits": q.output.bits, "signed": q.output.signed},
-        "pipelined": s.pipelined,
-        "pipeline_every": s.every,
-        "latency_cycles": s.latency,
         "adders": totals["adders"],
         "subtractors": totals["subtractors"],
         "adder_bits": totals["adder_bits"],

@@ -1,9 +1,9 @@
 """cocotb test module: checks a lowered design bit for bit against its stored test vectors.
 
-The design folder (contract.md section 2) is named by the environment variable ``JPQ_DESIGN_DIR``;
-without it, the folder above this file is used (so a copy at ``OUT/tb/cocotb_bench.py`` finds
-``OUT``). It reads ``report.json`` (top, input/output count, bits, signedness, latency, pipelined)
-and ``tb/vectors.json`` (``x`` and ``y``, lists of Python ints).
+The design folder (contract.md section 2, :mod:`jpq_hw.design_folder`) is named by the environment
+variable ``JPQ_DESIGN_DIR``; without it, the folder above this file is used (so a copy at
+``OUT/tb/cocotb_bench.py`` finds ``OUT``). It reads the interface from ``report.json`` (top,
+input/output count, bits, signedness, latency, pipelined) and the vectors from ``tb/vectors.json``.
 
 - Combinational designs: every vector is applied to ``x``; after 1 ns ``y`` is compared exactly.
 - Pipelined designs (``clk``, ``in_valid``, ``out_valid``): a 10 ns clock runs; inputs are driven
@@ -18,94 +18,32 @@ Outputs are compared as packed words; only a mismatching word is unpacked, so th
 on buses thousands of bits wide stay fast. All mismatches are counted; the failure message lists
 the first few as ``vector I, y[J]: expected E, got G``.
 
-This file needs only the standard library and cocotb, so it can be copied next to a design.
+This file needs only the standard library, cocotb and ``design_folder.py`` (a copy of which lies
+beside it in ``OUT/tb/``), so it can be copied next to a design.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
-ENV_VAR = "JPQ_DESIGN_DIR"
+try:  # inside the jpq_hw package
+    from ..design_folder import DESIGN_DIR_ENV, Design, pack, read_design, unpack
+except ImportError:  # the copy in OUT/tb/, beside design_folder.py
+    from design_folder import DESIGN_DIR_ENV, Design, pack, read_design, unpack
+
 MAX_REPORTED = 10  # mismatches spelled out in a failure message
-
-
-@dataclass
-class Design:
-    """What the bench needs from ``report.json`` and ``tb/vectors.json``."""
-
-    top: str
-    n_in: int
-    b_in: int
-    s_in: bool
-    n_out: int
-    b_out: int
-    s_out: bool
-    latency: int
-    pipelined: bool
-    x: list[list[int]]
-    y: list[list[int]]
 
 
 def design_dir() -> Path:
     """The design folder: ``$JPQ_DESIGN_DIR``, else the folder above this file."""
-    env = os.environ.get(ENV_VAR)
+    env = os.environ.get(DESIGN_DIR_ENV)
     return Path(env) if env else Path(__file__).resolve().parents[1]
-
-
-def load_design(root: Path) -> Design:
-    """Read and cross-check ``report.json`` and ``tb/vectors.json`` under ``root``."""
-    rep = json.loads((root / "report.json").read_text())
-    vec = json.loads((root / "tb" / "vectors.json").read_text())
-    ins, outs = rep["inputs"], rep["outputs"]
-    d = Design(top=rep["top"], n_in=int(ins["count"]), b_in=int(ins["bits"]), s_in=bool(ins["signed"]),
-               n_out=int(outs["count"]), b_out=int(outs["bits"]), s_out=bool(outs["signed"]),
-               latency=int(rep.get("latency_cycles", 0)), pipelined=bool(rep.get("pipelined", False)),
-               x=vec["x"], y=vec["y"])
-    if not d.x:
-        raise ValueError("vectors.json holds no vectors")
-    if len(d.x) != len(d.y):
-        raise ValueError(f"vectors.json: {len(d.x)} inputs but {len(d.y)} outputs")
-    for i, (xv, yv) in enumerate(zip(d.x, d.y)):
-        if len(xv) != d.n_in or len(yv) != d.n_out:
-            raise ValueError(f"vectors.json: vector {i} has {len(xv)} inputs / {len(yv)} outputs, "
-                             f"report.json says {d.n_in} / {d.n_out}")
-    if d.pipelined and d.latency < 1:
-        raise ValueError("report.json: a pipelined design needs latency_cycles >= 1")
-    return d
-
-
-def pack(values: list[int], bits: int, signed: bool) -> int:
-    """Pack ``values`` into one unsigned word, element ``i`` at bits ``[i*bits +: bits]``.
-
-    Raises ValueError for a value that does not fit (no silent wrap-around).
-    """
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    mask, word = (1 << bits) - 1, 0
-    for i in range(len(values) - 1, -1, -1):
-        v = values[i]
-        if not lo <= v <= hi:
-            raise ValueError(f"element {i} = {v} does not fit {bits}-bit {'signed' if signed else 'unsigned'}")
-        word = (word << bits) | (v & mask)
-    return word
-
-
-def unpack(word: int, count: int, bits: int, signed: bool) -> list[int]:
-    """Inverse of :func:`pack`."""
-    mask, half = (1 << bits) - 1, 1 << (bits - 1)
-    out = []
-    for _ in range(count):
-        v = word & mask
-        out.append(v - (1 << bits) if signed and v & half else v)
-        word >>= bits
-    return out
 
 
 def _elements_of(binstr: str, count: int, bits: int, signed: bool) -> list[int | str]:
@@ -123,7 +61,8 @@ class _Checker:
 
     def __init__(self, d: Design):
         self.d = d
-        self.want = [pack(v, d.b_out, d.s_out) for v in d.y]
+        out = d.interface.outputs
+        self.want = [pack(v, out.bits, out.signed) for v in d.y]
         self.errors: list[str] = []
         self.n_bad = 0
 
@@ -140,10 +79,10 @@ class _Checker:
             got = None
         if got == self.want[idx]:
             return
-        d = self.d
-        got_el = _elements_of(str(value), d.n_out, d.b_out, d.s_out) if got is None \
-            else unpack(got, d.n_out, d.b_out, d.s_out)
-        for j, (e, g) in enumerate(zip(d.y[idx], got_el)):
+        out = self.d.interface.outputs
+        got_el = _elements_of(str(value), out.count, out.bits, out.signed) if got is None \
+            else unpack(got, out.count, out.bits, out.signed)
+        for j, (e, g) in enumerate(zip(self.d.y[idx], got_el)):
             if e != g:
                 self.error(f"vector {idx}, y[{j}]: expected {e}, got {g}{when}")
                 return  # one message per vector; the count is per vector
@@ -156,17 +95,20 @@ class _Checker:
 
 
 def _check_widths(dut, d: Design) -> None:
-    for name, n, b in (("x", d.n_in, d.b_in), ("y", d.n_out, d.b_out)):
+    iface = d.interface
+    for name, port in (("x", iface.inputs), ("y", iface.outputs)):
         width = len(getattr(dut, name))
-        assert width == n * b, f"{d.top}.{name} is {width} bits wide, report.json says {n} x {b}"
+        assert width == port.width, \
+            f"{iface.top}.{name} is {width} bits wide, report.json says {port.count} x {port.bits}"
 
 
 def _load(dut) -> Design:
-    d = load_design(design_dir())
+    d = read_design(design_dir())
     _check_widths(dut, d)
-    dut._log.info("%s: %d vectors, %d x %d-bit in, %d x %d-bit out, %s", d.top, len(d.x), d.n_in,
-                  d.b_in, d.n_out, d.b_out,
-                  f"pipelined, latency {d.latency}" if d.pipelined else "combinational")
+    i = d.interface
+    dut._log.info("%s: %d vectors, %d x %d-bit in, %d x %d-bit out, %s", i.top, len(d.x), i.inputs.count,
+                  i.inputs.bits, i.outputs.count, i.outputs.bits,
+                  f"pipelined, latency {i.latency_cycles}" if i.pipelined else "combinational")
     return d
 
 
@@ -174,7 +116,7 @@ def _load(dut) -> Design:
 async def test_vectors(dut) -> None:
     """Every stored vector, bit for bit (combinational or pipelined, as report.json says)."""
     d = _load(dut)
-    if d.pipelined:
+    if d.interface.pipelined:
         await _run_pipelined(dut, d)
     else:
         await _run_combinational(dut, d)
@@ -183,9 +125,10 @@ async def test_vectors(dut) -> None:
 def _packed_inputs(dut, d: Design) -> list[int]:
     """Packed ``x`` words, as negative ints where the port is declared signed (cocotb checks the
     range of an int against the port's signedness)."""
-    xs = [pack(v, d.b_in, d.s_in) for v in d.x]
+    port = d.interface.inputs
+    xs = [pack(v, port.bits, port.signed) for v in d.x]
     if dut.x.is_signed:
-        width = d.n_in * d.b_in
+        width = port.width
         xs = [w - (1 << width) if w >> (width - 1) else w for w in xs]
     return xs
 
@@ -217,9 +160,10 @@ def _schedule(n: int, latency: int) -> list[int | None]:
 async def _run_pipelined(dut, d: Design) -> None:
     chk = _Checker(d)
     xs = _packed_inputs(dut, d)
-    sched = _schedule(len(xs), d.latency)
+    latency = d.interface.latency_cycles
+    sched = _schedule(len(xs), latency)
     rng = random.Random(1)
-    width_in = d.n_in * d.b_in
+    width_in = d.interface.inputs.width
     dut.in_valid.value = 0
     dut.x.value = 0
     Clock(dut.clk, 10, "ns").start(start_high=False)
@@ -227,16 +171,16 @@ async def _run_pipelined(dut, d: Design) -> None:
     for t, idx in enumerate(sched):
         await FallingEdge(dut.clk)
         # Sample what the rising edge before this one produced: the result of cycle t - latency.
-        if t >= d.latency:  # before that, the pipeline still holds state from before cycle 0
-            expect = sched[t - d.latency]
+        if t >= latency:  # before that, the pipeline still holds state from before cycle 0
+            expect = sched[t - latency]
             ov = dut.out_valid.value
             n_checked += 1
             if not ov.is_resolvable:
                 chk.error(f"cycle {t}: out_valid is {ov}")
             elif expect is None and int(ov):
-                chk.error(f"cycle {t}: out_valid high, but in_valid was low {d.latency} cycles earlier")
+                chk.error(f"cycle {t}: out_valid high, but in_valid was low {latency} cycles earlier")
             elif expect is not None and not int(ov):
-                chk.error(f"vector {expect}: out_valid low {d.latency} cycles after its input (cycle {t})")
+                chk.error(f"vector {expect}: out_valid low {latency} cycles after its input (cycle {t})")
             elif expect is not None:
                 chk.check_y(expect, dut.y.value, f" (cycle {t})")
         # Drive the input for this cycle; the next rising edge captures it.

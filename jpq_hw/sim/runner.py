@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import re
 import shlex
@@ -30,8 +29,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..design_folder import DESIGN_DIR_ENV, RTL_DIR, read_design, rtl_files
+
 TEST_MODULE = "jpq_hw.sim.cocotb_bench"
-ENV_VAR = "JPQ_DESIGN_DIR"  # read by cocotb_bench (kept free of jpq_hw imports so it can be copied)
 MIN_VERILATOR = (5, 36)  # cocotb 2 needs Verilator 5.036 or newer
 TIMESCALE = ("1ns", "1ps")
 # One C++ file at -O0: a 16,000-adder design builds in 23 s instead of 109 s (-Os, split output,
@@ -196,12 +196,12 @@ def run_design(design_dir, simulator: str = "verilator", build_dir=None, waves: 
     from cocotb_tools.runner import get_runner
 
     root = Path(design_dir).resolve()
-    report = json.loads((root / "report.json").read_text())
-    top = report["top"]
-    n_vectors = len(json.loads((root / "tb" / "vectors.json").read_text())["x"])
-    sources = sorted((root / "rtl").glob("*.v"))
+    design = read_design(root)
+    top = design.interface.top
+    n_vectors = len(design.x)
+    sources = rtl_files(root)
     if not sources:
-        raise FileNotFoundError(f"no Verilog in {root / 'rtl'}")
+        raise FileNotFoundError(f"no Verilog in {root / RTL_DIR}")
     bdir = Path(build_dir).resolve() if build_dir else root / "sim_build" / simulator
     bdir.mkdir(parents=True, exist_ok=True)
     build_log, sim_log, results = bdir / "build.log", bdir / "sim.log", bdir / "results.xml"
@@ -229,7 +229,7 @@ def run_design(design_dir, simulator: str = "verilator", build_dir=None, waves: 
         return SimResult(simulator, False, n_vectors, t, build_log, t, f"build failed: {e}")
     t1 = time.perf_counter()
 
-    with _environ(**{ENV_VAR: str(root)}):
+    with _environ(**{DESIGN_DIR_ENV: str(root)}):
         try:
             runner.test(test_module=TEST_MODULE, hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
                         results_xml=str(results), log_file=sim_log, waves=waves, plusargs=plusargs,

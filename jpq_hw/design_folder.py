@@ -1,0 +1,163 @@
+"""The design folder that ``jpq-hw lower`` writes, and what its readers may rely on.
+
+The one description of the folder for both sides: the writer (:mod:`jpq_hw.flow`,
+:mod:`jpq_hw.report`) and every reader (the cocotb bench, the simulation runner, ``run_tb.py``,
+outside tools). Layout (contract.md section 2)::
+
+    OUT/rtl/TOP.v             the design: every Verilog file it needs, and nothing else
+    OUT/report.json           machine-readable figures; the interface fields are :class:`Interface`
+    OUT/report.md             the same for a person
+    OUT/tb/vectors.json       {"x": [[int, ...], ...], "y": [[int, ...], ...]}: inputs, reference outputs
+    OUT/tb/cocotb_bench.py    the cocotb test, and run_tb.py, which builds and runs it
+    OUT/tb/design_folder.py   a copy of this module, which both of them import
+    OUT/synth/synth_ice40.ys  a yosys script
+
+Buses are packed as contract.md section 2 says: element ``i`` at bits ``[i*B +: B]``, element 0 at
+the least significant end, two's complement where signed (:func:`pack`, :func:`unpack`).
+
+This module needs the standard library alone: it is copied next to the test bench so that a design
+folder can be simulated without jpq-hw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+RTL_DIR = "rtl"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+TB_DIR = "tb"
+VECTORS_JSON = "tb/vectors.json"
+SYNTH_DIR = "synth"
+DESIGN_DIR_ENV = "JPQ_DESIGN_DIR"  # names the design folder to the cocotb bench (else: the folder above it)
+TB_FILES = {"cocotb_bench.py": "jpq_hw.sim", "run_tb.py": "jpq_hw.sim",  # copied into OUT/tb/ from these packages
+            "design_folder.py": "jpq_hw"}
+
+
+@dataclass(frozen=True)
+class Port:
+    """One bus: ``count`` elements of ``bits`` bits, two's complement where ``signed``."""
+
+    count: int
+    bits: int
+    signed: bool
+
+    @property
+    def width(self) -> int:
+        return self.count * self.bits
+
+    def to_json(self) -> dict:
+        return {"count": self.count, "bits": self.bits, "signed": self.signed}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Port":
+        return cls(int(d["count"]), int(d["bits"]), bool(d["signed"]))
+
+
+@dataclass(frozen=True)
+class Interface:
+    """The hardware interface of a flat-vector design (contract.md section 2), as ``report.json``
+    states it: module ``top`` with ``x`` (``inputs``) and ``y`` (``outputs``); when ``pipelined``,
+    also ``clk``, ``in_valid`` and ``out_valid``, results ``latency_cycles`` cycles after their input."""
+
+    top: str
+    inputs: Port
+    outputs: Port
+    pipelined: bool = False
+    latency_cycles: int = 0
+
+    KIND = "flat"  # report.json's "interface" (contract.md section 3 adds "stream")
+
+    def to_report(self) -> dict:
+        """The fields of ``report.json`` that state the interface."""
+        return {"top": self.top, "interface": self.KIND, "inputs": self.inputs.to_json(),
+                "outputs": self.outputs.to_json(), "pipelined": self.pipelined, "latency_cycles": self.latency_cycles}
+
+    @classmethod
+    def from_report(cls, report: dict) -> "Interface":
+        """The interface a ``report.json`` states; a ValueError names what is missing or wrong."""
+        kind = report.get("interface", cls.KIND)
+        if kind != cls.KIND:
+            raise ValueError(f"report.json: interface {kind!r}, not {cls.KIND!r}")
+        try:
+            iface = cls(str(report["top"]), Port.from_json(report["inputs"]), Port.from_json(report["outputs"]),
+                        bool(report.get("pipelined", False)), int(report.get("latency_cycles", 0)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"report.json: missing or malformed interface field ({e.__class__.__name__}: {e})") from None
+        if iface.pipelined and iface.latency_cycles < 1:
+            raise ValueError("report.json: a pipelined design needs latency_cycles >= 1")
+        return iface
+
+
+@dataclass
+class Design:
+    """What a test bench reads from a design folder: its interface and its test vectors."""
+
+    interface: Interface
+    x: list[list[int]]
+    y: list[list[int]]
+
+
+def rtl_files(root: str | Path) -> list[Path]:
+    """The design's Verilog files, sorted."""
+    return sorted((Path(root) / RTL_DIR).glob("*.v"))
+
+
+def write_vectors(root: str | Path, x: Sequence[Sequence[int]], y: Sequence[Sequence[int]]) -> None:
+    """``tb/vectors.json``: lists of Python ints (``x`` and ``y`` may be integer numpy arrays)."""
+    data = {"x": [[int(v) for v in row] for row in x], "y": [[int(v) for v in row] for row in y]}
+    (Path(root) / VECTORS_JSON).write_text(json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def read_design(root: str | Path) -> Design:
+    """Read and cross-check ``report.json`` and ``tb/vectors.json`` under ``root``."""
+    root = Path(root)
+    iface = Interface.from_report(json.loads((root / REPORT_JSON).read_text()))
+    vec = json.loads((root / VECTORS_JSON).read_text())
+    x, y = vec["x"], vec["y"]
+    if not x:
+        raise ValueError("vectors.json holds no vectors")
+    if len(x) != len(y):
+        raise ValueError(f"vectors.json: {len(x)} inputs but {len(y)} outputs")
+    for i, (xv, yv) in enumerate(zip(x, y)):
+        if len(xv) != iface.inputs.count or len(yv) != iface.outputs.count:
+            raise ValueError(f"vectors.json: vector {i} has {len(xv)} inputs / {len(yv)} outputs, "
+                             f"report.json says {iface.inputs.count} / {iface.outputs.count}")
+    return Design(iface, x, y)
+
+
+def _fields(count: int, bits: int | Sequence[int], signed: bool | Sequence[bool]) -> list[tuple[int, bool]]:
+    widths = [bits] * count if isinstance(bits, int) else list(bits)
+    signs = [signed] * count if isinstance(signed, bool) else list(signed)
+    if len(widths) != count or len(signs) != count:
+        raise ValueError(f"{count} elements but {len(widths)} widths and {len(signs)} signs")
+    return list(zip(widths, signs))
+
+
+def pack(values: Sequence[int], bits: int | Sequence[int], signed: bool | Sequence[bool]) -> int:
+    """Pack ``values`` into one unsigned word, element 0 at the least significant end.
+
+    ``bits`` and ``signed`` are one for every element or one per element (a 0-bit element must be 0
+    and takes no bits). Raises ValueError for a value that does not fit (no silent wrap-around).
+    """
+    word, pos = 0, 0
+    for i, (v, (b, s)) in enumerate(zip(values, _fields(len(values), bits, signed))):
+        lo, hi = (-(1 << (b - 1)), (1 << (b - 1)) - 1) if s and b else (0, (1 << b) - 1)
+        if not lo <= v <= hi:
+            raise ValueError(f"element {i} = {v} does not fit {b}-bit {'signed' if s else 'unsigned'}")
+        word |= (v & ((1 << b) - 1)) << pos
+        pos += b
+    return word
+
+
+def unpack(word: int, count: int, bits: int | Sequence[int], signed: bool | Sequence[bool]) -> list[int]:
+    """Inverse of :func:`pack`: ``count`` elements of ``word``."""
+    out = []
+    for b, s in _fields(count, bits, signed):
+        v = word & ((1 << b) - 1)
+        out.append(v - (1 << b) if s and b and v >> (b - 1) else v)
+        word >>= b
+    return out
