@@ -6,7 +6,7 @@ Problems (all seeded, all fixed):
   the transpose, ``W[out, in]``): 64x64, 256x128, 512x256, 576x64 and a 3x3x16x16 conv kernel
   flattened to 144x16; 8-bit and 4-bit weights (uniform over the nonzero values of the signed
   range); densities 1, 2, 5 and 10 % (exactly ``round(density * size)`` nonzeros);
-- the FIR coefficient sets of :mod:`fir_sets` (MCM literature), each a 1-input problem (a column).
+- the FIR coefficient sets of :mod:`bench.fir_sets` (MCM literature), each a 1-input problem (a column).
 
 Inputs are 8-bit signed (``[-128, 127]``) for both tools. For each problem, side by side in one run:
 
@@ -22,11 +22,11 @@ Inputs are 8-bit signed (``[-128, 127]``) for both tools. For each problem, side
 
 Writes ``bench/results/adders.md`` (table and summary), ``adders.json`` and ``adders.png``::
 
-    PYTHONPATH=. python bench/adders.py                  # everything (da4ml dominates: tens of minutes)
-    PYTHONPATH=. python bench/adders.py --quick          # problems up to 3,000 nonzeros
-    PYTHONPATH=. python bench/adders.py --only 'FIR|64x64' --no-da4ml --out /tmp/adders
-    PYTHONPATH=. python bench/adders.py --speed          # also time the jpq-hw lower command
-    PYTHONPATH=. python bench/adders.py --respeed        # redo only those timings (after a jpq-hw change)
+    python -m bench.adders                  # everything (da4ml dominates: tens of minutes)
+    python -m bench.adders --quick          # problems up to 3,000 nonzeros
+    python -m bench.adders --only 'FIR|64x64' --no-da4ml --out /tmp/adders
+    python -m bench.adders --speed          # also time the jpq-hw lower command
+    python -m bench.adders --respeed        # redo only those timings (after a jpq-hw change)
 
 yosys SB_LUT4 / SB_CARRY and nextpnr Fmax of both tools' Verilog, every design simulated first,
 are ``bench/adders_synth.py`` (``bench/results/adders_synth.md``).
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import resource
@@ -52,52 +51,16 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import INPUT_RANGE, da4ml_version, geomean, problems, read_results, sparse_matrix
+from jpq_hw.arith.graph import Add, GraphBuilder, adder_bits
+from jpq_hw.arith.mcm import odd_part
+from jpq_hw.arith.optimize import csd_adders, lower_matrix
+from jpq_hw.cost import ICE40
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from fir_sets import FIR_SETS  # noqa: E402
-
-from jpq_hw.arith.graph import Add, GraphBuilder, adder_bits  # noqa: E402
-from jpq_hw.arith.mcm import odd_part  # noqa: E402
-from jpq_hw.arith.optimize import csd_adders, lower_matrix  # noqa: E402
-from jpq_hw.cost import ICE40  # noqa: E402
-
-SHAPES = ((64, 64), (256, 128), (512, 256), (576, 64), (144, 16))  # (inputs, outputs)
-DENSITIES = (0.01, 0.02, 0.05, 0.10)
-WEIGHT_BITS = (8, 4)
-INPUT_RANGE = (-128, 127)
 
 
 # -- problems -------------------------------------------------------------------------------------
-
-def sparse_matrix(n_in: int, n_out: int, density: float, bits: int, seed: int) -> np.ndarray:
-    """``W[out, in]`` with exactly ``round(density * size)`` nonzeros, uniform over the nonzero
-    ``bits``-bit signed values."""
-    rng = np.random.default_rng(seed)
-    size = n_in * n_out
-    nnz = max(1, int(round(density * size)))
-    lim = 1 << (bits - 1)
-    vals = rng.integers(-lim, lim - 1, size=nnz, endpoint=True)
-    vals[vals >= 0] += 1  # [-lim, lim-1] without zero
-    w = np.zeros(size, np.int64)
-    w[rng.choice(size, nnz, replace=False)] = vals
-    return w.reshape(n_out, n_in)
-
-
-def problems() -> list[dict]:
-    out = []
-    for k, (n_in, n_out) in enumerate(SHAPES):
-        for bits in WEIGHT_BITS:
-            for j, d in enumerate(DENSITIES):
-                w = sparse_matrix(n_in, n_out, d, bits, seed=1000 + 100 * k + 10 * bits + j)
-                out.append({"name": f"{n_in}x{n_out} {bits}b {round(d * 100)}%", "kind": "matrix", "bits": bits,
-                            "density": d, "weight": w})
-    for s in FIR_SETS:
-        out.append({"name": s.name, "kind": "fir", "bits": s.wordlength, "density": 1.0,
-                    "weight": np.array(s.coeffs, dtype=np.int64)[:, None], "source": s.source})
-    return out
-
 
 def lower_bound(w: np.ndarray) -> int:
     """Adders no shift-add graph of ``w @ x`` can do without (see the module docstring)."""
@@ -163,15 +126,6 @@ def run_da4ml(w: np.ndarray) -> dict:
     return {"adders": adders, "depth": float(pipe.latency[1]), "seconds": seconds, "cpu_seconds": cpu, "exact": ok}
 
 
-def da4ml_version() -> str:
-    try:
-        import da4ml
-
-        return getattr(da4ml, "__version__", "?")
-    except ImportError:
-        return "not installed"
-
-
 # -- speed ----------------------------------------------------------------------------------------
 
 def time_cli(checkpoint: Path, out: Path) -> dict:
@@ -214,29 +168,7 @@ def speed(results: dict, tmp: Path) -> dict:
     return out
 
 
-# -- synthesis (--synth) --------------------------------------------------------------------------
-
-_BW_ADD = ("  localparam BW_ADD = (IN0_NEED_BITS > IN1_NEED_BITS) ? IN0_NEED_BITS + EXTRA_PAD + 1 : "
-           "IN1_NEED_BITS + EXTRA_PAD + 1;")
-
-
-def patch_shift_adder(text: str) -> str:
-    """da4ml 0.6's ``shift_adder`` declares outputs wider than its accumulator and then selects
-    ``accum[BW_OUT-1:0]`` past its end: those bits are undefined (x in simulation, free for yosys to
-    choose). Widen the accumulator to the output so the extra bits are the sign extension they mean."""
-    if _BW_ADD not in text:
-        raise RuntimeError("da4ml's shift_adder.v changed: check the patch in bench/adders.py")
-    fixed = _BW_ADD.replace("localparam BW_ADD =", "localparam BW_ADD0 =") + (
-        "\n  localparam BW_ADD = (BW_ADD0 > BW_OUT) ? BW_ADD0 : BW_OUT;  // patched by jpq-hw bench/adders.py")
-    return text.replace(_BW_ADD, fixed)
-
-
 # -- report ---------------------------------------------------------------------------------------
-
-def geomean(xs) -> float:
-    xs = [x for x in xs if x > 0]
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
-
 
 def summarize(rows: list[dict]) -> dict:
     s: dict = {}
@@ -364,14 +296,6 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def read_results(path: Path | str) -> dict:
-    """A results JSON written earlier; a missing or unreadable one ends the script with one line."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"error: cannot read the results {path} ({e.__class__.__name__}): run the benchmark first")
-
-
 def write_results(out: Path, rows: list[dict], header: dict, speed_res: dict | None, partial: bool) -> dict:
     order = {name: k for k, name in enumerate(p["name"] for p in problems())}
     rows = sorted(rows, key=lambda r: order[r["name"]])
@@ -416,10 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="jpq_bench_") as tmp:
             speed_res = speed({r["name"]: r for r in data["rows"]}, Path(tmp))
         print(json.dumps(speed_res, indent=1))
-        header = dict(data["header"], respeed=f"PYTHONPATH=. python bench/adders.py {argv_s}")
+        header = dict(data["header"], respeed=f"python -m bench.adders {argv_s}")
         write_results(args.out, data["rows"], header, speed_res, partial=False)
         return 0
-    header = {"command": f"PYTHONPATH=. python bench/adders.py {argv_s}".strip(),
+    header = {"command": f"python -m bench.adders {argv_s}".strip(),
               "machine": f"{os.cpu_count()} CPU cores (shared)", "da4ml": da4ml_version(), "wall_s": 0.0}
     todo = []
     for p in problems():

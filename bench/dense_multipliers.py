@@ -12,7 +12,7 @@ and records SB_LUT4 and SB_CARRY. As a sanity figure it also synthesizes ``a + b
 ``n`` bits (``n + 1``-bit result). Writes ``jpq_hw/cost/ice40_multipliers.json`` (read by
 :mod:`jpq_hw.cost.dense`) and ``bench/results/dense_multipliers.md``.
 
-    PYTHONPATH=. python bench/dense_multipliers.py            # about 5-10 minutes on 2 cores
+    python -m bench.dense_multipliers            # about 5-10 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from jpq_hw.synth.yosys import find_yosys, synth_script, synthesize, yosys_version
 
-from jpq_hw.synth.yosys import find_yosys, synth_script, synthesize, yosys_version  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 WIDTHS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32)
 ADDER_WIDTHS = (4, 8, 12, 16, 20, 24, 32)
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     table: dict = {
         "header": {
             "yosys": yosys_version(),
-            "command": f"PYTHONPATH=. python bench/dense_multipliers.py --widths {','.join(map(str, widths))}",
+            "command": f"python -m bench.dense_multipliers --widths {','.join(map(str, widths))}",
             "script": synth_script(["mul.v"], "mul", json_stat_path="stat.json").strip().replace("\n", "; "),
             "verilog": {"unsigned_x": mul_verilog(5, False, 6).strip(), "signed_x": mul_verilog(5, True, 6).strip(),
                         "adder": addsub_verilog(8, "+").strip()},

@@ -1,6 +1,6 @@
 """Lowering speed: checkpoint to Verilog, direct emitter vs Amaranth, medians of repeated runs.
 
-    python bench/lowering_speed.py [--repeats 3] [--out bench/results/lowering_speed.md]
+    python -m bench.lowering_speed [--repeats 3] [--out bench/results/lowering_speed.md]
 
 Everything lowers with the default adder sharing (``--optimize best``). Networks: seeded random
 sparse 8-bit-weight MLPs (``jpq_hw.ir.random_qnet``) with about 2,000, 20,000 and 100,000 nonzero

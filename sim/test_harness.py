@@ -166,3 +166,16 @@ def test_build_failure_is_reported(simulator, make_design, sim_build_root):
     broken = make_design("broken", COMB.replace("assign y", "assign y ="), report("tiny_comb"), x, y)
     res = run_design(broken, simulator, build_dir=sim_build_root / simulator / "broken")
     assert not res.passed and res.message.startswith("build failed") and res.log.name == "build.log"
+
+
+def test_simulate_words_reads_a_module_with_other_ports(simulators, tmp_path):
+    """jpq_hw.sim.words (the benchmarks' harness for other tools' modules): y = {a - b, a + b} per word."""
+    from jpq_hw.design_folder import pack, unpack
+    from jpq_hw.sim.words import simulate_words
+
+    (tmp_path / "other.v").write_text(COMB.replace("module tiny_comb", "module other").replace("x", "inp")
+                                      .replace("y", "outp"))
+    x, y = vectors(40)
+    got = simulate_words([tmp_path / "other.v"], "other", "inp", "outp", 16, 18,
+                         [pack(v, 8, True) for v in x], tmp_path)
+    assert [unpack(w, 2, 9, True) for w in got] == y

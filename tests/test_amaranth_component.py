@@ -7,24 +7,13 @@ from amaranth.sim import Simulator
 from jpq_hw.arith import lower_qnet, place_registers
 from jpq_hw.hdl.amaranth_backend import QNetComponent
 from jpq_hw.cost import ICE40
+from jpq_hw.design_folder import pack, unpack
 from jpq_hw.ir import IntFormat, random_qnet
 from jpq_hw.reference import run_reference
 from jpq_hw.vectors import make_inputs
 
 NET = random_qnet([6, 5, 3], density=0.6, weight_bits=5, input_format=IntFormat(4, True),
                   hidden_format=IntFormat(5, False), output_format=IntFormat(9, True), seed=5)
-
-
-def pack(values, bits):
-    return sum((int(v) & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(values))
-
-
-def unpack(word, count, bits, signed):
-    out = []
-    for i in range(count):
-        v = (word >> (i * bits)) & ((1 << bits) - 1)
-        out.append(v - (1 << bits) if signed and v >> (bits - 1) else v)
-    return out
 
 
 def test_combinational_component_in_a_user_design():
@@ -40,7 +29,7 @@ def test_combinational_component_in_a_user_design():
 
     async def bench(ctx):
         for row in x:
-            ctx.set(net.x, pack(row, 4))
+            ctx.set(net.x, pack(row.tolist(), 4, True))
             got.append(unpack(ctx.get(seen), 3, 9, True))
 
     sim = Simulator(top)
@@ -62,7 +51,7 @@ def test_pipelined_component_in_the_users_sync_domain():
     async def bench(ctx):
         for cycle in range(len(x) + sched.latency + 1):
             if cycle < len(x):
-                ctx.set(net.x, pack(x[cycle], 4))
+                ctx.set(net.x, pack(x[cycle].tolist(), 4, True))
                 ctx.set(net.in_valid, 1)
             else:
                 ctx.set(net.in_valid, 0)

@@ -1,27 +1,19 @@
 """The checking logic of bench/adders_synth.py, without da4ml or a simulator: its rebuild of a da4ml
-solution as an AdderGraph, the jpq-hw reference design, and the bus packing of its simulations."""
+solution as an AdderGraph and the jpq-hw reference design (bus packing: tests/test_design_folder.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from bench import adders_synth
 
 
 @pytest.fixture(scope="module")
 def synth():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_adders_synth", BENCH / "adders_synth.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_adders_synth"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return adders_synth
 
 
 def op(id0, id1, opcode, data=0):
@@ -60,10 +52,3 @@ def test_jpq_graph_and_its_signs(synth):
     x = synth.random_inputs(12, 300)
     assert np.array_equal(graph.evaluate(x) * signs, x @ w.T)
     assert synth.out_bits(graph) >= max(graph.width(o)[0] for o in graph.outputs)
-
-
-def test_pack_unpack_round_trip(synth):
-    widths, signed = [3, 0, 8, 1, 5], [True, False, True, False, False]
-    values = [-4, 0, 127, 1, 31]
-    assert synth.unpack(synth.pack(values, widths), widths, signed) == values
-    assert synth.unpack(synth.pack([-1, 0, -128, 0, 0], widths), widths, signed) == [-1, 0, -128, 0, 0]

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "compression.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_compression", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_compression"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from bench import compression
+
+    return compression
 
 
 def test_requantize_equals_full_run(bench):

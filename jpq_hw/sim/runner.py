@@ -71,7 +71,7 @@ def verilator_bin_dir() -> Path | None:
     return Path(found).parent if found else None
 
 
-def _put_verilator_on_path() -> Path:
+def put_verilator_on_path() -> Path:
     """Prepend the Verilator folder to PATH (in this process, so child processes inherit it)."""
     folder = verilator_bin_dir()
     if folder is None:
@@ -116,7 +116,7 @@ def lint_verilog(files, top: str, extra_args=()) -> list[str]:
 
     An empty list means the files are lint-clean.
     """
-    folder = _put_verilator_on_path()
+    folder = put_verilator_on_path()
     cmd = [str(folder / "verilator"), "--lint-only", "-Wall", "--top-module", top,
            *map(str, extra_args), *map(str, files)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -208,7 +208,7 @@ def run_design(design_dir, simulator: str = "verilator", build_dir=None, waves: 
 
     plusargs: list[str] = []
     if simulator == "verilator":
-        _put_verilator_on_path()
+        put_verilator_on_path()
         if build_args is None:
             build_args = VERILATOR_BUILD_ARGS
         plusargs = ["+verilator+rand+reset+2", "+verilator+seed+7"]  # random power-up state
