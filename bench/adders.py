@@ -107,7 +107,9 @@ def run_jpq(w: np.ndarray, optimize: str = "best") -> dict:
     adds = [n for n in b.nodes if isinstance(n, Add)]
     depth = max((b.nodes[t.node].level for t in terms if t is not None), default=0)
     return {"adders": len(adds), "subtractors": sum(n.subtract for n in adds),
-            "adder_bits": sum(adder_bits(n) for n in adds), "lut4": sum(ICE40.adder(adder_bits(n), n.subtract) for n in adds), "depth": depth, "seconds": seconds, "cpu_seconds": cpu,
+            "adder_bits": sum(adder_bits(n) for n in adds),
+            "lut4": sum(ICE40.adder(adder_bits(n), n.subtract) for n in adds),
+            "depth": depth, "seconds": seconds, "cpu_seconds": cpu,
             "plan": winner.name if winner is not None else "csd"}
 
 

@@ -86,7 +86,8 @@ class Interface:
             iface = cls(str(report["top"]), Port.from_json(report["inputs"]), Port.from_json(report["outputs"]),
                         bool(report.get("pipelined", False)), int(report.get("latency_cycles", 0)))
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"report.json: missing or malformed interface field ({e.__class__.__name__}: {e})") from None
+            raise ValueError(f"report.json: missing or malformed interface field "
+                             f"({e.__class__.__name__}: {e})") from None
         if iface.pipelined and iface.latency_cycles < 1:
             raise ValueError("report.json: a pipelined design needs latency_cycles >= 1")
         return iface

@@ -25,6 +25,7 @@ from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
 from .arith.registers import place_registers
 from .cost import COST_MODELS
 from .errors import JpqError
+from .gc_pause import paused_gc
 from .hdl.verilog import check_identifier, emit_verilog
 from .ir.checkpoint import load_checkpoint
 from .ir.qnet import QNet
@@ -46,18 +47,21 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
     if pipeline < 0:
         raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
     t0 = time.perf_counter()
-    graph = lower_qnet(qnet, optimize, cost_model=cost_model)
-    sched = place_registers(graph, pipeline)
+    with paused_gc():  # jpq-hw's own objects form no cycles (Amaranth's do: it runs with the collector on)
+        graph = lower_qnet(qnet, optimize, cost_model=cost_model)
+        sched = place_registers(graph, pipeline)
     t1 = time.perf_counter()
     b_in, b_out = qnet.input.bits, qnet.output.bits
     if backend == "verilog":
-        text = emit_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out, source=source, version=__version__)
+        with paused_gc():
+            text = emit_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out, source=source, version=__version__)
     else:
         from .hdl.amaranth_backend import emit_amaranth_verilog
 
         text = emit_amaranth_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out)
     t2 = time.perf_counter()
-    cost = cost_model.estimate(graph, sched)
+    with paused_gc():
+        cost = cost_model.estimate(graph, sched)
     return Lowered(qnet, target, graph, sched, cost, text, top, backend, optimize,
                    {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
 
@@ -77,7 +81,8 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     t0 = time.perf_counter()
     qnet = load_checkpoint(path)
     t_load = time.perf_counter() - t0
-    design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize, source=Path(path).name)
+    design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize,
+                   source=Path(path).name)
     design.seconds["load"] = t_load
 
     x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from .graph import range_width
-from .plan import Plan, PlanTerm, ShiftAdd
+from .plan import Plan, PlanTerm, ShiftAdd, new_tuple
 
 MIN_COUNT = 2  # a pattern found once saves nothing
 
@@ -135,6 +135,8 @@ class _Variables:
         """How much one occurrence of pattern ``k`` counts: 1, or with ``weighted`` the width of the
         narrower operand (da4ml's "weighted most common": a shared sum of wide operands saves more
         one-bit cells)."""
+        if not self.weighted:
+            return 1
         a, b, _, _ = _pattern(k)
         return min(self.width[a], self.width[b])
 
@@ -285,7 +287,8 @@ def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: in
         ranks = tie_break.rank(neg, np.maximum(depth[a], depth[b]), np.abs(d), (a == b).astype(np.int64), keys, seed)
         prio = counts * np.minimum(width[a], width[b])
         perm = np.lexsort((keys, ranks, -prio))
-        keys, counts, ranks, prio = keys[perm].tolist(), counts[perm].tolist(), ranks[perm].tolist(), prio[perm].tolist()
+        keys, counts = keys[perm].tolist(), counts[perm].tolist()
+        ranks, prio = ranks[perm].tolist(), prio[perm].tolist()
         count = dict(zip(keys, counts))
         heap = list(zip([-p for p in prio], ranks, keys))  # sorted, hence a valid heap
 
@@ -314,7 +317,7 @@ def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: in
                 count[kk] = cc
                 heappush(heap, (-cc * variables.weight(kk), rank(kk), kk))
 
-    out_rows = [sorted(PlanTerm(v, s, g) for v, m in row.items() for s, g in m.items()) for row in rows]
+    out_rows = [sorted(new_tuple(PlanTerm, (v, s, g)) for v, m in row.items() for s, g in m.items()) for row in rows]
     return Plan(plan.n_inputs, variables.defs, out_rows)
 
 

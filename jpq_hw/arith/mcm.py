@@ -39,7 +39,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from .csd import csd_digits
-from .plan import Plan, PlanTerm, ShiftAdd
+from .plan import Plan, PlanTerm, ShiftAdd, new_tuple
 
 
 class Fundamental(NamedTuple):
@@ -82,7 +82,7 @@ def _succ_mask(u: int, v: int, cmax: int) -> int:
 
 def _recipe_rank(r: ShiftAdd) -> tuple[bool, int]:
     """Recipes of smaller rank are preferred: an addition, then the larger shift."""
-    return r.sign < 0, -max(r.sa, r.sb)
+    return r[4] < 0, -max(r[1], r[3])  # (sign < 0, -max(sa, sb)), by index: a hot path
 
 
 def _pair_recipe(t: int, u: int, v: int, cmax: int) -> ShiftAdd | None:
@@ -95,19 +95,19 @@ def _pair_recipe(t: int, u: int, v: int, cmax: int) -> ShiftAdd | None:
         while (p << l) <= cmax + q:
             pl = p << l
             if pl + q == t:
-                rec = ShiftAdd(p, l, q, 0, 1)
+                rec = (p, l, q, 0, 1)
             elif pl - q == t:
-                rec = ShiftAdd(p, l, q, 0, -1)
+                rec = (p, l, q, 0, -1)
             elif q - pl == t:
-                rec = ShiftAdd(q, 0, p, l, -1)
+                rec = (q, 0, p, l, -1)
             else:
                 l += 1
                 continue
-            key = _recipe_rank(rec)
+            key = (rec[4] < 0, -l)  # _recipe_rank: one shift is l, the other 0 (inlined: a hot loop)
             if best is None or key < best[0]:
                 best = (key, rec)
             l += 1
-    return None if best is None else best[1]
+    return None if best is None else new_tuple(ShiftAdd, best[1])
 
 
 def _better(new: ShiftAdd | None, old: ShiftAdd | None) -> bool:
@@ -116,7 +116,7 @@ def _better(new: ShiftAdd | None, old: ShiftAdd | None) -> bool:
         return False
     if old is None:
         return True
-    return _recipe_rank(new) < _recipe_rank(old)
+    return (new[4] < 0, -max(new[1], new[3])) < (old[4] < 0, -max(old[1], old[3]))  # _recipe_rank, inlined
 
 
 def _recipe(t: int, ready: list[int], rset: set[int], cmax: int) -> ShiftAdd | None:
@@ -174,7 +174,8 @@ EXACT_NODES = 4000  # search nodes the exact search may visit per set
 def mcm_graph(constants: Iterable[int], *, max_bits: int | None = None) -> list[Fundamental]:
     """Fundamentals that build every constant of ``constants`` from ``1``, in build order.
 
-    Returns the :class:`Fundamental` list, ``a, b`` of each recipe earlier fundamentals (or ``1``). Every odd part ``> 1`` of a constant is among them.
+    Returns the :class:`Fundamental` list, ``a, b`` of each recipe earlier fundamentals (or ``1``).
+    Every odd part ``> 1`` of a constant is among them.
     Small sets (:data:`EXACT_TARGETS`) then get a bounded exact search for a graph with fewer adders.
     """
     targets = {odd_part(c)[0] for c in constants if c} - {0, 1}
@@ -420,10 +421,10 @@ def mcm_plan(weight: np.ndarray) -> Plan:
         base = plan.n_inputs + len(plan.defs)
         for k, (f, (a, la, b, lb, sg)) in enumerate(graph):
             var[f] = base + k
-            plan.defs.append(ShiftAdd(var[a], la, var[b], lb, sg))
+            plan.defs.append(new_tuple(ShiftAdd, (var[a], la, var[b], lb, sg)))
         rows = plan.rows
         for o, f, s, w in zip(nz.tolist(), f_col, shift[nz, i].tolist(), weight[nz, i].tolist()):
-            rows[o].append(PlanTerm(var[f], s, 1 if w > 0 else -1))
+            rows[o].append(new_tuple(PlanTerm, (var[f], s, 1 if w > 0 else -1)))
     return plan
 
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ..errors import JpqError
+from ..gc_pause import paused_gc
 from .cmvm import TieBreak, cse
 from .graph import Add, GraphBuilder, Term, adder_bits, range_width
 from .mcm import mcm_plan, mcm_residual
@@ -275,6 +276,7 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
     return best, cands
 
 
+@paused_gc()
 def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int], optimize: str,
                  cost_model: "CostModel") -> tuple[list[Term | None], Priced | None]:
     """Build ``weight @ inputs`` into ``builder`` with the ``optimize`` choice, plans priced by

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from ..cost.model import CostModel
 
 
+new_tuple = tuple.__new__
+"""``new_tuple(PlanTerm, (var, shift, sign))``: a named tuple made at the cost of a plain one (the
+generated ``__new__`` costs twice as much again), for the loops that make one per weight digit."""
+
+
 class ShiftAdd(NamedTuple):
     """``(a << sa) + sign * (b << sb)``: one adder over two earlier values (``sign`` is 1 or -1)."""
 
@@ -94,7 +99,8 @@ def csd_plan(weight: np.ndarray) -> Plan:
             ds = cache.get(w)
             if ds is None:
                 ds = cache[w] = csd_digits(w)
-            terms.extend(PlanTerm(int(i), p, d) for p, d in ds)
+            i = int(i)
+            terms.extend(new_tuple(PlanTerm, (i, p, d)) for p, d in ds)
         rows.append(terms)
     return Plan(weight.shape[1], [], rows)
 

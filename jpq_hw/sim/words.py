@@ -36,8 +36,10 @@ def simulate_words(files: list[Path], top: str, in_port: str, out_port: str, in_
         out = subprocess.run(["vvp", "-n", "tb.vvp"], cwd=workdir, check=True, capture_output=True, text=True).stdout
     else:
         folder = put_verilator_on_path()  # FileNotFoundError where there is none
+        # --binary compiles timing (#1) into C++20 coroutines
         subprocess.run([str(folder / "verilator"), "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                        "--output-split", "0", "-CFLAGS", "-O0 -std=c++20", "--top-module", "tb", "-Mdir", "obj", "tb.v", *srcs],
+                        "--output-split", "0", "-CFLAGS", "-O0 -std=c++20", "--top-module", "tb", "-Mdir", "obj",
+                        "tb.v", *srcs],
                        cwd=workdir, check=True, capture_output=True, text=True)
         out = subprocess.run(["obj/Vtb"], cwd=workdir, check=True, capture_output=True, text=True).stdout
     lines = [ln.strip().lower() for ln in out.splitlines() if ln.strip() and not ln.startswith("-")][:n]
