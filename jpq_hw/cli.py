@@ -74,12 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
     lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")
-    lo.add_argument("--force", action="store_true", help="replace an existing output folder")
+    lo.add_argument("--force", action="store_true",
+                    help="replace an existing output folder that an earlier jpq-hw lower wrote")
     lo.set_defaults(run=_lower)
 
     from .compress.command import add_compress_parser
 
-    add_compress_parser(sub)
+    for command in (lo, add_compress_parser(sub)):  # also after the sub-command: jpq-hw lower ... --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks for errors")
     return p
 
 

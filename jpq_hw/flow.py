@@ -1,8 +1,9 @@
 """The ``lower`` flow: checkpoint in, a complete design folder out (:mod:`jpq_hw.design_folder`).
 
 Everything is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
-failed run leaves nothing behind. Before anything is written, the adder graph's interpreter is
-checked against the integer reference on every test vector.
+failed run leaves nothing behind (:func:`jpq_hw.outputs.output_folder`: ``--force`` replaces only a
+folder that ``jpq-hw lower`` made, never a file or the checkpoint). Before anything is written, the
+adder graph's interpreter is checked against the integer reference on every test vector.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -30,6 +29,7 @@ from .hdl.verilog import check_identifier, emit_verilog
 from .ir.checkpoint import load_checkpoint
 from .ir.qnet import QNet
 from .lowered import Lowered
+from .outputs import output_folder
 from .report import build_report, render_markdown
 from .vectors import make_vectors
 
@@ -75,40 +75,23 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     check_optimize(optimize)
     if n_vectors < 1:
         raise JpqError(f"--vectors must be >= 1, got {n_vectors}")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not force and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise JpqError(f"output {str(out_dir)!r} already exists and is not empty (use --force to replace it)")
-    t0 = time.perf_counter()
-    qnet = load_checkpoint(path)
-    t_load = time.perf_counter() - t0
-    design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize,
-                   source=Path(path).name)
-    design.seconds["load"] = t_load
+    with output_folder(out_dir, force=force, inputs=[Path(path)]) as tmp:
+        t0 = time.perf_counter()
+        qnet = load_checkpoint(path)
+        t_load = time.perf_counter() - t0
+        design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize,
+                       source=Path(path).name)
+        design.seconds["load"] = t_load
 
-    x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)
-    got = design.graph.evaluate(x)
-    if not np.array_equal(got, y):
-        bad = int(np.argwhere(got != y)[0][0])
-        raise AssertionError(f"internal error: the adder graph differs from the reference on vector {bad}")
+        x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)
+        got = design.graph.evaluate(x)
+        if not np.array_equal(got, y):
+            bad = int(np.argwhere(got != y)[0][0])
+            raise AssertionError(f"internal error: the adder graph differs from the reference on vector {bad}")
 
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    report = build_report(design, checkpoint=str(path), sha256=digest, n_vectors=len(x))
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        report = build_report(design, checkpoint=str(path), sha256=digest, n_vectors=len(x))
         _write_design(tmp, design, report, x, y)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

@@ -136,7 +136,7 @@ def test_cli_writes_a_checkpoint(tmp_path, capsys):
     assert report["metrics"]["adders"] > 0
     # load the saved float model instead of training
     args = _parse(["compress", "--load-float", str(tmp_path / "f.pt"), "-o", str(out), "--prune-epochs", "0",
-                   "--qat-epochs", "0", "--no-progress", "--mode", "compensate", "--criterion", "magnitude"])
+                   "--qat-epochs", "0", "--no-progress", "--mode", "compensate", "--criterion", "magnitude", "--force"])
     assert args.run(args) == 0
 
 

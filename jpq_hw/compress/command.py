@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from ..errors import JpqError
+from ..outputs import output_file
 
 EXAMPLE_NAMES = ("digits-mlp", "digits-wide", "digits-cnn")
 
@@ -30,6 +32,7 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "quantize it to power-of-two fixed point (QAT), print accuracies and cost metrics, and write "
                     "a version-1 checkpoint whose integer semantics equal the fake-quantized model bit for bit.")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write")
+    p.add_argument("--force", action="store_true", help="replace existing output files (-o, --save-float, --metrics-json)")
     p.add_argument("--example", default="digits-mlp", choices=EXAMPLE_NAMES, help="example model (default: digits-mlp)")
     p.add_argument("--load-float", metavar="PATH", help="load the float model's state_dict instead of training it")
     p.add_argument("--save-float", metavar="PATH", help="save the trained float model's state_dict here")
@@ -146,14 +149,29 @@ def run_compress(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config.validate()
     out = Path(args.output)
-    if out.exists() and out.is_dir():
-        raise JpqError(f"output {str(out)!r} is a folder; give a checkpoint file name")
-    if not out.parent.exists():
-        raise JpqError(f"output folder {str(out.parent)!r} does not exist")
+    inputs = [Path(args.load_float)] if args.load_float else []
+    extra = [Path(f) for f in (args.save_float, args.metrics_json) if f]
+    names = [out, *extra]
+    if len({p.absolute() for p in names}) < len(names):
+        raise JpqError("-o, --save-float and --metrics-json must name different files")
+    # every output is checked, and its temporary file made, before any training starts
+    with ExitStack() as stack:
+        tmp_out = stack.enter_context(output_file(out, force=args.force, inputs=inputs))
+        tmp_float = stack.enter_context(output_file(args.save_float, force=args.force, inputs=inputs)) \
+            if args.save_float else None
+        tmp_metrics = stack.enter_context(output_file(args.metrics_json, force=args.force, inputs=inputs)) \
+            if args.metrics_json else None
+        result, seconds = _train_and_write(args, config, tmp_out, tmp_float, tmp_metrics, start, str(out))
+    _print_report(args.example, result, seconds, str(out))
+    return 0
 
+
+def _train_and_write(args: argparse.Namespace, config, tmp_out: Path, tmp_float: Path | None,
+                     tmp_metrics: Path | None, start: float, out_name: str):
     import torch
 
     from ..ir.checkpoint import save_checkpoint
+    from ..ir.qnet import QNet
     from .models import example_data
     from .pipeline import compress, train_float
 
@@ -166,8 +184,8 @@ def run_compress(args: argparse.Namespace) -> int:
             model = _load_float(args.example, args.load_float)
         else:
             model = train_float(args.example, train_data, epochs=args.float_epochs, seed=args.seed, progress=bars)
-            if args.save_float:
-                torch.save(model.state_dict(), args.save_float)
+            if tmp_float is not None:
+                torch.save(model.state_dict(), tmp_float)
         float_seconds = time.perf_counter() - t0
         result = compress(model, train_data, test_data, config, progress=bars)
     qnet = result.qnet
@@ -175,19 +193,16 @@ def run_compress(args: argparse.Namespace) -> int:
     meta["example"] = args.example
     meta["split"] = _split_description()
     meta["float_model"] = args.load_float or "trained by jpq-hw compress"
-    from ..ir.qnet import QNet
-
     qnet = QNet(qnet.input_shape, qnet.input, qnet.layers, meta)
-    save_checkpoint(qnet, out)
+    save_checkpoint(qnet, tmp_out)
     seconds = {"float": float_seconds, **result.seconds, "total": time.perf_counter() - start}
-    if args.metrics_json:
+    if tmp_metrics is not None:
         from .export import plain
 
         payload = {"example": args.example, "config": config.to_dict(), "accuracy": result.accuracies,
-                   "metrics": result.metrics, "seconds": seconds, "checkpoint": str(out)}
-        Path(args.metrics_json).write_text(json.dumps(plain(payload), indent=2) + "\n")
-    _print_report(args.example, result, seconds, str(out))
-    return 0
+                   "metrics": result.metrics, "seconds": seconds, "checkpoint": out_name}
+        tmp_metrics.write_text(json.dumps(plain(payload), indent=2) + "\n")
+    return result, seconds
 
 
 def _split_description() -> str:

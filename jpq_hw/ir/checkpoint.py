@@ -48,13 +48,14 @@ def load_checkpoint(path: str | os.PathLike) -> QNet:
 
 
 def save_checkpoint(qnet: QNet, path: str | os.PathLike) -> None:
-    """Write ``qnet`` as a version-1 checkpoint (written to a temporary name, then moved into place)."""
+    """Write ``qnet`` as a version-1 checkpoint (written to a temporary name beside ``path``, then
+    moved into place: a failed write leaves ``path`` as it was)."""
     import torch
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(qnet_to_dict(qnet), tmp)
-    os.replace(tmp, path)
+    from ..outputs import output_file
+
+    with output_file(path, checked=False) as tmp:
+        torch.save(qnet_to_dict(qnet), tmp)
 
 
 def qnet_to_dict(qnet: QNet) -> dict[str, Any]:
