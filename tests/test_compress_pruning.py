@@ -215,11 +215,14 @@ def test_chain_reads_relu_and_flatten():
 
 
 @pytest.mark.parametrize("model,shape,match", [
-    (nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 2)), (4,), "unsupported layer type Sigmoid"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 2)), (4,), r"layer type Sigmoid \(module '1'\) .*ReLU"),
     (nn.Sequential(nn.Conv2d(2, 2, 3, groups=2), nn.Flatten(), nn.Linear(2, 2)), (2, 3, 3), "grouped"),
     (nn.Sequential(nn.Conv2d(1, 1, 3, dilation=2)), (1, 5, 5), "dilation"),
     (nn.Sequential(nn.Conv2d(1, 1, 3, padding="same")), (1, 5, 5), "padding"),
     (nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), (4,), "before the first"),
+    (nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4)), (4,), "folded only into the Linear"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1), nn.Linear(4, 2)), (4,), "after a Softmax"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), (1, 6, 6), "MaxPool2d .*stride 2"),
     (nn.Sequential(nn.Flatten()), (4,), "no Linear or Conv2d"),
     (nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)), (4,), "BatchNorm1d"),
 ])
@@ -238,5 +241,6 @@ def test_a_forward_that_is_not_the_chain_is_refused():
         def forward(self, x):
             return self.b(self.a(x)) + x
 
-    with pytest.raises(JpqError, match="plain sequence"):
+    with pytest.raises(JpqError, match=r"'add' of two tensors \(line \d+ of test_compress_pruning.py: return "
+                                       r"self.b\(self.a\(x\)\) \+ x\) .*residual"):
         extract_chain(Skip(), (4,))

@@ -1,4 +1,8 @@
-"""Compression stage: pruning, quantization and export of Linear / Conv2d / ReLU / Flatten models.
+"""Compression stage: pruning, quantization and export of Linear / Conv2d / ReLU models.
+
+Models are read through ``torch.fx`` as a chain of checkpoint layers (:mod:`~jpq_hw.compress.chain`:
+BatchNorm folded, a final Softmax dropped, anything that does not fit refused with the line that
+uses it).
 
 Two stages, each usable alone:
 
@@ -15,7 +19,7 @@ computes sparsity, memory, BOPs and adders; :mod:`~jpq_hw.compress.models` has t
 and the training helpers; :mod:`~jpq_hw.compress.command` is ``jpq-hw compress``.
 """
 
-from .chain import Block, extract_chain
+from .chain import Block, Chain, ChainModule, extract_chain, read_chain
 from .criteria import CRITERIA, Criterion, make_criterion
 from .export import check_exact, to_qnet
 from .metrics import compute_metrics
@@ -25,7 +29,7 @@ from .pruner import MODES, SCOPES, Pruner, select_masks
 from .quant import QuantNet, QuantSpec, weight_levels
 from .schedules import SCHEDULES, Schedule
 
-__all__ = ["Block", "CRITERIA", "CompressConfig", "CompressResult", "Criterion", "EXAMPLES", "MODES", "Pruner",
+__all__ = ["Block", "CRITERIA", "Chain", "ChainModule", "CompressConfig", "CompressResult", "Criterion", "EXAMPLES", "MODES", "Pruner",
            "QuantNet", "QuantSpec", "SCHEDULES", "SCOPES", "Schedule", "accuracy", "build_example", "check_exact",
            "compress", "compute_metrics", "config_for_example", "example_data", "extract_chain", "make_criterion",
-           "select_masks", "to_qnet", "train", "train_float", "weight_levels"]
+           "read_chain", "select_masks", "to_qnet", "train", "train_float", "weight_levels"]

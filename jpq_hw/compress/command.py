@@ -231,6 +231,8 @@ def _print_report(example: str, result, seconds: dict[str, float], path: str) ->
     csd = f", <= {c.csd_digits} CSD digits" if c.csd_digits else ""
     console.print(f"[bold]{example}[/bold]: {c.criterion} / {c.schedule} / {c.mode}, target sparsity {c.sparsity}, "
                   f"{wdesc} weights{csd}, {c.act_bits}-bit activations")
+    for note in result.notes:
+        console.print(f"model: {note}")
     table = Table(show_edge=False, header_style="bold")
     for col in ("layer", "weight", "nnz", "sparsity", "shift", "out", "bits", "index", "BOPs"):
         table.add_column(col, justify="left" if col in ("layer", "weight", "out", "index") else "right")

@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import JpqError
 from ..ir.qnet import QNet
 from ..reference import run_reference
-from .chain import extract_chain
+from .chain import read_chain
 from .compensate import compensate
 from .criteria import CRITERIA, make_criterion
 from .export import check_exact, plain, to_qnet
@@ -136,11 +136,12 @@ class CompressResult:
     qnet: QNet
     metrics: dict[str, Any]
     accuracies: dict[str, float]          # float, pruned, ptq (quantized before QAT), quantized (the QNet)
-    model: nn.Module                      # the pruned float model (a copy; masks squashed)
+    model: nn.Module                      # the pruned float chain (a ChainModule of copies; masks squashed)
     quant_model: QuantNet
     masks: list[torch.Tensor]
     seconds: dict[str, float] = field(default_factory=dict)
     config: CompressConfig | None = None
+    notes: list[str] = field(default_factory=list)  # how the model was read (BatchNorm folded, Softmax dropped)
 
 
 def _check_data(data: Data, what: str, spec: QuantSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,12 +187,16 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
         raise JpqError(f"test inputs have shape {list(x_te.shape[1:])}, training inputs {list(input_shape)}")
 
     model = copy.deepcopy(model).float()
-    blocks = extract_chain(model, input_shape)
+    chain = read_chain(model, input_shape)
+    for note in chain.notes:
+        say(note)
     scale = 2.0 ** config.input_exp
     float_train = (x_tr.float() * scale, y_tr)
     float_test = (x_te.float() * scale, y_te)
-    acc_float = accuracy(model, float_test)
+    acc_float = accuracy(model, float_test)  # the model as given
     say(f"float accuracy {acc_float:.4f}")
+    blocks = chain.blocks
+    model = chain.module()  # from here on: the chain (BatchNorm folded, final Softmax dropped) is trained
 
     # ------------------------------------------------------------------ stage 1: pruning
     t0 = time.perf_counter()
@@ -287,6 +292,7 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
     metrics["accuracy"] = dict(accuracies)
     meta = {
         "config": config.to_dict(),
+        "model_notes": list(chain.notes),
         "accuracy": dict(accuracies),
         "float_accuracy": acc_float, "pruned_accuracy": acc_pruned, "int_accuracy": acc_q,
         "sparsity": {layer.name: layer.sparsity for layer in qnet.layers},
@@ -296,7 +302,7 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
     qnet = to_qnet(qmodel, input_shape, meta)
     say(f"quantized accuracy {acc_q:.4f}")
     return CompressResult(qnet=qnet, metrics=metrics, accuracies=accuracies, model=model, quant_model=qmodel,
-                          masks=masks, seconds=seconds, config=config)
+                          masks=masks, seconds=seconds, config=config, notes=list(chain.notes))
 
 
 def config_for_example(name: str, **overrides: Any) -> CompressConfig:

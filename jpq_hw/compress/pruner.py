@@ -165,11 +165,12 @@ class Pruner:
         self.scope = scope
         self.floor = floor
         self.names = [b.name for b in self.blocks]
-        if isinstance(sparsity, Mapping):
-            unknown = set(sparsity) - set(self.names)
+        if isinstance(sparsity, Mapping):  # keyed by layer name or by module path ("0" in an unnamed Sequential)
+            keys = [(b.name, b.path) for b in self.blocks]
+            unknown = set(sparsity) - {k for pair in keys for k in pair}
             if unknown:
                 raise JpqError(f"sparsity given for unknown layers {sorted(unknown)} (layers: {', '.join(self.names)})")
-            self.final = [float(sparsity.get(n, 0.0)) for n in self.names]
+            self.final = [float(sparsity.get(name, sparsity.get(path, 0.0))) for name, path in keys]
             self.scope = "layer"
         else:
             self.final = [float(sparsity)] * len(self.blocks)
