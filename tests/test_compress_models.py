@@ -150,3 +150,34 @@ def test_compress_trains_the_folded_chain(one_torch_thread):
     assert [layer.name for layer in result.qnet.layers] == ["linear1", "linear2"]
     assert result.qnet.meta["model_notes"] == result.notes
     assert isinstance(model[1], nn.BatchNorm1d)  # the user's model is not changed
+
+
+def _tiny_run(device: str):
+    from jpq_hw.compress import config_for_example, example_data, train_float
+
+    train, test = example_data("digits-mlp")
+    net = train_float("digits-mlp", train, epochs=1, seed=0, device=device)
+    config = config_for_example("digits-mlp", prune_epochs=1, qat_epochs=1, adders=False, device=device)
+    return compress(net, train, test, config)
+
+
+def test_the_device_choice(one_torch_thread):
+    from jpq_hw.compress.pipeline import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(JpqError, match="unknown device 'gpu0'"):
+        CompressConfig(device="gpu0").validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(JpqError, match="no CUDA device"):
+            CompressConfig(device="cuda").validate()
+    # an explicit cpu is what the default does on this machine, to the bit
+    a, b = _tiny_run("cpu"), _tiny_run("auto")
+    if not torch.cuda.is_available():
+        assert all(np.array_equal(x.weight, y.weight) for x, y in zip(a.qnet.layers, b.qnet.layers))
+        assert a.qnet.meta["device"] == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_compress_on_cuda(one_torch_thread):
+    r = _tiny_run("cuda")  # the export is checked bit for bit against the fake-quantized model inside
+    assert r.qnet.meta["device"].startswith("cuda") and r.accuracies["quantized"] > 0.2  # above chance (0.1)

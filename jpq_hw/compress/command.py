@@ -65,6 +65,8 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     o.add_argument("--batch-size", type=int, default=64, metavar="N", help="mini-batch size (default: 64)")
     o.add_argument("--calib-size", type=int, default=512, metavar="N", help="calibration inputs (default: 512)")
     o.add_argument("--seed", type=int, default=0, help="seed of everything (default: 0)")
+    o.add_argument("--device", default="auto", metavar="DEV",
+                   help="where training runs: auto (CUDA where available, else cpu; the default), cpu, cuda, cuda:N")
     o.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch CPU threads (default: 1; small models run fastest on one)")
     o.add_argument("--no-verify", action="store_true", help="skip the bit-exactness check of the export")
@@ -87,7 +89,7 @@ def config_from_args(args: argparse.Namespace):
         prune_epochs=args.prune_epochs, prune_lr=args.prune_lr, prune_optimizer=args.prune_optimizer,
         weight_bits=2 if args.ternary else args.weight_bits, act_bits=args.act_bits, csd_digits=args.csd_digits,
         qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, batch_size=args.batch_size, calib_size=args.calib_size,
-        seed=args.seed, verify=not args.no_verify, adders=not args.no_adders)
+        seed=args.seed, verify=not args.no_verify, adders=not args.no_adders, device=args.device)
 
 
 class _Bars:
@@ -168,6 +170,9 @@ def run_compress(args: argparse.Namespace) -> int:
 
 def _train_and_write(args: argparse.Namespace, config, tmp_out: Path, tmp_float: Path | None,
                      tmp_metrics: Path | None, start: float, out_name: str):
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (CUDA only)
     import torch
 
     from ..ir.checkpoint import save_checkpoint
@@ -183,7 +188,8 @@ def _train_and_write(args: argparse.Namespace, config, tmp_out: Path, tmp_float:
         if args.load_float:
             model = _load_float(args.example, args.load_float)
         else:
-            model = train_float(args.example, train_data, epochs=args.float_epochs, seed=args.seed, progress=bars)
+            model = train_float(args.example, train_data, epochs=args.float_epochs, seed=args.seed, progress=bars,
+                                device=config.device)
             if tmp_float is not None:
                 torch.save(model.state_dict(), tmp_float)
         float_seconds = time.perf_counter() - t0

@@ -62,7 +62,7 @@ def compensate(blocks: Sequence[Block], dense_weights: Sequence[torch.Tensor],
         a = _rows(block, h_pruned)
         has_bias = m.bias is not None
         if has_bias:
-            a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], dim=1)
+            a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
         z = _targets(z_dense)
         gram = a.T @ a
         rhs = a.T @ z  # [fan_in (+1), out]
@@ -70,15 +70,15 @@ def compensate(blocks: Sequence[Block], dense_weights: Sequence[torch.Tensor],
         lam = lam if lam > 0 else 1e-12
         fan_in = mask[0].numel()
         mflat = mask.reshape(mask.shape[0], -1).bool()
-        new_w = torch.zeros(mask.shape[0], fan_in, dtype=torch.float64)
-        new_b = torch.zeros(mask.shape[0], dtype=torch.float64)
+        new_w = torch.zeros(mask.shape[0], fan_in, dtype=torch.float64, device=a.device)
+        new_b = torch.zeros(mask.shape[0], dtype=torch.float64, device=a.device)
         for o in range(mask.shape[0]):
             idx = torch.nonzero(mflat[o]).flatten()
             if has_bias:
-                idx = torch.cat([idx, torch.tensor([fan_in])])
+                idx = torch.cat([idx, torch.tensor([fan_in], device=idx.device)])
             if idx.numel() == 0:
                 continue
-            g = gram[idx][:, idx] + lam * torch.eye(idx.numel(), dtype=torch.float64)
+            g = gram[idx][:, idx] + lam * torch.eye(idx.numel(), dtype=torch.float64, device=a.device)
             v = torch.linalg.solve(g, rhs[idx, o])
             if has_bias:
                 new_b[o] = v[-1]

@@ -99,7 +99,7 @@ class Random(Criterion):
         if self._scores is None or [s.shape for s in self._scores] != [w.shape for w in weights]:
             gen = torch.Generator().manual_seed(self.seed)
             self._scores = [torch.rand(w.shape, generator=gen) for w in weights]
-        return [s.clone() for s in self._scores]
+        return [s.to(w.device, copy=True) for s, w in zip(self._scores, weights)]
 
 
 class Blend(Criterion):

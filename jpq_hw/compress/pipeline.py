@@ -83,6 +83,7 @@ class CompressConfig:
     seed: int = 0
     verify: bool = True
     adders: bool = True
+    device: str = "auto"                 # where training runs: auto (CUDA where available, else cpu), cpu, cuda, ...
 
     def validate(self) -> None:
         """Raise :class:`JpqError` (one line) for any value out of range."""
@@ -124,6 +125,7 @@ class CompressConfig:
             raise JpqError(f"blend weight alpha must lie in [0, 1], got {self.blend_alpha}")
         if not 0.0 <= self.taylor_beta < 1.0:
             raise JpqError(f"taylor EMA factor beta must lie in [0, 1), got {self.taylor_beta}")
+        resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return plain(dataclasses.asdict(self))
@@ -195,8 +197,11 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
     float_test = (x_te.float() * scale, y_te)
     acc_float = accuracy(model, float_test)  # the model as given
     say(f"float accuracy {acc_float:.4f}")
+    device = resolve_device(config.device)
     blocks = chain.blocks
-    model = chain.module()  # from here on: the chain (BatchNorm folded, final Softmax dropped) is trained
+    model = chain.module().to(device)  # from here on: the chain (BatchNorm folded, final Softmax dropped) is trained
+    float_train = tuple(t.to(device) for t in float_train)
+    float_test = tuple(t.to(device) for t in float_test)
 
     # ------------------------------------------------------------------ stage 1: pruning
     t0 = time.perf_counter()
@@ -255,20 +260,23 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
     # ------------------------------------------------------------------ stage 2: quantization
     t0 = time.perf_counter()
     torch.manual_seed(config.seed + 1)
-    qmodel = QuantNet(blocks, masks, spec)
-    calib_x = x_tr[_subset(len(x_tr), config.calib_size, config.seed)].double()
+    qmodel = QuantNet(blocks, masks, spec).to(device)
+    calib_x = x_tr[_subset(len(x_tr), config.calib_size, config.seed)].double().to(device)
     qmodel.calibrate(calib_x)
-    int_test = (x_te.double(), y_te)
+    int_test = (x_te.double().to(device), y_te.to(device))
     acc_ptq = accuracy(lambda x: qmodel.forward_int(x), int_test)
     if config.qat_epochs > 0:
         def recalibrate(epoch: int) -> None:
             if epoch > 0:
                 qmodel.calibrate(calib_x)
 
-        train(qmodel, (x_tr.float(), y_tr), config.qat_epochs, batch_size=config.batch_size, lr=config.qat_lr,
+        train(qmodel, (x_tr.float().to(device), y_tr.to(device)), config.qat_epochs, batch_size=config.batch_size,
+              lr=config.qat_lr,
               weight_decay=config.weight_decay, seed=config.seed + 1, hooks=Hooks(before_epoch=recalibrate),
               progress=(lambda s, n, _l: progress("qat", s, n)) if progress else None)
     qmodel.eval()
+    qmodel.cpu()  # export and its exact checks in float64 on the CPU
+    model.cpu()
     seconds["quantize"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ export and checks
@@ -293,6 +301,7 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
     meta = {
         "config": config.to_dict(),
         "model_notes": list(chain.notes),
+        "device": str(device),
         "accuracy": dict(accuracies),
         "float_accuracy": acc_float, "pruned_accuracy": acc_pruned, "int_accuracy": acc_q,
         "sparsity": {layer.name: layer.sparsity for layer in qnet.layers},
@@ -302,7 +311,20 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
     qnet = to_qnet(qmodel, input_shape, meta)
     say(f"quantized accuracy {acc_q:.4f}")
     return CompressResult(qnet=qnet, metrics=metrics, accuracies=accuracies, model=model, quant_model=qmodel,
-                          masks=masks, seconds=seconds, config=config, notes=list(chain.notes))
+                          masks=[m.cpu() for m in masks], seconds=seconds, config=config, notes=list(chain.notes))
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``CompressConfig.device``: ``auto`` is CUDA where there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise JpqError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise JpqError(f"device {name!r}: torch sees no CUDA device here")
+    return device
 
 
 def config_for_example(name: str, **overrides: Any) -> CompressConfig:
@@ -316,15 +338,17 @@ def config_for_example(name: str, **overrides: Any) -> CompressConfig:
 
 
 def train_float(name: str, train_data: Data, *, epochs: int | None = None, seed: int = 0,
-                progress: ProgressFn | None = None) -> nn.Module:
-    """Build and train example ``name``'s float model on integer inputs ``train_data`` (seeded)."""
+                progress: ProgressFn | None = None, device: str = "cpu") -> nn.Module:
+    """Build and train example ``name``'s float model on integer inputs ``train_data`` (seeded), on
+    ``device`` (as :func:`resolve_device` reads it); the model is returned on the CPU."""
     from .models import build_example, get_example
 
     ex = get_example(name)
-    model = build_example(name, seed)
+    dev = resolve_device(device)
+    model = build_example(name, seed).to(dev)
     x, y = train_data
     torch.manual_seed(seed)
-    train(model, (x.float() * 2.0 ** ex.input_exp, y), ex.epochs if epochs is None else epochs,
+    train(model, ((x.float() * 2.0 ** ex.input_exp).to(dev), y.to(dev)), ex.epochs if epochs is None else epochs,
           batch_size=ex.batch_size, lr=ex.lr, seed=seed,
           progress=(lambda s, n, _l: progress("float", s, n)) if progress else None)
-    return model
+    return model.cpu()

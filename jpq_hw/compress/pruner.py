@@ -100,7 +100,7 @@ def select_masks(scores: Sequence[torch.Tensor], sparsity: float | Sequence[floa
         flat.append(f)
     n_eligible = [int(torch.isfinite(f).sum()) for f in flat]
     reserve = [min(max(math.ceil(floor * f.numel()), 1) if floor > 0 else 0, ne) for f, ne in zip(flat, n_eligible)]
-    keep_flat = [torch.zeros(f.numel(), dtype=torch.bool) for f in flat]
+    keep_flat = [torch.zeros(f.numel(), dtype=torch.bool, device=f.device) for f in flat]
 
     if isinstance(sparsity, (int, float)):
         per_layer = [float(sparsity)] * len(flat)
@@ -133,7 +133,7 @@ def select_masks(scores: Sequence[torch.Tensor], sparsity: float | Sequence[floa
         cat = torch.cat(rest_scores)
         k_rest = k_total - sum(reserve)
         chosen = _order(cat)[:k_rest]
-        chosen_mask = torch.zeros(cat.numel(), dtype=torch.bool)
+        chosen_mask = torch.zeros(cat.numel(), dtype=torch.bool, device=cat.device)
         chosen_mask[chosen] = True
         offset = 0
         for i, f in enumerate(flat):

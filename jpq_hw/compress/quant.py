@@ -327,7 +327,7 @@ def _acc_range(q: torch.Tensor, b: torch.Tensor | None, fmt: IntFormat) -> tuple
     w = q.reshape(q.shape[0], -1)
     pos = w.clamp(min=0).sum(1)
     neg = w.clamp(max=0).sum(1)
-    bias = b if b is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    bias = b if b is not None else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
     # conv2d: zero padding can only shrink the range, so the unpadded bound is safe and attainable inside
     acc_hi = bias + pos * fmt.hi + neg * fmt.lo
     acc_lo = bias + pos * fmt.lo + neg * fmt.hi
