@@ -18,7 +18,7 @@ def _lower(args: argparse.Namespace) -> int:
 
     report = lower_checkpoint(args.checkpoint, args.output, target=args.target, backend=args.backend,
                               pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,
-                              force=args.force, optimize=args.optimize)
+                              force=args.force, optimize=args.optimize, inputs=args.inputs)
     _print_summary(report, args.output)
     return 0
 
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                          + f"; default {DEFAULT_OPTIMIZE}")
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
     lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
+    lo.add_argument("--inputs", metavar="FILE.npy",
+                    help="your own input vectors ([N, inputs] integers in the input format), put first in the test bench")
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")
     lo.add_argument("--force", action="store_true",
                     help="replace an existing output folder that an earlier jpq-hw lower wrote")

@@ -25,3 +25,13 @@ def load_digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     y = digits.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
     return x_train, y_train, x_test, y_test
+
+
+def dataset_inputs(meta: dict, n_inputs: int, lo: int, hi: int, count: int = 300) -> np.ndarray | None:
+    """The first ``count`` test inputs [count, n_inputs] of the data set a checkpoint's ``meta``
+    names (its ``split`` or ``dataset``), where jpq-hw knows it and the network's input holds it;
+    else None. Known: the 8x8 digits of :func:`load_digits_split` (64 pixels, 0..16)."""
+    names_digits = meta.get("split") == DIGITS_SPLIT or meta.get("dataset") == "sklearn.datasets.load_digits"
+    if not names_digits or n_inputs != 64 or lo > 0 or hi < 16:
+        return None
+    return load_digits_split()[2][:count]

@@ -23,6 +23,7 @@ from .arith.lower import lower_qnet
 from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
 from .arith.registers import place_registers
 from .cost import COST_MODELS
+from .datasets import dataset_inputs
 from .errors import JpqError
 from .gc_pause import paused_gc
 from .hdl.verilog import check_identifier, emit_verilog
@@ -31,7 +32,7 @@ from .ir.qnet import QNet
 from .lowered import Lowered
 from .outputs import output_folder
 from .report import build_report, render_markdown
-from .vectors import make_vectors
+from .vectors import make_vectors, read_inputs
 
 BACKENDS = ("verilog", "amaranth")
 
@@ -69,21 +70,29 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
 def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, target: str = "ice40",
                      backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int = 1000,
                      seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
-                     optimize: str = DEFAULT_OPTIMIZE) -> dict:
-    """Run the whole flow and write ``out_dir``; returns the report dict."""
+                     optimize: str = DEFAULT_OPTIMIZE, inputs: str | os.PathLike | None = None) -> dict:
+    """Run the whole flow and write ``out_dir``; returns the report dict.
+
+    Test vectors (:mod:`jpq_hw.vectors`): the ``.npy`` file ``inputs`` first (the user's own), the
+    extremes, then ``extra_inputs`` (default: real inputs of the data set the checkpoint's meta
+    names), then random ones up to ``n_vectors``."""
     _cost_model(target)
     check_optimize(optimize)
     if n_vectors < 1:
         raise JpqError(f"--vectors must be >= 1, got {n_vectors}")
-    with output_folder(out_dir, force=force, inputs=[Path(path)]) as tmp:
+    sources = [Path(path)] + ([Path(inputs)] if inputs is not None else [])
+    with output_folder(out_dir, force=force, inputs=sources) as tmp:
         t0 = time.perf_counter()
         qnet = load_checkpoint(path)
         t_load = time.perf_counter() - t0
+        first = read_inputs(inputs, qnet) if inputs is not None else None
+        if extra_inputs is None:
+            extra_inputs = dataset_inputs(qnet.meta, int(np.prod(qnet.input_shape)), qnet.input.lo, qnet.input.hi)
         design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize,
                        source=Path(path).name)
         design.seconds["load"] = t_load
 
-        x, y = make_vectors(qnet, n_vectors, seed, extra_inputs)
+        x, y = make_vectors(qnet, n_vectors, seed, extra_inputs, first)
         got = design.graph.evaluate(x)
         if not np.array_equal(got, y):
             bad = int(np.argwhere(got != y)[0][0])

@@ -174,3 +174,43 @@ def test_existing_output_needs_force(ckpts, tmp_path):
 def test_unknown_backend_is_an_argparse_error(ckpts, tmp_path):
     proc = _run("lower", ckpts["good"], "-o", tmp_path / "o", "--backend", "vhdl")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_own_inputs_come_first_and_are_checked(ckpts, tmp_path):
+    import numpy as np
+
+    from jpq_hw.ir import load_checkpoint
+    from jpq_hw.reference import run_reference
+
+    qnet = load_checkpoint(ckpts["good"])
+    mine = np.array([[1, 200, 3, 40, 5, 255], [0, 0, 0, 0, 0, 1]])
+    np.save(tmp_path / "mine.npy", mine)
+    out = tmp_path / "out"
+    assert _run("lower", ckpts["good"], "-o", out, "--inputs", tmp_path / "mine.npy", "--vectors", "50").returncode == 0
+    vectors = json.loads((out / "tb" / "vectors.json").read_text())
+    assert vectors["x"][:2] == mine.tolist() and len(vectors["x"]) == 50
+    assert vectors["y"][:2] == run_reference(qnet, mine).tolist()
+    lo, hi = qnet.input.lo, qnet.input.hi
+    bad = {"missing.npy": None, "shape.npy": np.zeros((3, 5), int), "range.npy": np.full((2, 6), hi + 1),
+           "float.npy": np.full((1, 6), 0.5), "objects.npy": np.array([[1, "a"]], dtype=object)}
+    words = {"missing.npy": "does not exist", "shape.npy": "shape [3, 5] does not hold vectors",
+             "range.npy": f"vector 0 leaves the 8-bit unsigned input range [{lo}, {hi}]",
+             "float.npy": "must be integers", "objects.npy": "not a readable .npy array"}
+    for name, array in bad.items():
+        if array is not None:
+            np.save(tmp_path / name, array, allow_pickle=True)
+        proc = _run("lower", ckpts["good"], "-o", tmp_path / "bad", "--inputs", tmp_path / name)
+        assert proc.returncode == 2 and words[name] in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
+            proc.stderr
+        assert not (tmp_path / "bad").exists()
+
+
+def test_the_digits_example_is_tested_on_real_digits(tmp_path):
+    from jpq_hw.datasets import load_digits_split
+
+    out = tmp_path / "out"
+    assert main(["lower", str(ROOT / "examples" / "digits-mlp.pt"), "-o", str(out)]) == 0
+    x = json.loads((out / "tb" / "vectors.json").read_text())["x"]
+    test_images = load_digits_split()[2][:300].tolist()
+    start = x.index(test_images[0])
+    assert x[start:start + 300] == test_images  # after the extremes, before the random ones
