@@ -162,3 +162,17 @@ def test_cli_main_exit_status_when_hooked(tmp_path, capsys):
         pytest.skip("compress is not registered in jpq_hw.cli yet")
     assert cli.main(["compress", "--sparsity", "1.5", "-o", str(tmp_path / "c.pt")]) != 0
     assert "sparsity" in capsys.readouterr().err
+
+
+def test_compress_reports_the_adders_lower_builds(tmp_path, capsys):
+    """One count: what `jpq-hw compress` prints is what `jpq-hw lower` builds with its defaults."""
+    from jpq_hw.cli import main
+
+    out = tmp_path / "c.pt"
+    assert main(["compress", "-o", str(out), "--float-epochs", "2", "--prune-epochs", "1", "--qat-epochs", "1",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert main(["lower", str(out), "-o", str(tmp_path / "hw")]) == 0
+    report = json.loads((tmp_path / "hw" / "report.json").read_text())
+    assert f"adders: {report['adders']} (as jpq-hw lower builds it: --optimize best, --target ice40)" in printed
+    assert load_checkpoint(out).meta["metrics"]["adders"] == report["adders"]

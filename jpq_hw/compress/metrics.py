@@ -14,8 +14,9 @@ BOPs (bit operations of one inference; Baskin et al., UNIQ; Hawks et al. 2021)
     ``b_w`` the weight bits and ``b_a`` the bits of the layer's *input* (the input format for the first
     layer). The dense float baseline uses ``b_a = b_w = 32`` and ``p = 1``.
 adders
-    ``lower_qnet(qnet, "none", ...).stats()["adders"]`` (per-weight CSD, exact integer semantics); only for
-    networks of linear layers, ``None`` otherwise (conv2d is not lowered yet).
+    the adders of the graph ``jpq-hw lower`` builds with its defaults (``--optimize best``, the iCE40
+    cost model), so that ``compress`` and ``lower`` report one count; only for networks of linear
+    layers, ``None`` otherwise (conv2d is not lowered yet).
 """
 
 from __future__ import annotations
@@ -94,12 +95,14 @@ def compute_metrics(qnet: QNet, weight_bits: int, *, adders: bool = True) -> dic
     if adders:
         if all(layer.kind == "linear" for layer in qnet.layers) and len(qnet.input_shape) == 1:
             from ..arith.lower import lower_qnet
-            from ..cost import ICE40  # (per-weight CSD prices nothing: any target's model gives the same)
-            try:
-                stats = lower_qnet(qnet, "none", cost_model=ICE40).stats()
+            from ..arith.optimize import DEFAULT_OPTIMIZE
+            from ..cost import ICE40
+
+            try:  # what `jpq-hw lower` builds with its defaults, so that both commands give one count
+                stats = lower_qnet(qnet, DEFAULT_OPTIMIZE, cost_model=ICE40).stats()
                 out["adders"] = int(stats["adders"])
                 out["adder_depth"] = int(stats["depth"])
-                out["adders_note"] = "per-weight CSD lowering (jpq_hw.arith.lower.lower_qnet)"
+                out["adders_note"] = f"as jpq-hw lower builds it: --optimize {DEFAULT_OPTIMIZE}, --target ice40"
             except JpqError as e:
                 out["adders_note"] = f"not lowered: {e}"
         else:
