@@ -21,7 +21,8 @@ from . import __version__
 from . import design_folder as df
 from .arith.lower import lower_qnet
 from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
-from .arith.registers import place_registers
+from .arith.graph import AdderGraph
+from .arith.registers import RegisterSchedule, place_registers
 from .cost import COST_MODELS
 from .datasets import dataset_inputs
 from .errors import JpqError
@@ -37,6 +38,18 @@ from .vectors import make_vectors, read_inputs
 BACKENDS = ("verilog", "amaranth")
 
 
+def lower_graph(qnet: QNet, *, target: str = "ice40", optimize: str = DEFAULT_OPTIMIZE,
+                pipeline: int = 0) -> tuple[AdderGraph, RegisterSchedule]:
+    """``qnet``'s adder graph (plans priced by ``target``'s cost model) and its register placement."""
+    cost_model = _cost_model(target)
+    check_optimize(optimize)
+    if pipeline < 0:
+        raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
+    with paused_gc():  # jpq-hw's own objects form no cycles (Amaranth's do: it runs with the collector on)
+        graph = lower_qnet(qnet, optimize, cost_model=cost_model)
+        return graph, place_registers(graph, pipeline)
+
+
 def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
           optimize: str = DEFAULT_OPTIMIZE, source: str = "") -> Lowered:
     """Lower ``qnet`` to an adder graph, place its registers, and render it with ``backend``."""
@@ -45,12 +58,8 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
     check_optimize(optimize)
     if backend not in BACKENDS:
         raise JpqError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
-    if pipeline < 0:
-        raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
     t0 = time.perf_counter()
-    with paused_gc():  # jpq-hw's own objects form no cycles (Amaranth's do: it runs with the collector on)
-        graph = lower_qnet(qnet, optimize, cost_model=cost_model)
-        sched = place_registers(graph, pipeline)
+    graph, sched = lower_graph(qnet, target=target, optimize=optimize, pipeline=pipeline)
     t1 = time.perf_counter()
     b_in, b_out = qnet.input.bits, qnet.output.bits
     if backend == "verilog":

@@ -1,7 +1,9 @@
 """QNetComponent inside a user's own Amaranth design, checked in Amaranth's simulator (no Verilator)."""
 
 import numpy as np
+import pytest
 from amaranth import Module, Signal
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from jpq_hw.arith import lower_qnet, place_registers
@@ -17,8 +19,7 @@ NET = random_qnet([6, 5, 3], density=0.6, weight_bits=5, input_format=IntFormat(
 
 
 def test_combinational_component_in_a_user_design():
-    g = lower_qnet(NET, cost_model=ICE40)
-    net = QNetComponent(g, place_registers(g, 0), b_in=4, b_out=9)
+    net = QNetComponent(NET)  # lowered as `jpq-hw lower` would, with its defaults
     top = Module()
     top.submodules.net = net
     seen = Signal(net.y.shape())  # a user's logic reading the network's output
@@ -39,9 +40,9 @@ def test_combinational_component_in_a_user_design():
 
 
 def test_pipelined_component_in_the_users_sync_domain():
-    g = lower_qnet(NET, cost_model=ICE40)
-    sched = place_registers(g, 2)
-    net = QNetComponent(g, sched, b_in=4, b_out=9)
+    net = QNetComponent(NET, pipeline=2)
+    sched = net.sched
+    assert net.latency == sched.latency >= 2
     top = Module()
     top.submodules.net = net
     x = make_inputs(NET, 40, seed=2)
@@ -65,3 +66,35 @@ def test_pipelined_component_in_the_users_sync_domain():
     sim.run()
     assert [c for c, _ in results] == [i + sched.latency - 1 for i in range(len(x))]
     assert np.array_equal(np.array([y for _, y in results]), expected)
+
+
+def test_the_component_from_a_checkpoint_and_from_a_graph(tmp_path):
+    from jpq_hw.errors import JpqError
+    from jpq_hw.ir import save_checkpoint
+
+    save_checkpoint(NET, tmp_path / "net.pt")
+    from_file = QNetComponent(tmp_path / "net.pt", optimize="none")
+    g = lower_qnet(NET, "none", cost_model=ICE40)
+    assert from_file.graph.nodes == g.nodes and from_file.qnet.layers[0].name == NET.layers[0].name
+    wrapped = QNetComponent.from_graph(g, place_registers(g, 0), b_in=4, b_out=9)
+    assert wrapped.qnet is None and len(wrapped.x) == 6 * 4 and len(wrapped.y) == 3 * 9
+    for component in (from_file, wrapped):
+        Fragment.get(component, None)  # both elaborate
+    for bad, words in ((dict(optimize="csd"), "unknown --optimize choice"), (dict(pipeline=-1), "--pipeline"),
+                       (dict(target="ecp5"), "unknown target")):
+        with pytest.raises(JpqError, match=words):
+            QNetComponent(NET, **bad)
+    with pytest.raises(JpqError, match="does not exist"):
+        QNetComponent(tmp_path / "missing.pt")
+
+
+def test_the_readme_classifier_example():
+    """examples/amaranth_classifier.py: the component inside a user's design, against the reference."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "amaranth_classifier.py"
+    spec = importlib.util.spec_from_file_location("amaranth_classifier", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--images", "30"]) > 0.7  # raises if any class differs from the reference's argmax

@@ -12,12 +12,17 @@ operands, and each ``.eq`` truncates to the node's width, which its range guaran
 
 from __future__ import annotations
 
+import os
+
 from amaranth import ClockDomain, ClockSignal, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith.graph import Add, AdderGraph, Input, Requant, range_width
+from ..arith.optimize import DEFAULT_OPTIMIZE
 from ..arith.registers import RegisterSchedule
+from ..ir.checkpoint import load_checkpoint
+from ..ir.qnet import QNet
 
 
 def _shape(lo: int, hi: int):
@@ -28,15 +33,50 @@ def _shape(lo: int, hi: int):
 class QNetComponent(wiring.Component):
     """A lowered network: ``x`` in, ``y`` out (plus ``in_valid`` / ``out_valid`` when pipelined).
 
-    Element ``i`` of ``x`` is ``x[i*b_in : (i+1)*b_in]``, two's complement where signed; likewise ``y``.
+    Element ``i`` of ``x`` is ``x[i*b_in : (i+1)*b_in]``, two's complement where signed; likewise ``y``
+    (contract.md section 2). Place it in your own design::
+
+        m.submodules.net = net = QNetComponent("model.pt", pipeline=2)   # or a QNet
+
+    ``network`` is a :class:`~jpq_hw.ir.QNet` or a checkpoint path; it is lowered as ``jpq-hw lower``
+    would with the same ``pipeline``, ``optimize`` and ``target``. The pipeline registers (if any)
+    are in the clock domain ``domain``; :attr:`latency` cycles separate an input from its result.
+    :meth:`from_graph` wraps an adder graph that is already lowered and scheduled.
     """
 
-    def __init__(self, graph: AdderGraph, sched: RegisterSchedule, *, b_in: int, b_out: int, domain: str = "sync"):
+    def __init__(self, network: QNet | str | os.PathLike, *, pipeline: int = 0, optimize: str = DEFAULT_OPTIMIZE,
+                 target: str = "ice40", domain: str = "sync"):
+        from ..flow import lower_graph
+
+        try:
+            qnet = network if isinstance(network, QNet) else load_checkpoint(network)
+            graph, sched = lower_graph(qnet, target=target, optimize=optimize, pipeline=pipeline)
+        except BaseException:
+            self._MustUse__silence = True  # no "created but never used" warning for a component never made
+            raise
+        self.qnet = qnet
+        self._setup(graph, sched, qnet.input.bits, qnet.output.bits, domain)
+
+    @classmethod
+    def from_graph(cls, graph: AdderGraph, sched: RegisterSchedule, *, b_in: int, b_out: int,
+                   domain: str = "sync") -> "QNetComponent":
+        """The component of an adder graph already lowered and scheduled (what the flow's backend uses)."""
+        self = cls.__new__(cls)
+        self.qnet = None
+        self._setup(graph, sched, b_in, b_out, domain)
+        return self
+
+    def _setup(self, graph: AdderGraph, sched: RegisterSchedule, b_in: int, b_out: int, domain: str) -> None:
         self.graph, self.sched, self.b_in, self.b_out, self.domain = graph, sched, b_in, b_out, domain
         members = {"x": In(len(graph.inputs) * b_in), "y": Out(len(graph.outputs) * b_out)}
         if sched.pipelined:
             members.update(in_valid=In(1), out_valid=Out(1))
-        super().__init__(members)
+        wiring.Component.__init__(self, members)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``in_valid`` to ``out_valid`` (0: combinational)."""
+        return self.sched.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -128,5 +168,5 @@ def emit_amaranth_verilog(graph: AdderGraph, sched: RegisterSchedule, *, top: st
     """Verilog for ``graph`` produced through Amaranth (``amaranth.back.verilog``)."""
     from amaranth.back import verilog
 
-    net = QNetComponent(graph, sched, b_in=b_in, b_out=b_out)
+    net = QNetComponent.from_graph(graph, sched, b_in=b_in, b_out=b_out)
     return verilog.convert(_StandaloneTop(net), name=top, emit_src=False)
