@@ -20,6 +20,11 @@ def _lower(args: argparse.Namespace) -> int:
                               pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,
                               force=args.force, optimize=args.optimize, inputs=args.inputs)
     _print_summary(report, args.output)
+    device = report["largest_common_device"]
+    if not device["fits"]:
+        print(f"jpq-hw: warning: the estimate, {report['lut4_estimate']:,} SB_LUT4, is more than the "
+              f"{device['name']} has ({device['lut4']:,} LUT4): sparsify further, or use fewer or narrower "
+              "weights", file=sys.stderr)
     return 0
 
 

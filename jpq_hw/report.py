@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .arith.graph import Requant, range_width
+from .cost import COST_MODELS
 from .cost.dense import dense_layer_cost
 from .lowered import Lowered
 
@@ -45,6 +46,7 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
         })
         x_fmt = layer.out
     totals = {k: cost.total(k) for k in ("adders", "subtractors", "adder_bits", "lut4", "carry", "ff")}
+    device, capacity = COST_MODELS[design.target].largest_device
     dense_lut = sum(layer["dense"]["lut4"] for layer in layers)
     dense_carry = sum(layer["dense"]["carry"] for layer in layers)
     return {
@@ -64,6 +66,7 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
         "ff_estimate": totals["ff"],
         "nonzero_weights": q.nnz,
         "dense_lut4_estimate": dense_lut,
+        "largest_common_device": {"name": device, "lut4": capacity, "fits": totals["lut4"] <= capacity},
         "dense_carry_estimate": dense_carry,
         "test_vectors": n_vectors,
         "seconds": {k: round(v, 4) for k, v in design.seconds.items()},

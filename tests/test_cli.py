@@ -214,3 +214,18 @@ def test_the_digits_example_is_tested_on_real_digits(tmp_path):
     test_images = load_digits_split()[2][:300].tolist()
     start = x.index(test_images[0])
     assert x[start:start + 300] == test_images  # after the extremes, before the random ones
+
+
+def test_a_design_larger_than_the_largest_common_device_is_warned(tmp_path):
+    big = tmp_path / "big.pt"
+    save_checkpoint(random_qnet([64, 64], density=0.5, weight_bits=8, seed=4), big)
+    proc = _run("lower", big, "-o", tmp_path / "big")
+    report = json.loads((tmp_path / "big" / "report.json").read_text())
+    assert proc.returncode == 0 and report["largest_common_device"] == {"name": "iCE40 UP5K", "lut4": 5280,
+                                                                        "fits": False}
+    assert proc.stderr.startswith(f"jpq-hw: warning: the estimate, {report['lut4_estimate']:,} SB_LUT4, is more "
+                                  "than the iCE40 UP5K has (5,280 LUT4)")
+    proc = _run("lower", ROOT / "examples" / "digits-mlp.pt", "-o", tmp_path / "small")
+    assert proc.returncode == 0 and proc.stderr == ""
+    script = (tmp_path / "small" / "synth" / "synth_ice40.ys").read_text()
+    assert "nextpnr-ice40 --up5k" not in script and "a block to place" in script

@@ -439,6 +439,7 @@ class Ice40Cost:
     """
 
     name = "ice40"
+    largest_device = ("iCE40 UP5K", 5280)
 
     def adder(self, bits: int, subtract: bool) -> int:
         return bits * SUB_LUT_PER_BIT if subtract else bits

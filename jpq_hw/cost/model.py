@@ -50,6 +50,7 @@ class CostModel(Protocol):
     """A target family's prices, as the optimiser and the flow use them."""
 
     name: str  # the ``--target`` it serves
+    largest_device: tuple[str, int]  # the family's largest common device and its LUT4 (lower warns beyond it)
 
     def adder(self, bits: int, subtract: bool) -> int:
         """Cells of one adder (or, with ``subtract``, subtractor) of ``bits`` one-bit positions
