@@ -44,20 +44,21 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import INPUT_RANGE, da4ml_version, geomean, patch_shift_adder, problems, read_results
+from bench.common import INPUT_RANGE, da4ml_library, da4ml_version, geomean, problems, read_results
 from jpq_hw.arith.graph import AdderGraph, GraphBuilder, Term
 from jpq_hw.arith.optimize import lower_matrix
 from jpq_hw.arith.registers import place_registers
 from jpq_hw.cost.ice40 import ICE40, estimate
-from jpq_hw.design_folder import pack, unpack
+from jpq_hw.design_folder import pack
 from jpq_hw.errors import JpqError
 from jpq_hw.hdl.verilog import emit_verilog
 from jpq_hw.ir import IntFormat
-from jpq_hw.sim.words import simulate_words
+from jpq_hw.sim.words import simulate_words, split_fields
 from jpq_hw.synth.yosys import place_and_route, synthesize, yosys_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +132,87 @@ def out_bits(graph: AdderGraph) -> int:
     return max(graph.width(o)[0] for o in graph.outputs)
 
 
-def emit(graph: AdderGraph, top: str, every: int = 0) -> str:
-    return emit_verilog(graph, place_registers(graph, every), top=top, b_in=B_IN, b_out=out_bits(graph))
+# -- RTL: what is simulated, synthesized and timed ------------------------------------------------
+
+@dataclass
+class Rtl:
+    """A module to simulate, synthesize and time, with the element layout of its ports.
+
+    Input element ``i`` occupies ``in_widths[i]`` bits (element 0 at the least significant end);
+    output element ``j`` likewise, its value the field ``<< out_shift[j]`` (da4ml drops known-zero
+    low bits), times ``signs[j]`` against ``w @ x`` (jpq-hw's matrix designs deliver outputs up to
+    sign). ``latency``: registers from input to output (0: combinational), clocked by ``clock``.
+    """
+
+    files: list[Path]
+    top: str
+    in_port: str
+    out_port: str
+    in_widths: list[int]
+    in_signed: list[bool]
+    out_widths: list[int]
+    out_signed: list[bool]
+    out_shift: list[int]
+    signs: np.ndarray
+    latency: int = 0
+    clock: str | None = None
+    tie: dict = field(default_factory=dict)  # other inputs tied to constants (jpq-hw: in_valid)
+
+    @property
+    def in_bits(self) -> int:
+        return sum(self.in_widths)
+
+    @property
+    def out_bits(self) -> int:
+        return sum(self.out_widths)
+
+
+def jpq_rtl(graph: AdderGraph, signs: np.ndarray, workdir: Path, every: int = 0) -> Rtl:
+    """``graph`` through jpq-hw's emitter (``every``: a register stage every N adder levels)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sched = place_registers(graph, every)
+    b_out = out_bits(graph)
+    (workdir / "dut.v").write_text(emit_verilog(graph, sched, top="dut", b_in=B_IN, b_out=b_out))
+    n_in, n_out = len(graph.inputs), len(graph.outputs)
+    return Rtl([workdir / "dut.v"], "dut", "x", "y", [B_IN] * n_in, [True] * n_in, [b_out] * n_out, [True] * n_out,
+               [0] * n_out, signs, sched.latency, "clk" if sched.pipelined else None,
+               {"in_valid": "1'b1", "out_valid": ""} if sched.pipelined else {})
+
+
+def da4ml_trace(w: np.ndarray):
+    """da4ml's documented flow up to its combinational logic: the inputs traced as
+    ``FixedVariableArrayInput``, quantized to 8-bit signed integers, times the matrix, ``comb_trace``."""
+    from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
+    from da4ml.trace.ops import quantize
+
+    inp = FixedVariableArrayInput(w.shape[1], hwconf=HWConfig(-1, -1, -1))
+    return comb_trace(inp, quantize(inp, 1, B_IN - 1, 0) @ w.T.astype(np.float64))
+
+
+def da4ml_rtl(w: np.ndarray, workdir: Path, latency_cutoff: float = -1) -> tuple[Rtl, dict]:
+    """da4ml's own Verilog from its documented flow (:func:`da4ml_trace`, then ``RTLModel``:
+    combinational, or pipelined at ``latency_cutoff`` adder levels per stage), as da4ml writes it;
+    returns the design and what da4ml reports of it (adders, depth, stages)."""
+    from da4ml.codegen import RTLModel
+    from da4ml.types import minimal_kif
+
+    comb = da4ml_trace(w)
+    model = RTLModel(comb, "da4ml_dut", workdir, flavor="verilog", latency_cutoff=latency_cutoff,
+                     print_latency=False)
+    model.write()
+    files = sorted(f for f in (workdir / "src").glob("*.v") if not f.name.endswith("_wrapper.v"))
+    pipe = model._pipe  # the pipeline RTLModel built (None: combinational)
+    stages = len(pipe.solutions) if pipe is not None else 0
+    head = pipe.solutions[0] if pipe is not None else comb
+    ikif = [minimal_kif(q) for q in head.inp_qint]
+    okif = [minimal_kif(q) for q in comb.out_qint]
+    info = {"adders": sum(1 for op in comb.ops if op.opcode in (0, 1)), "depth": float(max(comb.out_latency)),
+            "stages": stages}
+    # pipelined: an input register, then one register after every stage (pipeline_logic_gen)
+    return Rtl([*files, *da4ml_library()], "da4ml_dut", "model_inp", "model_out", [sum(k) for k in ikif],
+               [bool(k[0]) for k in ikif], [sum(k) for k in okif], [bool(k[0]) for k in okif],
+               [-int(k[2]) for k in okif], np.ones(w.shape[0], dtype=np.int64), stages + 1 if stages else 0,
+               "clk" if stages else None), info
 
 
 def random_inputs(n_in: int, n: int, seed: int = 0) -> np.ndarray:
@@ -144,100 +224,57 @@ def random_inputs(n_in: int, n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-# -- simulation -----------------------------------------------------------------------------------
-
-def check_jpq_style(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, text: str, workdir: Path) -> None:
-    """The interpreter and a simulation of ``text`` against ``signs * (w @ x)``; raises on a mismatch."""
-    x = random_inputs(w.shape[1], N_VECTORS)
-    ref = (x @ w.T) * signs
-    got = graph.evaluate(x)
-    if not np.array_equal(got, ref):
-        raise AssertionError("the interpreter disagrees with the matrix")
+def wrong_outputs(rtl: Rtl, w: np.ndarray, workdir: Path) -> int:
+    """Outputs (of ``N_VECTORS`` random vectors) where the simulated module differs from the exact
+    ``signs * (w @ x)``, read bit by bit; a field that nothing drives counts as absent, which is
+    right only for an output that is always zero (a zero row)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "dut.v").write_text(text)
-    b_out = out_bits(graph)
-    n_out = len(graph.outputs)
-    ys = simulate_words([workdir / "dut.v"], "dut", "x", "y", w.shape[1] * B_IN, n_out * b_out,
-                        [pack(r.tolist(), B_IN, True) for r in x], workdir)
-    sim = np.array([unpack(y, n_out, b_out, True) for y in ys])
-    if not np.array_equal(sim, ref):
-        raise AssertionError("simulation disagrees with the matrix")
+    x = random_inputs(w.shape[1], N_VECTORS)
+    want = (x @ w.T) * rtl.signs
+    # an input the module does not use (a zero column) has no bits: it is left out
+    words = [pack([int(v) if wd else 0 for v, wd in zip(r, rtl.in_widths)], rtl.in_widths, rtl.in_signed) for r in x]
+    got = simulate_words(rtl.files, rtl.top, rtl.in_port, rtl.out_port, rtl.in_bits, rtl.out_bits, words, workdir,
+                         clock=rtl.clock, latency=rtl.latency, tie=rtl.tie)
+    zero_row = ~np.any(w != 0, axis=1)
+    bad = np.zeros(w.shape[0], dtype=bool)
+    for v, bits in enumerate(got):
+        for j, f in enumerate(split_fields(bits, rtl.out_widths, rtl.out_signed)):
+            if f is None:
+                bad[j] |= not zero_row[j]
+            elif isinstance(f, str) or f << rtl.out_shift[j] != want[v, j]:
+                bad[j] = True
+    return int(bad.sum())
 
 
-def da4ml_rtl(w: np.ndarray, pipe, workdir: Path) -> dict:
-    """da4ml's own Verilog per stage with adders, each simulated against ``CombLogic.predict``."""
-    from da4ml.codegen.rtl import verilog as dv
-    from da4ml.codegen.rtl.verilog.comb import comb_logic_gen
-    from da4ml.types import minimal_kif
-
-    lib_dir = workdir / "lib"
-    lib_dir.mkdir(parents=True, exist_ok=True)
-    lib = []
-    for src in sorted((Path(dv.__file__).parent / "source").glob("*.v")):
-        if src.name == "lookup_table.v":
-            continue
-        text = src.read_text()
-        lib.append(lib_dir / src.name)
-        lib[-1].write_text(patch_shift_adder(text) if src.name == "shift_adder.v" else text)
-    stages, wrong, total = [], 0, 0
-    for k, sol in enumerate(pipe.solutions):
-        if not any(op.opcode in (0, 1) for op in sol.ops):
-            continue  # wiring only (permutations, signs)
-        name = f"da4ml_s{k}"
-        sdir = workdir / name
-        sdir.mkdir()
-        path = sdir / f"{name}.v"
-        path.write_text(comb_logic_gen(sol, name, False, "`timescale 1ns/1ps"))
-        ikif = [minimal_kif(q) for q in sol.inp_qint]
-        okif = [minimal_kif(q) for q in sol.out_qint]
-        iw = [int(s) + i + f for s, i, f in ikif]
-        ow = [int(s) + i + f for s, i, f in okif]
-        # random inputs on each input's grid; unused inputs (no interval) are 0
-        rng = np.random.default_rng(k)
-        x = np.zeros((N_VECTORS, len(iw)))
-        for j, q in enumerate(sol.inp_qint):
-            if iw[j] and np.isfinite(q.step) and q.step > 0:
-                x[:, j] = rng.integers(round(q.min / q.step), round(q.max / q.step), size=N_VECTORS,
-                                       endpoint=True) * q.step
-        isigned = [bool(s) for s, _, _ in ikif]
-        words = [pack([round(v * 2.0 ** f) for v, (_, _, f) in zip(row, ikif)], iw, isigned) for row in x]
-        ys = simulate_words([path, *lib], name, "model_inp", "model_out", max(sum(iw), 1), max(sum(ow), 1), words,
-                            sdir)
-        ref = np.asarray(sol.predict(x)).reshape(N_VECTORS, -1)
-        bad = set()
-        for v, y in enumerate(ys):
-            got = [None] * len(ow) if y is None else unpack(y, len(ow), ow, [bool(s) for s, _, _ in okif])
-            for j, idx in enumerate(sol.out_idxs):
-                if idx >= 0 and (got[j] is None or got[j] != round(ref[v, j] * 2.0 ** okif[j][2])):
-                    bad.add(j)
-        live = sum(1 for idx in sol.out_idxs if idx >= 0)
-        wrong += len(bad)
-        total += live
-        stages.append((name, [path, *lib]))
-    return {"stages": stages, "wrong_outputs": wrong, "outputs": total}
+def synth(rtl: Rtl, workdir: Path) -> dict:
+    """yosys ``synth_ice40`` cell counts of the module."""
+    r = synthesize(rtl.files, rtl.top, workdir=workdir)
+    return {"lut4": r.lut4, "carry": r.carry, "ff": r.dff, "seconds": r.seconds}
 
 
-# -- yosys / nextpnr ------------------------------------------------------------------------------
+# -- nextpnr ---------------------------------------------------------------------------------------
 
-def harness(top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: str, clocked: bool) -> str:
+def harness(rtl: Rtl) -> str:
     """A timing harness: inputs from a shift register fed by one pin, outputs registered and
-    XOR-folded to one pin (3 I/O pins in all)."""
-    clk = ".clk(clk), .in_valid(1'b1), .out_valid(), " if clocked else ""
+    XOR-folded to one pin (3 I/O pins in all), so every path is register -> design -> register."""
+    ports = [f".{rtl.in_port}(xq)", f".{rtl.out_port}(y)"] + [f".{k}({v})" for k, v in rtl.tie.items()]
+    if rtl.clock:
+        ports.insert(0, f".{rtl.clock}(clk)")
+    n_in, n_out = rtl.in_bits, rtl.out_bits
     return (f"module timing_top(input wire clk, input wire din, output reg dout);\n"
-            f"  reg [{n_in_bits - 1}:0] xq;\n  reg [{n_out_bits - 1}:0] yq;\n  wire [{n_out_bits - 1}:0] y;\n"
-            f"  {top} dut({clk}.{in_port}(xq), .{out_port}(y));\n"
-            f"  always @(posedge clk) begin\n    xq <= {{xq[{n_in_bits - 2}:0], din}};\n    yq <= y;\n"
+            f"  reg [{n_in - 1}:0] xq;\n  reg [{n_out - 1}:0] yq;\n  wire [{n_out - 1}:0] y;\n"
+            f"  {rtl.top} dut({', '.join(ports)});\n"
+            f"  always @(posedge clk) begin\n    xq <= {{xq[{n_in - 2}:0], din}};\n    yq <= y;\n"
             f"    dout <= ^yq;\n  end\nendmodule\n")
 
 
-def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: str, out_port: str,
-         clocked: bool, workdir: Path) -> dict:
-    """Fmax of the design in its harness; a failed or stuck synthesis or place and route is reported,
-    not fatal."""
+def fmax(rtl: Rtl, workdir: Path) -> dict:
+    """Fmax of the module in its harness (nextpnr-ice40, HX8K-CT256); a failed or stuck synthesis or
+    place and route is reported, not fatal."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "timing_top.v").write_text(harness(top, n_in_bits, n_out_bits, in_port, out_port, clocked))
+    (workdir / "timing_top.v").write_text(harness(rtl))
     try:
-        syn = synthesize([*files, workdir / "timing_top.v"], "timing_top", workdir=workdir, netlist=True,
+        syn = synthesize([*rtl.files, workdir / "timing_top.v"], "timing_top", workdir=workdir, netlist=True,
                          timeout=HARNESS_SYNTH_TIMEOUT)
         # router2: nextpnr's default router1 looped for minutes without converging on some of these
         pnr = place_and_route(syn.netlist, "hx8k", "ct256", freq_mhz=100, workdir=workdir, seed=1,
@@ -247,57 +284,55 @@ def fmax(files: list[Path], top: str, n_in_bits: int, n_out_bits: int, in_port: 
     return {"fmax_mhz": pnr.fmax_mhz, "lc": pnr.utilization.get("ICESTORM_LC", 0), "seconds": pnr.seconds}
 
 
-def emitted_design(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, workdir: Path) -> dict:
-    """``graph`` through jpq-hw's emitter: simulated against the matrix, estimated and synthesized;
-    the Verilog is left at ``workdir/dut.v``."""
-    text = emit(graph, "dut")
-    check_jpq_style(graph, signs, w, text, workdir.with_name(workdir.name + "_sim"))
+# -- one problem -----------------------------------------------------------------------------------
+
+def jpq_design(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, workdir: Path) -> dict:
+    """``graph`` through jpq-hw's emitter (combinational): the interpreter and a simulation against
+    the matrix, the estimate and yosys."""
+    x = random_inputs(w.shape[1], N_VECTORS)
+    if not np.array_equal(graph.evaluate(x), (x @ w.T) * signs):
+        raise AssertionError("the interpreter disagrees with the matrix")
+    rtl = jpq_rtl(graph, signs, workdir)
     est = estimate(graph, place_registers(graph, 0))
-    workdir.mkdir()
-    (workdir / "dut.v").write_text(text)
-    r = synthesize([workdir / "dut.v"], "dut", workdir=workdir)
     st = graph.stats()
     return {"adders": st["adders"], "depth": st["depth"], "est_lut4": est.total("lut4"),
-            "est_carry": est.total("carry"), "lut4": r.lut4, "carry": r.carry, "seconds": r.seconds}
+            "est_carry": est.total("carry"), "wrong_outputs": wrong_outputs(rtl, w, workdir / "sim"),
+            **synth(rtl, workdir / "syn")}
 
 
-def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, every: int) -> dict:
+def equal_latency_every(depth: int, latency: int) -> int:
+    """The fewest adder levels per stage whose ``--pipeline`` latency does not exceed ``latency``."""
+    every = 1
+    while -(-depth // every) > latency:
+        every += 1
+    return every
+
+
+def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, cutoff: int) -> dict:
     row: dict = {}
     graph, signs = jpq_graph(w)
-    row["jpq"] = emitted_design(graph, signs, w, tmp / "jpq")
-    n_out_bits = out_bits(graph) * len(graph.outputs)
-    # da4ml: its solution, its own Verilog, its graph through jpq-hw's emitter
-    pipe = da4ml_solve(w)
-    dgraph, dsigns = da4ml_graph(w, pipe)
-    row["da4ml_graph"] = emitted_design(dgraph, dsigns, w, tmp / "dg")
-    rtl = da4ml_rtl(w, pipe, tmp / "drtl")
-    lut = carry = 0
-    for name, files in rtl["stages"]:
-        r = synthesize(files, name, workdir=tmp / "drtl" / name / "syn")
-        lut, carry = lut + r.lut4, carry + r.carry
-    row["da4ml_rtl"] = {"lut4": lut, "carry": carry, "wrong_outputs": rtl["wrong_outputs"],
-                        "outputs": rtl["outputs"], "stages": len(rtl["stages"])}
-    if row["jpq"]["lut4"] <= fmax_max_lut4 and row["jpq"]["lut4"] + w.shape[1] * B_IN <= HX8K_LC:
-        n_in_bits = w.shape[1] * B_IN
-        row["fmax"] = {
-            "jpq": fmax([tmp / "jpq" / "dut.v"], "dut", n_in_bits, n_out_bits, "x", "y", False, tmp / "f_jpq"),
-            "da4ml_graph": fmax([tmp / "dg" / "dut.v"], "dut", n_in_bits,
-                                out_bits(dgraph) * len(dgraph.outputs), "x", "y", False,
-                                tmp / "f_dg"),
-        }
-        sched = place_registers(graph, every)
-        (tmp / "jpq_p").mkdir()
-        (tmp / "jpq_p" / "dut.v").write_text(emit(graph, "dut", every))
-        row["fmax"]["jpq_pipelined"] = fmax([tmp / "jpq_p" / "dut.v"], "dut", n_in_bits, n_out_bits, "x", "y", True,
-                                            tmp / "f_jpq_p")
-        row["fmax"]["jpq_pipelined"].update(every=every, latency=sched.latency,
-                                            register_bits=sched.register_bits(graph))
-        if len(rtl["stages"]) == 1 and rtl["wrong_outputs"] == 0:
-            name, files = rtl["stages"][0]
-            src = files[0].read_text()
-            ib = int(re.search(r"input \[(\d+):0\] model_inp", src).group(1)) + 1
-            ob = int(re.search(r"output \[(\d+):0\] model_out", src).group(1)) + 1
-            row["fmax"]["da4ml_rtl"] = fmax(files, name, ib, ob, "model_inp", "model_out", False, tmp / "f_drtl")
+    row["jpq"] = jpq_design(graph, signs, w, tmp / "jpq")
+    # da4ml: its own Verilog from its documented flow, and its solution through jpq-hw's emitter
+    d_rtl, info = da4ml_rtl(w, tmp / "d4")
+    row["da4ml"] = {**info, "wrong_outputs": wrong_outputs(d_rtl, w, tmp / "d4" / "sim"), **synth(d_rtl, tmp / "d4" / "syn")}
+    dgraph, dsigns = da4ml_graph(w, da4ml_solve(w))
+    row["da4ml_graph"] = jpq_design(dgraph, dsigns, w, tmp / "dg")
+    # pipelined at equal latency: da4ml at its latency cutoff, jpq-hw with as many levels per stage as fit
+    p_rtl, p_info = da4ml_rtl(w, tmp / "d4p", latency_cutoff=cutoff)
+    every = equal_latency_every(graph.depth, p_rtl.latency)
+    j_rtl = jpq_rtl(graph, signs, tmp / "jpqp", every)
+    row["pipelined"] = {
+        "cutoff": cutoff,
+        "da4ml": {"stages": p_info["stages"], "latency": p_rtl.latency,
+                  "wrong_outputs": wrong_outputs(p_rtl, w, tmp / "d4p" / "sim"), **synth(p_rtl, tmp / "d4p" / "syn")},
+        "jpq": {"every": every, "latency": j_rtl.latency, "wrong_outputs": wrong_outputs(j_rtl, w, tmp / "jpqp" / "sim"),
+                **synth(j_rtl, tmp / "jpqp" / "syn")},
+    }
+    if row["jpq"]["lut4"] <= fmax_max_lut4 and max(row["jpq"]["lut4"], row["da4ml"]["lut4"]) + w.shape[1] * B_IN <= HX8K_LC:
+        row["fmax"] = {"jpq": fmax(jpq_rtl(graph, signs, tmp / "jpq"), tmp / "f_jpq"),
+                       "da4ml": fmax(d_rtl, tmp / "f_d4")}
+        row["pipelined"]["da4ml"]["fmax"] = fmax(p_rtl, tmp / "f_d4p")
+        row["pipelined"]["jpq"]["fmax"] = fmax(j_rtl, tmp / "f_jpqp")
     return row
 
 
@@ -306,7 +341,7 @@ def large_row(p: dict, tmp: Path) -> dict:
     w = p["weight"]
     graph, signs = jpq_graph(w)
     return {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w)),
-            "jpq": emitted_design(graph, signs, w, tmp / "jpq")}
+            "jpq": jpq_design(graph, signs, w, tmp / "jpq")}
 
 
 def reestimate(rows: list[dict]) -> None:
@@ -329,44 +364,76 @@ def reestimate(rows: list[dict]) -> None:
 
 # -- report ---------------------------------------------------------------------------------------
 
+def _exact(*designs: dict) -> bool:
+    return all(d.get("wrong_outputs", 0) == 0 for d in designs)
+
+
 def summarize(rows: list[dict], large_rows: list[dict] = ()) -> dict:
+    """The figures of the README and the issue's targets, from finished rows."""
     s: dict = {"count": len(rows)}
-    ok = [r for r in rows if r["da4ml_rtl"]["wrong_outputs"] == 0]
-    s["da4ml_rtl_correct"] = len(ok)
-    if ok:
-        s["lut4_vs_da4ml_rtl_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_rtl"]["lut4"], 1) for r in ok])
-    s["lut4_vs_da4ml_rtl_all_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_rtl"]["lut4"], 1) for r in rows])
-    s["lut4_not_more_than_da4ml_rtl"] = sum(r["jpq"]["lut4"] <= r["da4ml_rtl"]["lut4"] for r in rows)
-    s["lut4_vs_da4ml_graph_geomean"] = geomean([r["jpq"]["lut4"] / max(r["da4ml_graph"]["lut4"], 1) for r in rows])
-    for key, kinds, subset in (("jpq", ("matrix", "fir"), rows), ("jpq_matrix", ("matrix",), rows),
-                               ("jpq_fir", ("fir",), rows), ("da4ml_graph", ("matrix", "fir"), rows),
-                               ("jpq_large", ("matrix", "fir"), [r for r in large_rows if "jpq" in r])):
-        design = "da4ml_graph" if key == "da4ml_graph" else "jpq"
+    exact = [r for r in rows if _exact(r["jpq"], r["da4ml"])]
+    s["exact"] = len(exact)
+    s["wrong"] = [r["name"] for r in rows if not _exact(r["jpq"], r["da4ml"], r["da4ml_graph"],
+                                                         r["pipelined"]["jpq"], r["pipelined"]["da4ml"])]
+    for key, kinds in (("matrix", ("matrix",)), ("fir", ("fir",)), ("all", ("matrix", "fir"))):
+        sel = [r for r in exact if r["kind"] in kinds]
+        if not sel:
+            continue
+        lut = [r["jpq"]["lut4"] / r["da4ml"]["lut4"] for r in sel]
+        s[f"lut4_vs_da4ml_{key}"] = {
+            "geomean": geomean(lut), "worst": max(zip(lut, [r["name"] for r in sel])), "count": len(sel),
+            "above_1": sum(x > 1.0 for x in lut),
+            "carry_geomean": geomean([r["jpq"]["carry"] / max(r["da4ml"]["carry"], 1) for r in sel]),
+            "adders_geomean": geomean([r["jpq"]["adders"] / r["da4ml"]["adders"] for r in sel]),
+            "depth_geomean": geomean([r["jpq"]["depth"] / max(r["da4ml"]["depth"], 1) for r in sel]),
+            "style_equal_geomean": geomean([r["jpq"]["lut4"] / r["da4ml_graph"]["lut4"] for r in sel]),
+        }
+    timed = [r for r in exact if r.get("fmax") and r["fmax"]["jpq"]["fmax_mhz"] and r["fmax"]["da4ml"]["fmax_mhz"]]
+    if timed:
+        s["fmax_comb_vs_da4ml"] = {"geomean": geomean([r["fmax"]["jpq"]["fmax_mhz"] / r["fmax"]["da4ml"]["fmax_mhz"]
+                                                       for r in timed]), "count": len(timed)}
+    piped = [r for r in rows if _exact(r["pipelined"]["jpq"], r["pipelined"]["da4ml"])]
+    if piped:
+        pj = [r["pipelined"] for r in piped]
+        s["pipelined"] = {
+            "count": len(pj), "equal_latency": sum(p["jpq"]["latency"] == p["da4ml"]["latency"] for p in pj),
+            "lut4_geomean": geomean([p["jpq"]["lut4"] / p["da4ml"]["lut4"] for p in pj]),
+            "lut4_ff_geomean": geomean([(p["jpq"]["lut4"] + p["jpq"]["ff"]) / (p["da4ml"]["lut4"] + p["da4ml"]["ff"])
+                                        for p in pj]),
+            "ff_geomean": geomean([p["jpq"]["ff"] / max(p["da4ml"]["ff"], 1) for p in pj]),
+        }
+        pt = [p for p in pj if (p["jpq"].get("fmax") or {}).get("fmax_mhz") and (p["da4ml"].get("fmax") or {}).get("fmax_mhz")]
+        if pt:
+            s["pipelined"]["fmax_geomean"] = geomean([p["jpq"]["fmax"]["fmax_mhz"] / p["da4ml"]["fmax"]["fmax_mhz"]
+                                                      for p in pt])
+            s["pipelined"]["timed"] = len(pt)
+            s["pipelined"]["faster_and_not_bigger"] = sum(
+                p["jpq"]["fmax"]["fmax_mhz"] >= p["da4ml"]["fmax"]["fmax_mhz"]
+                and p["jpq"]["lut4"] + p["jpq"]["ff"] <= p["da4ml"]["lut4"] + p["da4ml"]["ff"] for p in pt)
+    for key, kinds, subset, design in (("jpq_matrix", ("matrix",), rows, "jpq"), ("jpq_fir", ("fir",), rows, "jpq"),
+                                       ("da4ml_graph", ("matrix", "fir"), rows, "da4ml_graph"),
+                                       ("jpq_large", ("matrix", "fir"), [r for r in large_rows if "jpq" in r], "jpq")):
         errs = [(r[design]["est_lut4"] / max(r[design]["lut4"], 1) - 1,
                  r[design]["est_carry"] / max(r[design]["carry"], 1) - 1, r["name"]) for r in subset if r["kind"] in kinds]
         if errs:
             s[f"estimate_{key}"] = {
                 "count": len(errs), "within_10pct": sum(abs(x) <= 0.10 and abs(y) <= 0.10 for x, y, _ in errs),
                 "lut4_worst": max(errs, key=lambda e: abs(e[0]))[::2], "carry_worst": max(errs, key=lambda e: abs(e[1]))[1:]}
-    f = [r["fmax"] for r in rows if r.get("fmax") and all(r["fmax"][k]["fmax_mhz"] for k in ("jpq", "jpq_pipelined",
-                                                                                         "da4ml_graph"))]
-    if f:
-        s["fmax_jpq_vs_da4ml_graph_geomean"] = geomean([x["jpq"]["fmax_mhz"] / x["da4ml_graph"]["fmax_mhz"] for x in f])
-        s["fmax_pipelined_vs_comb_geomean"] = geomean([x["jpq_pipelined"]["fmax_mhz"] / x["jpq"]["fmax_mhz"] for x in f])
-        fr = [x for x in f if x.get("da4ml_rtl", {}).get("fmax_mhz")]
-        if fr:
-            s["fmax_jpq_vs_da4ml_rtl_geomean"] = geomean([x["jpq"]["fmax_mhz"] / x["da4ml_rtl"]["fmax_mhz"] for x in fr])
     return s
 
 
 def _mhz(x: dict | None) -> str:
-    if x is None:
+    if not x:
         return "-"
-    return f"{x['fmax_mhz']:.1f} ({x['lc']})" if x["fmax_mhz"] else "P&R failed"
+    return f"{x['fmax_mhz']:.1f}" if x["fmax_mhz"] else "P&R failed"
 
 
 def _pct(est: int, real: int) -> str:
     return f"{100 * (est / max(real, 1) - 1):+.1f} %"
+
+
+def _ok(d: dict) -> str:
+    return "" if d.get("wrong_outputs", 0) == 0 else f" (**{d['wrong_outputs']} wrong outputs**)"
 
 
 def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ()) -> str:
@@ -375,19 +442,38 @@ def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ())
           + "".join(f", resumed by `{c}`" for c in header.get("resumed_by", []))
           + f" on {header['machine']}; da4ml {header['da4ml']}, "
           f"{header['yosys']}, {header['wall_s']:.0f} s wall. Problems of `bench/adders.py` up to "
-          f"{header['max_lut4']:,} estimated SB_LUT4; inputs 8-bit signed; outputs up to sign, no rounding or "
-          "clamping; `synth_ice40` without DSPs. Every design was simulated on "
-          f"{N_VECTORS} input vectors before its cells were counted (see the script's docstring)."
+          f"{header['max_lut4']:,} estimated SB_LUT4; inputs 8-bit signed; outputs exact (`w @ x`; jpq-hw's up to "
+          "sign), no rounding or clamping; `synth_ice40` without DSPs. da4ml's Verilog comes from its documented "
+          "flow (`FixedVariableArrayInput`, `quantize`, `@`, `comb_trace`, `RTLModel`). Every design was simulated "
+          f"on {N_VECTORS} input vectors and its outputs read bit for bit against the exact `w @ x` before its "
+          "cells were counted (see the script's docstring)."
           + (f" Later, {header['reestimated']}." if header.get("reestimated") else ""), ""]
-    if "lut4_vs_da4ml_rtl_geomean" in s:
-        md.append(f"- SB_LUT4, jpq-hw / da4ml's own Verilog, geometric mean over the {s['da4ml_rtl_correct']} "
-                  f"problems where da4ml's Verilog is right: **{s['lut4_vs_da4ml_rtl_geomean']:.3f}**.")
-    md.append(f"- da4ml's own Verilog computed a wrong output on {s['count'] - s['da4ml_rtl_correct']} of "
-              f"{s['count']} problems (column 'da4ml RTL wrong'); those are left out of the ratio above. Counting "
-              f"them too, jpq-hw has no more SB_LUT4 on {s['lut4_not_more_than_da4ml_rtl']} of {s['count']}, "
-              f"geometric mean {s['lut4_vs_da4ml_rtl_all_geomean']:.3f}.")
-    md.append(f"- SB_LUT4, jpq-hw / da4ml's graph through jpq-hw's emitter (all {s['count']}): "
-              f"**{s['lut4_vs_da4ml_graph_geomean']:.3f}** (geometric mean).")
+    if s["wrong"]:
+        md.append(f"- **Designs with a wrong output**: {', '.join(s['wrong'])} (left out of the ratios).")
+    else:
+        md.append(f"- Every design of every problem computes `w @ x` exactly ({s['count']} problems).")
+    for key, what in (("matrix", "the sparse matrices"), ("fir", "the FIR sets"), ("all", "all problems")):
+        c = s.get(f"lut4_vs_da4ml_{key}")
+        if c:
+            md.append(f"- SB_LUT4, jpq-hw / da4ml, {what} ({c['count']}): **{c['geomean']:.3f}** (geometric mean; "
+                      f"worst {c['worst'][0]:.3f}, {c['worst'][1]}; above 1.0 on {c['above_1']}); SB_CARRY "
+                      f"{c['carry_geomean']:.3f}; adders {c['adders_geomean']:.3f}; adder depth {c['depth_geomean']:.2f}; "
+                      f"with the Verilog style held equal (da4ml's graph through jpq-hw's emitter) "
+                      f"{c['style_equal_geomean']:.3f}.")
+    if "fmax_comb_vs_da4ml" in s:
+        f = s["fmax_comb_vs_da4ml"]
+        md.append(f"- Fmax, combinational (nextpnr-ice40, HX8K-CT256, the same timing harness): jpq-hw / da4ml "
+                  f"**{f['geomean']:.3f}** (geometric mean over {f['count']}).")
+    if "pipelined" in s:
+        p = s["pipelined"]
+        line = (f"- Pipelined at equal latency ({p['equal_latency']} of {p['count']} exactly equal, the others jpq-hw "
+                f"fewer cycles; da4ml's latency cutoff {header.get('cutoff', 2)}, jpq-hw `--pipeline N` with the "
+                f"fewest levels per stage that fit): SB_LUT4 {p['lut4_geomean']:.3f}, flip-flops {p['ff_geomean']:.3f}, "
+                f"SB_LUT4 + FF **{p['lut4_ff_geomean']:.3f}**")
+        if "fmax_geomean" in p:
+            line += (f", Fmax **{p['fmax_geomean']:.3f}** (over {p['timed']}; at least da4ml's Fmax with no more "
+                     f"SB_LUT4 + FF on {p['faster_and_not_bigger']})")
+        md.append(line + " (jpq-hw / da4ml, geometric means).")
     for key, what in (("jpq_matrix", "jpq-hw's designs of the sparse matrices"),
                       ("jpq_fir", "jpq-hw's designs of the FIR sets (single-input MCM)"),
                       ("da4ml_graph", "da4ml's graphs through jpq-hw's emitter"),
@@ -397,36 +483,44 @@ def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ())
             md.append(f"- Calibrated estimate (`jpq_hw.cost.ice40`) vs yosys, {what}: SB_LUT4 and SB_CARRY within "
                       f"10 % on {e['within_10pct']} of {e['count']}; worst SB_LUT4 {100 * e['lut4_worst'][0]:+.1f} % "
                       f"({e['lut4_worst'][1]}), worst SB_CARRY {100 * e['carry_worst'][0]:+.1f} % ({e['carry_worst'][1]}).")
-    if "fmax_jpq_vs_da4ml_graph_geomean" in s:
-        line = (f"- Fmax (nextpnr-ice40, HX8K-CT256, timing harness): jpq-hw / da4ml graph "
-                f"{s['fmax_jpq_vs_da4ml_graph_geomean']:.3f}")
-        if "fmax_jpq_vs_da4ml_rtl_geomean" in s:
-            line += f", jpq-hw / da4ml RTL {s['fmax_jpq_vs_da4ml_rtl_geomean']:.3f}"
-        line += (f"; jpq-hw pipelined / combinational {s['fmax_pipelined_vs_comb_geomean']:.2f} "
-                 "(geometric means).")
-        md.append(line)
-    if "estimate_jpq_fir" in s:
-        md += ["", "Single-input MCM designs (the FIR sets): every node is a multiple `c * x` of one 8-bit input. "
-               "ABC builds each distinct bit function once (the sign bit of `c * x` is the sign bit of `x` for "
-               "`c > 0`, the low bits of odd multiples repeat from node to node), so the estimate prices these "
-               "nodes from truth tables over the 256 input values (`jpq_hw.cost.ice40.DesignBits`): a sum LUT only "
-               "where a bit's function is new, the carry chain up to the highest such bit, one inverter per "
-               "distinct subtracted function. The per-adder rules alone ran 10-43 % high on SB_LUT4 here."]
-    md += ["", "## SB_LUT4 / SB_CARRY", "",
-           "est: the calibrated estimate of the same design and its error against yosys.", "",
-           "| problem | jpq-hw adders | jpq-hw LUT4 / CARRY | est | err LUT4 / CARRY | da4ml graph adders | "
-           "da4ml graph LUT4 / CARRY | est err LUT4 / CARRY | da4ml RTL LUT4 / CARRY | da4ml RTL wrong | "
-           "LUT4 jpq-hw / da4ml RTL |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    md += ["", "A pitfall of da4ml's lower-level API (not of its documented flow): the raw `CombLogic` stages that "
+           "`da4ml.cmvm.solve` returns can carry input shifts (`inp_shifts`) that only the whole solution's "
+           "`sol(x)` applies; `comb_logic_gen` of such a stage wires the inputs unshifted and the stage's `predict` "
+           "wraps. `python -m bench.da4ml_pitfall` shows it on `W = [[1, 2]]`. An earlier version of this benchmark "
+           "built da4ml's Verilog that way (and read hex output digits that mixed undriven and driven bits) and "
+           "wrongly reported da4ml's Verilog as incorrect; that claim is withdrawn.",
+           "", "## SB_LUT4 / SB_CARRY, combinational", "",
+           "est: the calibrated estimate of the same design and its error against yosys. da4ml graph: da4ml's "
+           "solution rebuilt op by op and written by jpq-hw's emitter.", "",
+           "| problem | jpq-hw adders / depth | jpq-hw LUT4 / CARRY | est err LUT4 / CARRY | da4ml adders / depth "
+           "| da4ml LUT4 / CARRY | LUT4 jpq-hw / da4ml | da4ml graph LUT4 / CARRY |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        j, g, d = r["jpq"], r["da4ml_graph"], r["da4ml_rtl"]
-        ok = d["wrong_outputs"] == 0
-        wrong = "-" if ok else f"{d['wrong_outputs']} of {d['outputs']}"
-        ratio = f"{j['lut4'] / max(d['lut4'], 1):.3f}" + ("" if ok else " (wrong design)")
-        md.append(f"| {r['name']} | {j['adders']} | {j['lut4']} / {j['carry']} | {j['est_lut4']} / {j['est_carry']} | "
-                  f"{_pct(j['est_lut4'], j['lut4'])} / {_pct(j['est_carry'], j['carry'])} | {g['adders']} | "
-                  f"{g['lut4']} / {g['carry']} | {_pct(g['est_lut4'], g['lut4'])} / {_pct(g['est_carry'], g['carry'])} | "
-                  f"{d['lut4']} / {d['carry']} | {wrong} | {ratio} |")
+        j, d, g = r["jpq"], r["da4ml"], r["da4ml_graph"]
+        md.append(f"| {r['name']} | {j['adders']} / {j['depth']} | {j['lut4']} / {j['carry']}{_ok(j)} | "
+                  f"{_pct(j['est_lut4'], j['lut4'])} / {_pct(j['est_carry'], j['carry'])} | {d['adders']} / "
+                  f"{d['depth']:.0f} | {d['lut4']} / {d['carry']}{_ok(d)} | {j['lut4'] / d['lut4']:.3f} | "
+                  f"{g['lut4']} / {g['carry']}{_ok(g)} |")
+    md += ["", "## Pipelined at equal latency", "",
+           "Latency: registers from input to output (da4ml: an input register and one after each of its stages; "
+           "jpq-hw: one after every N adder levels, N as small as the latency allows). Fmax where timed.", "",
+           "| problem | da4ml stages / latency | da4ml LUT4 / FF | da4ml Fmax | jpq-hw N / latency | jpq-hw LUT4 / FF "
+           "| jpq-hw Fmax |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        p = r["pipelined"]
+        d, j = p["da4ml"], p["jpq"]
+        md.append(f"| {r['name']} | {d['stages']} / {d['latency']} | {d['lut4']} / {d['ff']}{_ok(d)} | "
+                  f"{_mhz(d.get('fmax'))} | {j['every']} / {j['latency']} | {j['lut4']} / {j['ff']}{_ok(j)} | "
+                  f"{_mhz(j.get('fmax'))} |")
+    f = [r for r in rows if r.get("fmax")]
+    if f:
+        md += ["", "## Fmax, combinational", "",
+               "MHz achieved by nextpnr-ice40 (router2, seed 1, 100 MHz asked) on the HX8K-CT256, inside a harness "
+               "that registers the inputs (a shift register fed by one pin) and the outputs; logic cells of the whole "
+               "harness in brackets.", "", "| problem | jpq-hw | da4ml |", "|---|---:|---:|"]
+        for r in f:
+            x = r["fmax"]
+            md.append(f"| {r['name']} | {_mhz(x['jpq'])} ({x['jpq']['lc']}) | {_mhz(x['da4ml'])} ({x['da4ml']['lc']}) |")
     if large_rows:
         lg = header["large"]
         md += ["", "## Larger matrices: the estimate against yosys (jpq-hw only)", "",
@@ -443,19 +537,6 @@ def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ())
             md.append(f"| {r['name']} | {r['nnz']} | {j['adders']} | {j['lut4']} / {j['carry']} | "
                       f"{j['est_lut4']} / {j['est_carry']} | {_pct(j['est_lut4'], j['lut4'])} / "
                       f"{_pct(j['est_carry'], j['carry'])} | {j['seconds']:.0f} |")
-    f = [r for r in rows if r.get("fmax")]
-    if f:
-        md += ["", "## Fmax", "",
-               "MHz achieved by nextpnr-ice40 (router2, seed 1, 100 MHz asked) on the HX8K-CT256 for the designs that fit; "
-               "logic cells of the whole harness in brackets. Pipelined: jpq-hw's `--pipeline` registers every "
-               "N adder levels (latency in cycles, register bits of the design).", "",
-               "| problem | jpq-hw | jpq-hw pipelined | every / latency / reg bits | da4ml graph | da4ml RTL |",
-               "|---|---:|---:|---:|---:|---:|"]
-        for r in f:
-            x = r["fmax"]
-            p = x["jpq_pipelined"]
-            md.append(f"| {r['name']} | {_mhz(x['jpq'])} | {_mhz(p)} | {p['every']} / {p['latency']} / "
-                      f"{p['register_bits']} | {_mhz(x['da4ml_graph'])} | {_mhz(x.get('da4ml_rtl'))} |")
     return "\n".join(md) + "\n"
 
 
@@ -467,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fmax", action="store_true", help="also place and route (nextpnr-ice40, HX8K)")
     ap.add_argument("--fmax-max-lut4", type=int, default=3000,
                     help="largest design (yosys SB_LUT4) --fmax places and routes (default 3,000)")
-    ap.add_argument("--every", type=int, default=2, help="adder levels per register stage for the pipelined timing")
+    ap.add_argument("--cutoff", type=int, default=2,
+                    help="da4ml's latency cutoff (adder levels per stage) for the pipelined comparison (default 2)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders_synth",
                     help="output path without suffix (default: bench/results/adders_synth)")
     ap.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
@@ -495,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_large(args, f"python -m bench.adders_synth {argv_s}".strip())
     header = {"command": f"python -m bench.adders_synth {argv_s}".strip(),
               "machine": f"{os.cpu_count()} CPU cores (shared)", "da4ml": da4ml_version(),
-              "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4}
+              "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4, "cutoff": args.cutoff}
     todo = []
     for p in problems():
         if args.only and not re.search(args.only, p["name"]):
@@ -520,14 +602,14 @@ def main(argv: list[str] | None = None) -> int:
         w = p["weight"]
         with tempfile.TemporaryDirectory(prefix="jpq_synth_") as tmp:
             row = {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w))}
-            row.update(synth_row(w, Path(tmp), args.fmax_max_lut4 if args.fmax else -1, args.every))
+            row.update(synth_row(w, Path(tmp), args.fmax_max_lut4 if args.fmax else -1, args.cutoff))
         rows.append(row)
-        j, d = row["jpq"], row["da4ml_rtl"]
-        print(f"{p['name']:22s} jpq {j['lut4']:6d}/{j['carry']:6d} (est {j['est_lut4']}/{j['est_carry']})  "
-              f"da4ml graph {row['da4ml_graph']['lut4']:6d}  da4ml RTL {d['lut4']:6d} "
-              f"(wrong {d['wrong_outputs']}/{d['outputs']})"
-              + (f"  fmax {row['fmax']['jpq']['fmax_mhz']:.0f}/{row['fmax']['jpq_pipelined']['fmax_mhz']:.0f} MHz"
-                 if row.get("fmax") else ""), flush=True)
+        j, d, pj, pd = row["jpq"], row["da4ml"], row["pipelined"]["jpq"], row["pipelined"]["da4ml"]
+        f = row.get("fmax", {})
+        print(f"{p['name']:22s} LUT4 jpq {j['lut4']:6d} da4ml {d['lut4']:6d} ({j['lut4'] / d['lut4']:.3f})  "
+              f"pipelined LUT4+FF {pj['lut4'] + pj['ff']}/{pd['lut4'] + pd['ff']}  "
+              f"Fmax {_mhz(f.get('jpq'))}/{_mhz(f.get('da4ml'))} piped {_mhz(pj.get('fmax'))}/{_mhz(pd.get('fmax'))} MHz"
+              + ("" if _exact(j, d, row["da4ml_graph"], pj, pd) else "  WRONG OUTPUTS"), flush=True)
         header["wall_s"] = time.perf_counter() - t0
         if "large" in old["header"]:
             header["large"] = old["header"]["large"]

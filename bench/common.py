@@ -69,6 +69,14 @@ def read_results(path: Path | str) -> dict:
 
 # -- da4ml ----------------------------------------------------------------------------------------
 
+def da4ml_library() -> list[Path]:
+    """da4ml's Verilog library modules (shift_adder, negative, ...), without ``lookup_table.v``: the
+    constant-matrix designs use no table, and Icarus rejects that file's string-valued attribute."""
+    from da4ml.codegen.rtl import verilog as dv
+
+    return sorted(p for p in (Path(dv.__file__).parent / "source").glob("*.v") if p.name != "lookup_table.v")
+
+
 def da4ml_version() -> str:
     try:
         import da4ml
@@ -78,16 +86,3 @@ def da4ml_version() -> str:
         return "not installed"
 
 
-_BW_ADD = ("  localparam BW_ADD = (IN0_NEED_BITS > IN1_NEED_BITS) ? IN0_NEED_BITS + EXTRA_PAD + 1 : "
-           "IN1_NEED_BITS + EXTRA_PAD + 1;")
-
-
-def patch_shift_adder(text: str) -> str:
-    """da4ml 0.6's ``shift_adder`` declares outputs wider than its accumulator and then selects
-    ``accum[BW_OUT-1:0]`` past its end: those bits are undefined (x in simulation, free for yosys to
-    choose). Widen the accumulator to the output so the extra bits are the sign extension they mean."""
-    if _BW_ADD not in text:
-        raise RuntimeError("da4ml's shift_adder.v changed: check the patch in bench/common.py")
-    fixed = _BW_ADD.replace("localparam BW_ADD =", "localparam BW_ADD0 =") + (
-        "\n  localparam BW_ADD = (BW_ADD0 > BW_OUT) ? BW_ADD0 : BW_OUT;  // patched by jpq-hw bench/adders.py")
-    return text.replace(_BW_ADD, fixed)

@@ -169,13 +169,30 @@ def test_build_failure_is_reported(simulator, make_design, sim_build_root):
 
 
 def test_simulate_words_reads_a_module_with_other_ports(simulators, tmp_path):
-    """jpq_hw.sim.words (the benchmarks' harness for other tools' modules): y = {a - b, a + b} per word."""
-    from jpq_hw.design_folder import pack, unpack
+    """jpq_hw.sim.words (the benchmarks' harness for other tools' modules): y = {a - b, a + b} per word,
+    combinational and pipelined (one word a cycle, read 2 cycles later), bit for bit."""
+    from jpq_hw.design_folder import pack
     from jpq_hw.sim.words import simulate_words
 
-    (tmp_path / "other.v").write_text(COMB.replace("module tiny_comb", "module other").replace("x", "inp")
-                                      .replace("y", "outp"))
     x, y = vectors(40)
-    got = simulate_words([tmp_path / "other.v"], "other", "inp", "outp", 16, 18,
-                         [pack(v, 8, True) for v in x], tmp_path)
-    assert [unpack(w, 2, 9, True) for w in got] == y
+    words = [pack(v, 8, True) for v in x]
+    want = [pack(v, 9, True) for v in y]
+    (tmp_path / "comb").mkdir()
+    (tmp_path / "comb" / "other.v").write_text(COMB.replace("module tiny_comb", "module other").replace("x", "inp")
+                                               .replace("y", "outp"))
+    got = simulate_words([tmp_path / "comb" / "other.v"], "other", "inp", "outp", 16, 18, words, tmp_path / "comb")
+    assert got == [f"{w:018b}" for w in want]
+    (tmp_path / "pipe").mkdir()
+    (tmp_path / "pipe" / "p.v").write_text(PIPE)
+    got = simulate_words([tmp_path / "pipe" / "p.v"], "tiny_pipe", "x", "y", 16, 18, words, tmp_path / "pipe",
+                         clock="clk", latency=2, tie={"in_valid": "1'b1", "out_valid": ""})
+    assert got == [f"{w:018b}" for w in want]
+
+
+def test_split_fields_tells_undriven_from_unknown_bits():
+    from jpq_hw.sim.words import split_fields
+
+    # element 0 is the least significant field
+    assert split_fields("zzzz" "0011" "1111", [4, 4, 4], True) == [-1, 3, None]
+    assert split_fields("0z11" "x000", [4, 4], False) == ["x000", "0z11"]  # a z among driven bits is wrong
+    assert split_fields("101", [0, 3, 0], [False, False, True]) == [0, 5, 0]
