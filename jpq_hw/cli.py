@@ -18,7 +18,7 @@ def _lower(args: argparse.Namespace) -> int:
 
     report = lower_checkpoint(args.checkpoint, args.output, target=args.target, backend=args.backend,
                               pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,
-                              force=args.force, optimize=args.optimize, inputs=args.inputs)
+                              force=args.force, optimize=args.optimize, inputs=args.inputs, max_depth=args.max_depth)
     _print_summary(report, args.output)
     device = report["largest_common_device"]
     if not device["fits"]:
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--optimize", default=DEFAULT_OPTIMIZE, choices=tuple(OPTIMIZE),
                     help="adder sharing: " + ", ".join(f"{k} ({v})" for k, v in OPTIMIZE.items())
                          + f"; default {DEFAULT_OPTIMIZE}")
+    lo.add_argument("--max-depth", type=int, metavar="N",
+                    help="at most N adder levels per layer where a plan can be (fewer levels: a faster clock, a "
+                         "few more cells; default: the shallowest plan within 1%% of the cheapest)")
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
     lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
     lo.add_argument("--inputs", metavar="FILE.npy",

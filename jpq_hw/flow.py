@@ -38,20 +38,21 @@ from .vectors import make_vectors, read_inputs
 BACKENDS = ("verilog", "amaranth")
 
 
-def lower_graph(qnet: QNet, *, target: str = "ice40", optimize: str = DEFAULT_OPTIMIZE,
-                pipeline: int = 0) -> tuple[AdderGraph, RegisterSchedule]:
-    """``qnet``'s adder graph (plans priced by ``target``'s cost model) and its register placement."""
+def lower_graph(qnet: QNet, *, target: str = "ice40", optimize: str = DEFAULT_OPTIMIZE, pipeline: int = 0,
+                max_depth: int | None = None) -> tuple[AdderGraph, RegisterSchedule]:
+    """``qnet``'s adder graph (plans priced by ``target``'s cost model, each layer's adders within
+    ``max_depth`` levels where a plan can be) and its register placement."""
     cost_model = _cost_model(target)
     check_optimize(optimize)
     if pipeline < 0:
         raise JpqError(f"--pipeline must be >= 0 (0 is combinational), got {pipeline}")
     with paused_gc():  # jpq-hw's own objects form no cycles (Amaranth's do: it runs with the collector on)
-        graph = lower_qnet(qnet, optimize, cost_model=cost_model)
+        graph = lower_qnet(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
         return graph, place_registers(graph, pipeline)
 
 
 def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: str = "verilog", pipeline: int = 0,
-          optimize: str = DEFAULT_OPTIMIZE, source: str = "") -> Lowered:
+          optimize: str = DEFAULT_OPTIMIZE, source: str = "", max_depth: int | None = None) -> Lowered:
     """Lower ``qnet`` to an adder graph, place its registers, and render it with ``backend``."""
     cost_model = _cost_model(target)
     check_identifier(top)
@@ -59,7 +60,7 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
     if backend not in BACKENDS:
         raise JpqError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     t0 = time.perf_counter()
-    graph, sched = lower_graph(qnet, target=target, optimize=optimize, pipeline=pipeline)
+    graph, sched = lower_graph(qnet, target=target, optimize=optimize, pipeline=pipeline, max_depth=max_depth)
     t1 = time.perf_counter()
     b_in, b_out = qnet.input.bits, qnet.output.bits
     if backend == "verilog":
@@ -72,14 +73,15 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
     t2 = time.perf_counter()
     with paused_gc():
         cost = cost_model.estimate(graph, sched)
-    return Lowered(qnet, target, graph, sched, cost, text, top, backend, optimize,
+    return Lowered(qnet, target, graph, sched, cost, text, top, backend, optimize, max_depth,
                    {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
 
 
 def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, target: str = "ice40",
                      backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int = 1000,
                      seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
-                     optimize: str = DEFAULT_OPTIMIZE, inputs: str | os.PathLike | None = None) -> dict:
+                     optimize: str = DEFAULT_OPTIMIZE, inputs: str | os.PathLike | None = None,
+                     max_depth: int | None = None) -> dict:
     """Run the whole flow and write ``out_dir``; returns the report dict.
 
     Test vectors (:mod:`jpq_hw.vectors`): the ``.npy`` file ``inputs`` first (the user's own), the
@@ -98,7 +100,7 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
         if extra_inputs is None:
             extra_inputs = dataset_inputs(qnet.meta, int(np.prod(qnet.input_shape)), qnet.input.lo, qnet.input.hi)
         design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize,
-                       source=Path(path).name)
+                       source=Path(path).name, max_depth=max_depth)
         design.seconds["load"] = t_load
 
         x, y = make_vectors(qnet, n_vectors, seed, extra_inputs, first)

@@ -28,6 +28,7 @@ class Lowered:
     top: str
     backend: str  # the backend that wrote ``verilog``
     optimize: str  # the adder sharing (an ``--optimize`` choice) the graph was built with
+    max_depth: int | None  # the --max-depth bound on each layer's adder levels (None: no bound)
     seconds: dict[str, float]
 
     @property

@@ -56,6 +56,7 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
         "target": design.target,
         "backend": design.backend,
         "optimize": design.optimize,
+        "max_depth": design.max_depth,
         "checkpoint": {"path": checkpoint, "sha256": sha256},
         "adders": totals["adders"],
         "subtractors": totals["subtractors"],

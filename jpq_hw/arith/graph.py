@@ -23,6 +23,7 @@ every pass is checked against without a simulator. Graphs are built with :class:
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Iterable, Sequence
@@ -307,15 +308,19 @@ class GraphBuilder:
         return self.combine(pos, neg)
 
     def _balanced(self, terms: Sequence[Term]) -> Term | None:
-        level = sorted(terms, key=lambda t: (t.shift, self.nodes[t.node].level))
-        if not level:
+        if not terms:
             return None
-        while len(level) > 1:
-            nxt = [self.combine(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level = nxt
-        return level[0]
+        nodes = self.nodes
+        heap = [(nodes[t.node].level, t.shift, i, t) for i, t in enumerate(terms)]
+        heapq.heapify(heap)
+        seq = len(heap)
+        while len(heap) > 1:
+            _, _, _, t1 = heapq.heappop(heap)
+            _, _, _, t2 = heapq.heappop(heap)
+            t = self.combine(t1, t2)
+            heapq.heappush(heap, (nodes[t.node].level, t.shift, seq, t))
+            seq += 1
+        return heap[0][3]
 
     # -- ranges ----------------------------------------------------------------------------------
     def _form_range(self, form: dict[int, int]) -> tuple[int, int]:

@@ -28,10 +28,14 @@ if TYPE_CHECKING:
     from ..cost.model import CostModel
 
 
-def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "CostModel") -> AdderGraph:
+def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "CostModel",
+               max_depth: int | None = None) -> AdderGraph:
     """Lower every layer of ``qnet`` with the adder sharing ``optimize`` names, plans priced by
-    ``cost_model`` (a target's, e.g. :data:`jpq_hw.cost.ICE40`); exact by construction."""
+    ``cost_model`` (a target's, e.g. :data:`jpq_hw.cost.ICE40`) and, with ``max_depth``, each
+    layer's adders bounded to that many levels where a plan can be; exact by construction."""
     check_optimize(optimize)
+    if max_depth is not None and max_depth < 1:
+        raise JpqError(f"--max-depth must be >= 1 (adder levels per layer), got {max_depth}")
     if len(qnet.input_shape) != 1:
         raise JpqError("image inputs ([C, H, W]) need conv2d streaming, which this version does not lower yet")
     for layer in qnet.layers:
@@ -50,7 +54,7 @@ def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "Cos
             for o in range(layer.n_out):
                 offset[o] += int(np.dot(weight[o, const].astype(object), values[const]))
             weight = np.where(const[None, :], 0, weight)
-        terms, _ = lower_matrix(b, weight, current, optimize, cost_model)
+        terms, _ = lower_matrix(b, weight, current, optimize, cost_model, max_depth)
         rounding = 1 << (layer.shift - 1) if layer.shift > 0 else 0
         current = [b.requant(t, offset[o] + rounding, layer.shift, layer.relu, layer.out, li)
                    for o, t in enumerate(terms)]

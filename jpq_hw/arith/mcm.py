@@ -401,22 +401,64 @@ def odd_parts(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         shift[even] += 1
 
 
+def prefer_subtractions(graph: list[Fundamental], negative: set[int]) -> list[Fundamental]:
+    """``graph`` with every fundamental of ``negative`` (wanted only negated) rebuilt, where the
+    fundamentals before it allow, by a subtraction: ``f = (a << sa) - (b << sb)`` is built as
+    ``(b << sb) - (a << sa)`` at the same cost and read negated
+    (:func:`~jpq_hw.arith.plan.build_plan` flips it), where an addition would leave an output
+    stage to negate it at the full width."""
+    if not negative or not graph:
+        return graph
+    cmax = 1 << (max(f.value for f in graph).bit_length() + 1)
+    ready, out = [1], []
+    for f in graph:
+        if f.value in negative and f.recipe.sign > 0:
+            rset = set(ready)
+            for r in ready:
+                sub = next((rec for q in _partners(f.value, r, cmax) if q in rset
+                            for rec in [_subtraction(f.value, r, q, cmax)] if rec is not None), None)
+                if sub is not None:
+                    f = Fundamental(f.value, sub)
+                    break
+        out.append(f)
+        ready.append(f.value)
+    return out
+
+
+def _subtraction(t: int, u: int, v: int, cmax: int) -> ShiftAdd | None:
+    """A recipe ``t = (a << sa) - (b << sb)`` from ``u`` and ``v``, the largest shift first."""
+    best = None
+    for p, q in ((u, v), (v, u)):
+        l = 1
+        while (p << l) <= cmax + q:
+            pl = p << l
+            rec = (p, l, q, 0, -1) if pl - q == t else (q, 0, p, l, -1) if q - pl == t else None
+            if rec is not None and (best is None or l > best[0]):
+                best = (l, rec)
+            l += 1
+    return None if best is None else new_tuple(ShiftAdd, best[1])
+
+
 def mcm_plan(weight: np.ndarray) -> Plan:
     """Per input column: build the column's odd constants with :func:`mcm_graph`; each row is the
-    sum of its weights' ``±(fundamental << shift)`` terms."""
+    sum of its weights' ``±(fundamental << shift)`` terms. A constant that only single-term rows
+    read, all negated, is built by a subtraction where one is as cheap (:func:`prefer_subtractions`)."""
     weight = np.asarray(weight, dtype=np.int64)
     n_out, n_in = weight.shape
     plan = Plan(n_in, [], [[] for _ in range(n_out)])
     odd, shift = odd_parts(weight)
     cache: dict[tuple, list] = {}
     cols = np.flatnonzero(np.any(weight != 0, axis=0))
+    single = np.count_nonzero(weight, axis=1) == 1  # rows that are one term: its sign is the output's
     for i in cols.tolist():
         nz = np.flatnonzero(weight[:, i])
         f_col = odd[nz, i].tolist()
         consts = tuple(sorted(set(f_col)))
-        graph = cache.get(consts)
+        wanted_positive = {f for f, o in zip(f_col, nz.tolist()) if weight[o, i] > 0 or not single[o]}
+        negative = frozenset(set(f_col) - wanted_positive)
+        graph = cache.get((consts, negative))
         if graph is None:
-            graph = cache[consts] = mcm_graph(consts)
+            graph = cache[consts, negative] = prefer_subtractions(mcm_graph(consts), negative)
         var = {1: i}
         base = plan.n_inputs + len(plan.defs)
         for k, (f, (a, la, b, lb, sg)) in enumerate(graph):

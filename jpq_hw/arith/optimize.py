@@ -17,17 +17,22 @@ into a :class:`~jpq_hw.errors.JpqError`. The choices:
     Candidate plans (:func:`candidate_plans`: the three above, CSE with other tie-breaks, CSE of
     two-variable patterns followed by MCM, MCM followed by CSE), each built into a scratch
     :class:`~jpq_hw.arith.graph.GraphBuilder` whose inputs have the real inputs' ranges and priced
-    by :func:`graph_cost`; the cheapest plan among those within :data:`ADDER_SLACK` of the fewest
-    adders is built for real. Deterministic.
+    by the target's cost model; the cheapest plan is built for real, the shallower one where two
+    cost the same (:func:`choose_plan`). Deterministic.
 
 Every pass but ``none`` first merges rows that are equal up to sign and a power of two (a row is
 computed once, the copies read it shifted and/or negated) and leaves unused inputs out.
 
-Cost (:func:`graph_cost`): the optimiser knows no target. It receives a
-:class:`~jpq_hw.cost.model.CostModel` (the flow passes the ``--target``'s, e.g.
-:data:`jpq_hw.cost.ice40.ICE40`) and prices a plan as the model's cost of every adder (by its
-one-bit positions, :func:`~jpq_hw.arith.graph.adder_bits`, and whether it subtracts) plus the
-model's cost of negating each output term that leaves the graph negated. Adder depth is not priced.
+Cost: the optimiser knows no target. It receives a :class:`~jpq_hw.cost.model.CostModel` (the
+flow passes the ``--target``'s, e.g. :data:`jpq_hw.cost.ice40.ICE40`), whose ``price`` counts the
+cells of a scratch build the way the design's estimate will (for iCE40: truth tables of
+one-variable nodes, inverters, the output stages that negate), and whose ``adder`` / ``negation``
+prices orient each difference as it is built (:func:`~jpq_hw.arith.plan.build_plan`).
+
+Depth: rows are summed in Huffman trees by level (:meth:`~jpq_hw.arith.graph.GraphBuilder.sum_terms`),
+so sharing costs little depth; among plans within 1 % of the cheapest the shallowest wins, and ``max_depth`` (``jpq-hw
+lower --max-depth``) bounds the adder levels of every layer: only plans within it compete (CSE
+bounded to it joins them), the shallowest where none is.
 
 Work limits keep big layers fast in Python. CSE counts about ``n^2 / 2`` digit pairs per row of
 ``n`` digits (:func:`pair_work`): ``best`` runs as many CSE variants as :data:`VARIANT_BUDGET`
@@ -65,7 +70,7 @@ DEFAULT_OPTIMIZE = "best"
 VARIANT_BUDGET = 120_000  # pair work ``best`` spends on CSE variants (one at least, up to CSE_PAIRS)
 CSE_PAIRS = 3_000_000  # pair work up to which CSE runs at all
 PREFILTER = 1.25  # ``best`` prices only candidates within this factor of the fewest adders
-ADDER_SLACK = 0.01  # ``best`` takes the cheapest plan among those within 1 % of the fewest adders
+DEPTH_SLACK = 0.01  # among plans within 1 % of the cheapest, ``best`` takes the shallowest
 
 
 # -- row merging ----------------------------------------------------------------------------------
@@ -82,11 +87,13 @@ class RowMap:
 
 
 def merge_rows(weight: np.ndarray) -> RowMap:
-    """Rows equal up to sign and a power of two, merged: each is canonical once (first nonzero
-    positive, no common factor of two), in order of first appearance."""
+    """Rows equal up to sign and a power of two, merged: each is kept once, as it first appears
+    without its common factor of two (so a row whose copies are all negated is built negated, and
+    an output stage need not negate it), in order of first appearance."""
     weight = np.asarray(weight, dtype=np.int64)
     index: dict[bytes, int] = {}
     reps: list[np.ndarray] = []
+    first_sign: list[int] = []
     rep, shift, neg = [], [], []
     for row in weight:
         nz = row[row != 0]
@@ -102,10 +109,11 @@ def merge_rows(weight: np.ndarray) -> RowMap:
         k = index.get(key)
         if k is None:
             k = index[key] = len(reps)
-            reps.append(canon)
+            reps.append(canon * sign)
+            first_sign.append(sign)
         rep.append(k)
         shift.append(tz)
-        neg.append(sign < 0)
+        neg.append(sign != first_sign[k])
     unique = np.array(reps, dtype=np.int64).reshape(len(reps), weight.shape[1])
     return RowMap(unique, tuple(rep), tuple(shift), tuple(neg))
 
@@ -219,36 +227,35 @@ def candidate_plans(weight: np.ndarray, optimize: str,
 
 # -- cost -----------------------------------------------------------------------------------------
 
-def graph_cost(builder: GraphBuilder, first_node: int, terms: Sequence[Term | None], cost_model: "CostModel") -> int:
-    """``cost_model``'s price of the adders from ``first_node`` on plus the negated output terms."""
-    cost = 0
-    for n in builder.nodes[first_node:]:
-        if isinstance(n, Add):
-            cost += cost_model.adder(adder_bits(n), n.subtract)
-    for t in terms:
-        if t is not None and t.neg:
-            n = builder.nodes[t.node]
-            cost += cost_model.negation(range_width(n.lo << t.shift, n.hi << t.shift)[0])
-    return cost
-
-
 @dataclass
 class Priced:
     name: str
     adders: int
     plan: Plan | None = None  # None: never made (the per-weight CSD plan is counted without it)
     cost: int | None = None  # None: not priced (pre-filtered, or the only contender)
+    depth: int | None = None  # adder levels, where priced
+
+
+def _depth(builder: GraphBuilder, terms: Sequence[Term | None]) -> int:
+    """Adder levels of the plan's outputs (its inputs at level 0)."""
+    return max((builder.nodes[t.node].level for t in terms if t is not None), default=0)
 
 
 def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize: str,
-                cost_model: "CostModel") -> tuple[Priced, list[Priced]]:
+                cost_model: "CostModel", max_depth: int | None = None) -> tuple[Priced, list[Priced]]:
     """Candidate plans of ``weight`` for ``optimize``, priced by ``cost_model`` on scratch builders;
-    returns (winner, all).
+    returns (winner, all): the shallowest of the plans within :data:`DEPTH_SLACK` of the cheapest
+    (sharing that halves the depth for a fraction of a percent of the cells is worth it). With
+    ``max_depth`` (adder levels) only plans within it count, depth-bounded CSE joins the
+    candidates, and where none is within the bound the shallowest wins.
 
     Candidates with more than :data:`PREFILTER` times the fewest adders are not priced.
     """
     cands: list[Priced] = []
     makers = dict(candidate_plans(weight, optimize, ranges))
+    if max_depth is not None and optimize in ("best", "cmvm") and pair_work(weight) <= CSE_PAIRS:
+        # one level of the bound is left for the subtraction that joins a row's positive and negative sums
+        makers["cse-depth"] = lambda: cse(csd_plan(weight), max_depth=max_depth - 1, ranges=ranges)
     for name, make in makers.items():
         if name == "csd" and len(makers) > 1:
             cands.append(Priced(name, csd_adders(weight)))
@@ -256,32 +263,32 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
             plan = make()
             cands.append(Priced(name, plan.adders, plan))
     fewest = min(c.adders for c in cands)
-    contenders = [c for c in cands if c.adders <= PREFILTER * fewest + 2]
+    contenders = [c for c in cands if c.adders <= PREFILTER * fewest + 2 or c.name == "cse-depth"]
     for c in contenders:
         if c.plan is None:
             c.plan = makers[c.name]()
-    if len(contenders) == 1:
+    if len(contenders) == 1 and max_depth is None:
         return contenders[0], cands
-    best: Priced | None = None
-    allowed = fewest + int(ADDER_SLACK * fewest)
     for c in contenders:
         scratch = GraphBuilder()
         inputs = [scratch.input(lo, hi) for lo, hi in ranges]
         terms = build_plan(scratch, c.plan, inputs, cost_model)
-        c.cost = graph_cost(scratch, len(inputs), terms, cost_model)
-        key = (c.adders > allowed, c.cost, c.adders)
-        if best is None or key < (best.adders > allowed, best.cost, best.adders):
-            best = c
-    assert best is not None
-    return best, cands
+        c.depth = _depth(scratch, terms)
+        c.cost = cost_model.price(scratch, terms)
+    within = [c for c in contenders if max_depth is None or c.depth <= max_depth]
+    if not within:  # nothing is that shallow: the shallowest
+        return min(contenders, key=lambda c: (c.depth, c.cost, c.adders)), cands
+    cheapest = min(c.cost for c in within)
+    near = [c for c in within if c.cost <= cheapest * (1 + DEPTH_SLACK)]
+    return min(near, key=lambda c: (c.depth, c.cost, c.adders)), cands
 
 
-@paused_gc()
 def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int], optimize: str,
-                 cost_model: "CostModel") -> tuple[list[Term | None], Priced | None]:
+                 cost_model: "CostModel", max_depth: int | None = None) -> tuple[list[Term | None], Priced | None]:
     """Build ``weight @ inputs`` into ``builder`` with the ``optimize`` choice, plans priced by
-    ``cost_model``; returns one term per row (``None`` for a zero row) and the plan used (``None``
-    for ``none``, and where no input is used)."""
+    ``cost_model`` (and, with ``max_depth``, bounded to that many adder levels, as
+    :func:`choose_plan` says); returns one term per row (``None`` for a zero row) and the plan used
+    (``None`` for ``none``, and where no input is used)."""
     check_optimize(optimize)
     if optimize == "none":  # the per-weight baseline: rows exactly as written, not merged
         return build_plan(builder, csd_plan(weight), inputs, cost_model), None
@@ -291,6 +298,6 @@ def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int
         return [None] * len(rows.rep), None
     ranges = [(builder.nodes[inputs[i]].lo, builder.nodes[inputs[i]].hi) for i in used.tolist()]
     # only the columns in use enter the plan, so scratch builds stay small
-    winner, _ = choose_plan(rows.unique[:, used], ranges, optimize, cost_model)
+    winner, _ = choose_plan(rows.unique[:, used], ranges, optimize, cost_model, max_depth)
     terms = build_plan(builder, winner.plan, [inputs[i] for i in used.tolist()], cost_model)
     return expand_terms(rows, terms), winner

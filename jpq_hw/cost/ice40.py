@@ -34,7 +34,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arith.graph import Add, AdderGraph, Input, Requant, adder_bits, range_width
+from typing import Sequence
+
+from ..arith.graph import Add, AdderGraph, GraphBuilder, Input, Requant, Term, adder_bits, range_width
+from ..ir.qnet import IntFormat
 from ..arith.registers import RegisterSchedule
 from .model import LayerCost, NetworkCost
 
@@ -446,6 +449,19 @@ class Ice40Cost:
 
     def negation(self, width: int) -> int:
         return width
+
+    def price(self, builder: GraphBuilder, terms: Sequence[Term | None]) -> int:
+        """SB_LUT4 of the plan in ``builder`` by :func:`estimate` (truth tables and all): each term
+        leaves through an output stage that passes it unclamped (or negates it)."""
+        outputs = []
+        for t in terms:
+            if t is not None:
+                lo, hi = builder._term_range(t)
+                bits, _ = range_width(lo, hi)
+                outputs.append(builder.requant(t, 0, 0, False, IntFormat(min(bits + 1, 32), True), 0))
+        graph = builder.build(outputs)
+        n = len(graph.nodes)
+        return estimate(graph, RegisterSchedule(0, (0,) * n, (0,) * n, 0)).total("lut4")
 
     def estimate(self, graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
         return estimate(graph, sched)

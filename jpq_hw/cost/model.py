@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..arith.graph import AdderGraph
+    from typing import Sequence
+
+    from ..arith.graph import AdderGraph, GraphBuilder, Term
     from ..arith.registers import RegisterSchedule
 
 
@@ -60,6 +62,11 @@ class CostModel(Protocol):
     def negation(self, width: int) -> int:
         """Cells an output stage spends to negate a ``width``-bit term (a sum that leaves the
         adder graph negated)."""
+        ...
+
+    def price(self, builder: "GraphBuilder", terms: "Sequence[Term | None]") -> int:
+        """Cells of a candidate plan built into a scratch ``builder`` (inputs, then the plan's adders):
+        its adders and the output stages that read ``terms`` (unclamped), as the estimate counts them."""
         ...
 
     def estimate(self, graph: "AdderGraph", sched: "RegisterSchedule") -> NetworkCost:

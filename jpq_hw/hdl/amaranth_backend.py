@@ -45,12 +45,12 @@ class QNetComponent(wiring.Component):
     """
 
     def __init__(self, network: QNet | str | os.PathLike, *, pipeline: int = 0, optimize: str = DEFAULT_OPTIMIZE,
-                 target: str = "ice40", domain: str = "sync"):
+                 target: str = "ice40", domain: str = "sync", max_depth: int | None = None):
         from ..flow import lower_graph
 
         try:
             qnet = network if isinstance(network, QNet) else load_checkpoint(network)
-            graph, sched = lower_graph(qnet, target=target, optimize=optimize, pipeline=pipeline)
+            graph, sched = lower_graph(qnet, target=target, optimize=optimize, pipeline=pipeline, max_depth=max_depth)
         except BaseException:
             self._MustUse__silence = True  # no "created but never used" warning for a component never made
             raise
