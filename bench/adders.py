@@ -27,6 +27,7 @@ Writes ``bench/results/adders.md`` (table and summary), ``adders.json`` and ``ad
     python -m bench.adders --only 'FIR|64x64' --no-da4ml --out /tmp/adders
     python -m bench.adders --speed          # also time the jpq-hw lower command
     python -m bench.adders --respeed        # redo only those timings (after a jpq-hw change)
+    python -m bench.adders --rejpq --respeed  # redo jpq-hw's columns and timings, keep da4ml's (unchanged)
 
 yosys SB_LUT4 / SB_CARRY and nextpnr Fmax of both tools' Verilog, every design simulated first,
 are ``bench/adders_synth.py`` (``bench/results/adders_synth.md``).
@@ -207,7 +208,9 @@ def render(rows: list[dict], summary: dict, header: dict, speed_res: dict | None
           f"Produced by `{header['command']}` on {header['machine']}; da4ml {header['da4ml']}, "
           f"{header['wall_s']:.0f} s wall. Inputs 8-bit signed. Shapes are inputs x outputs. "
           "jpq-hw runs `--optimize best`; its time covers planning, pricing and building the graph; "
-          "da4ml's covers `da4ml.cmvm.solve` alone.", ""]
+          "da4ml's covers `da4ml.cmvm.solve` alone."
+          + (f" jpq-hw's columns redone later by `{header['rejpq']}` (da4ml's kept: its solve is unchanged)."
+             if header.get("rejpq") else ""), ""]
     s = summary
     if "matrix_vs_da4ml_geomean" in s:
         w = s["matrix_vs_da4ml_worst"]
@@ -324,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--respeed", action="store_true",
                     help="only redo the --speed timings of jpq-hw, keeping OUT.json's rows and da4ml's solve time, "
                          "and rewrite OUT.md")
+    ap.add_argument("--rejpq", action="store_true",
+                    help="only redo jpq-hw's columns of OUT.json's rows (da4ml's are kept: its solve did not change), "
+                         "and rewrite OUT.md")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adders",
                     help="output path without suffix (default: bench/results/adders)")
     ap.add_argument("--render", type=Path, metavar="JSON",
@@ -337,6 +343,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t_start = time.perf_counter()
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
+    if args.rejpq:
+        data = read_results(f"{args.out}.json")
+        weights = {p["name"]: p["weight"] for p in problems()}
+        for r in data["rows"]:
+            r["jpq"] = run_jpq(weights[r["name"]])
+            print(f"{r['name']:24s} jpq {r['jpq']['adders']:6d} ({r['jpq']['seconds']:6.2f} s, {r['jpq']['plan']})",
+                  flush=True)
+        data["header"]["rejpq"] = f"python -m bench.adders {argv_s}"
+        write_results(args.out, data["rows"], data["header"], data["speed"], partial=False)
+        if not args.respeed:
+            return 0
     if args.respeed:
         data = read_results(f"{args.out}.json")
         with tempfile.TemporaryDirectory(prefix="jpq_bench_") as tmp:

