@@ -52,3 +52,41 @@ def test_jpq_graph_is_exact(synth):
     x = synth.random_inputs(12, 300)
     assert np.array_equal(graph.evaluate(x), x @ w.T)
     assert synth.out_bits(graph) >= max(graph.width(o)[0] for o in graph.outputs)
+
+
+def _row(name, kind, jpq_lut, d4_lut, fmax=None, wrong=0):
+    design = {"adders": 10, "depth": 4, "est_lut4": jpq_lut, "est_carry": 50, "lut4": jpq_lut, "carry": 50, "ff": 0,
+              "wrong_outputs": wrong}
+    row = {"name": name, "kind": kind, "nnz": 20, "jpq": dict(design),
+           "da4ml": {"adders": 11, "depth": 3.0, "stages": 0, "lut4": d4_lut, "carry": 60, "ff": 0, "wrong_outputs": 0},
+           "da4ml_graph": dict(design, lut4=d4_lut),
+           "pipelined": {"cutoff": 2,
+                         "da4ml": {"stages": 2, "latency": 3, "lut4": d4_lut, "ff": 100, "carry": 60, "wrong_outputs": 0,
+                                   "fmax": {"fmax_mhz": 100.0, "lc": 1}},
+                         "jpq": {"every": 2, "latency": 3, "lut4": jpq_lut, "ff": 80, "carry": 50, "wrong_outputs": 0,
+                                 "fmax": {"fmax_mhz": 110.0, "lc": 1}}}}
+    if fmax:
+        row["fmax"] = {"jpq": {"fmax_mhz": fmax[0], "lc": 1}, "da4ml": {"fmax_mhz": fmax[1], "lc": 1}}
+    return row
+
+
+def test_summary_and_report_of_finished_rows(synth):
+    rows = [_row("m", "matrix", 80, 100, (90.0, 100.0)), _row("f", "fir", 50, 100, (120.0, 100.0)),
+            _row("bad", "matrix", 10, 100, wrong=3)]
+    s = synth.summarize(rows)
+    assert s["count"] == 3 and s["exact"] == 2 and s["wrong"] == ["bad"]  # a wrong design counts in no ratio
+    assert s["lut4_vs_da4ml_matrix"]["geomean"] == pytest.approx(0.8)
+    assert s["lut4_vs_da4ml_fir"]["geomean"] == pytest.approx(0.5)
+    assert s["lut4_vs_da4ml_all"]["geomean"] == pytest.approx((0.8 * 0.5) ** 0.5)
+    assert s["fmax_comb_vs_da4ml"]["geomean"] == pytest.approx((0.9 * 1.2) ** 0.5)
+    assert s["pipelined"]["faster_and_not_bigger"] == 2 + 1  # the wrong row's pipelined designs are exact
+    md = synth.render(rows, s, {"command": "c", "machine": "m", "da4ml": "0.6.0", "yosys": "Yosys", "wall_s": 1.0,
+                                "max_lut4": 6000, "cutoff": 2})
+    assert "**Designs with a wrong output**: bad" in md and "| bad | 10 / 4 | 10 / 50 (**3 wrong outputs**)" in md
+    assert "python -m bench.da4ml_pitfall" in md and "withdrawn" in md
+
+
+def test_equal_latency_every(synth):
+    assert synth.equal_latency_every(8, 4) == 2 and synth.equal_latency_every(7, 4) == 2
+    assert synth.equal_latency_every(5, 4) == 2  # every 1 would take 5 cycles: 2 levels a stage take 3
+    assert synth.equal_latency_every(3, 10) == 1
