@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jpq_hw.arith import GraphBuilder, Term, lower_qnet, place_registers, range_width
+from jpq_hw.arith import GraphBuilder, Term, lower_qnet, place_registers, range_width, registers
 from jpq_hw.arith.graph import Add, Requant
 from jpq_hw.cost import ICE40
 from jpq_hw.ir import IntFormat, QLayer, QNet, random_qnet
@@ -60,6 +60,38 @@ def test_schedule_is_consistent(qnet, every):
     for o in graph.outputs:
         if graph.nodes[o].lo != graph.nodes[o].hi:
             assert s.delays[o] == s.latency - s.stage[o]
+    # at most `every` adder levels between two registers, and no more flip-flops than every node
+    # placed as early as it can go
+    within = []
+    for nid, node in enumerate(graph.nodes):
+        ops = (node.a, node.b) if isinstance(node, Add) else (node.term.node,) if isinstance(node, Requant) and node.term else ()
+        within.append(0 if not ops and not isinstance(node, Requant) else
+                      1 + max((within[u] for u in ops if s.stage[u] == s.stage[nid]), default=0))
+        assert within[nid] <= every
+        assert 0 <= s.stage[nid] < s.latency
+    sweeps, registers.SWEEPS = registers.SWEEPS, 0
+    try:
+        as_early_as_possible = place_registers(graph, every)
+    finally:
+        registers.SWEEPS = sweeps
+    assert s.register_bits(graph) <= as_early_as_possible.register_bits(graph)
+
+
+def test_registers_move_a_shallow_wide_output_late():
+    """``5x`` is an output one level deep beside a three-level chain: computed in the last stage it
+    holds only itself once (x is held for the chain anyway), not three times."""
+    b = GraphBuilder()
+    x = b.input(-128, 127)
+    chain = b.add(x, x, 0, 1)
+    chain = b.add(chain, x, 0, 3)
+    chain = b.add(chain, x, 0, 5)
+    five = b.add(x, x, 0, 2)
+    g = b.build([chain, five])
+    s = place_registers(g, 1)
+    assert s.latency == 3 and s.stage[five] == 2 and s.delays[five] == 1
+    assert s.delays[x] == 2  # the chain's last adder reads x in stage 2
+    # 3x, 11x, 43x (10, 12, 14 bits) one register each, 5x (11 bits) one, x (8 bits) two, the valid chain
+    assert s.register_bits(g) == 10 + 12 + 14 + 11 + 2 * 8 + 3  # as early as possible: 5x held 3 times, 88
 
 
 @given(st.integers(-300, 300), st.integers(0, 300))

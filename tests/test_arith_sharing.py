@@ -12,7 +12,7 @@ from jpq_hw.arith.mcm import mcm_graph, mcm_plan, mcm_residual, odd_part
 from jpq_hw.arith.graph import adder_bits
 from jpq_hw.arith.plan import Plan, build_plan, csd_plan
 from jpq_hw.arith.optimize import (DEPTH_SLACK, OPTIMIZE, check_optimize, choose_plan, csd_adders, csd_lengths,
-                                   lower_matrix, merge_rows, pair_work)
+                                   lower_matrix, merge_rows, orient_plan, pair_work)
 from jpq_hw.errors import JpqError
 from jpq_hw.ir import IntFormat, QLayer, QNet
 from jpq_hw.reference import run_reference
@@ -225,6 +225,54 @@ def test_subtraction_orientation_follows_the_cost():
     [t] = build_plan(b, Plan(1, [(0, 3, 0, 0, -1)], [[(1, 0, 1)]]), [x], ICE40)
     n = b.nodes[t.node]
     assert not t.neg and n.subtract and n.shift_a == 3 and (n.lo, n.hi) == (0, 7 * 255)
+
+
+def _priced_build(plan, ranges, flips=None):
+    b = GraphBuilder()
+    inputs = [b.input(lo, hi) for lo, hi in ranges]
+    terms = build_plan(b, plan, inputs, ICE40, flips)
+    return b, terms, ICE40.price(b, terms)
+
+
+def test_orientation_for_the_whole_circuit():
+    """105x, 621x, 815x, 831x (an FIR set): the local rule builds 3x as x - (x << 2) (its two low
+    bits pass through), and the negation reaches 815x, a row of negated terms only, which its output
+    stage then negates at full width. Oriented for the whole circuit no output is negated, the
+    build is cheaper, no deeper, and exact."""
+    w = np.array([[105], [621], [815], [831]])
+    ranges = [(-128, 127)]
+    winner, _ = choose_plan(w, ranges, "best", ICE40)
+    _, local_terms, local = _priced_build(winner.plan, ranges)
+    assert any(t.neg for t in local_terms)
+    flips = orient_plan(winner.plan, ranges, ICE40)
+    b, terms, oriented = _priced_build(winner.plan, ranges, flips)
+    assert not any(t.neg for t in terms) and oriented < local
+    graph = b.build([b.requant(t, 0, 0, False, WIDE, 0) for t in terms])
+    assert graph.depth <= winner.depth + 1  # the output stages are one level
+    x = np.arange(-128, 128)[:, None]
+    assert np.array_equal(graph.evaluate(x), x @ w.T)
+    # lower_matrix builds the oriented plan for --optimize best; with no work allowed, the local rule's
+    b = GraphBuilder()
+    assert lower_matrix(b, w, [b.input(-128, 127)], "best", ICE40)[0] == terms
+    assert orient_plan(winner.plan, ranges, ICE40, work=0) == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 12), st.floats(0.1, 1.0))
+def test_orientation_is_exact_and_never_dearer(seed, n_in, n_out, density):
+    rng = np.random.default_rng(seed)
+    w = sparse_matrix(rng, n_out, n_in, density, 8)
+    if not w.any():
+        return
+    ranges = [(-128, 127)] * n_in
+    winner, _ = choose_plan(w, ranges, "best", ICE40)
+    _, _, local = _priced_build(winner.plan, ranges)
+    b, terms, oriented = _priced_build(winner.plan, ranges, orient_plan(winner.plan, ranges, ICE40))
+    assert oriented <= local
+    graph = b.build([b.requant(t, 0, 0, False, WIDE, 0) if t is not None else b.requant(None, 0, 0, False, WIDE, 0)
+                     for t in terms])
+    x = random_inputs(rng, ranges)
+    assert np.array_equal(graph.evaluate(x), x @ w.T)
 
 
 def test_wide_weights_fall_back_to_csd_chains():

@@ -105,7 +105,8 @@ def csd_plan(weight: np.ndarray) -> Plan:
     return Plan(weight.shape[1], [], rows)
 
 
-def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_model: "CostModel") -> list[Term | None]:
+def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_model: "CostModel",
+               flips: dict[int, bool] | None = None, chosen: dict[int, bool] | None = None) -> list[Term | None]:
     """Write ``plan`` into ``builder`` over the input nodes ``inputs``; one term per row.
 
     Every variable becomes a node and a sign (``value = ±node``). A difference ``p - n`` can be
@@ -114,6 +115,13 @@ def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_mo
     that is a row's only term makes the output stage negate it instead (as wide as the term). The
     orientation that ``cost_model`` prices lower wins (the shift rule where they tie). A negation is
     otherwise pushed into the terms that read the variable, where it costs nothing.
+
+    ``flips`` overrides that local choice: ``flips[k]`` is whether the node of ``defs[k]`` holds
+    the variable negated; a difference is built as ``-(n - p)`` where it is True and as ``p - n``
+    where it is False (see :func:`~jpq_hw.arith.optimize.orient_plan`, which chooses them for the
+    whole circuit). A sum has no choice: its node is negated where both operands are, whatever
+    ``flips`` says. ``chosen``, where given, receives whether each definition's node was built
+    negated.
     """
     single: dict[int, list[tuple[int, int]]] = {}  # var -> (shift, sign) of rows that are only it
     for terms in plan.rows:
@@ -123,7 +131,7 @@ def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_mo
     nodes = builder.nodes
     # var -> (node, negated)
     var: list[tuple[int, bool]] = [(n, False) for n in inputs]
-    for a, sa, b, sb, sg in plan.defs:
+    for k, (a, sa, b, sb, sg) in enumerate(plan.defs):
         na, neg_a = var[a]
         nb, neg_b = var[b]
         if sg < 0:
@@ -131,6 +139,8 @@ def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_mo
         # value = (-1)^neg_a (na << sa) + (-1)^neg_b (nb << sb)
         if neg_a == neg_b:
             var.append((builder.add(na, nb, sa, sb, False), neg_a))
+            if chosen is not None:
+                chosen[k] = neg_a
             continue
         # p - n: positive operand p, negative operand n
         (np_, sp), (nn, sn) = ((na, sa), (nb, sb)) if neg_b else ((nb, sb), (na, sa))
@@ -146,6 +156,10 @@ def build_plan(builder: GraphBuilder, plan: Plan, inputs: Sequence[int], cost_mo
             cost_flip = cost_model.adder(w - sp, True) + sum(cost_model.negation(w + s) for s, g in uses if g > 0)
             if cost_keep != cost_flip:
                 flip = cost_flip < cost_keep
+        if flips is not None:
+            flip = flips.get(k, flip)
+        if chosen is not None:
+            chosen[k] = flip
         if flip:
             var.append((builder.add(nn, np_, sn, sp, True), True))
         else:
