@@ -17,7 +17,9 @@ Inputs are 8-bit signed (``[-128, 127]``) for both tools. For each problem, side
 - da4ml 0.6 ``da4ml.cmvm.solve`` (defaults; its adders are its add/sub ops, its depth the latency
   of its unit-cost solution), checked against the matrix;
 - jpq-hw ``--optimize best`` (:func:`jpq_hw.arith.optimize.lower_matrix`): adders, one-bit adder
-  cells, iCE40 LUT4 estimate of the adders, adder depth, the plan that won, and the solve time
+  cells, the calibrated iCE40 SB_LUT4 estimate of the layer (:meth:`jpq_hw.cost.ice40.Ice40Cost.price`:
+  the adders and an output stage passing each row through, the figure the optimiser minimises;
+  within a few % of yosys, see ``adders_synth.md``), adder depth, the plan that won, and the solve time
   (plans, pricing on scratch builders and the final build into a GraphBuilder).
 
 Writes ``bench/results/adders.md`` (table and summary), ``adders.json`` and ``adders.png``::
@@ -109,7 +111,7 @@ def run_jpq(w: np.ndarray, optimize: str = "best") -> dict:
     depth = max((b.nodes[t.node].level for t in terms if t is not None), default=0)
     return {"adders": len(adds), "subtractors": sum(n.subtract for n in adds),
             "adder_bits": sum(adder_bits(n) for n in adds),
-            "lut4": sum(ICE40.adder(adder_bits(n), n.subtract) for n in adds),
+            "lut4": ICE40.price(b, terms),  # after the counts above: price adds output stages to b
             "depth": depth, "seconds": seconds, "cpu_seconds": cpu,
             "plan": winner.name if winner is not None else "csd"}
 
@@ -209,7 +211,9 @@ def render(rows: list[dict], summary: dict, header: dict, speed_res: dict | None
           f"{header['wall_s']:.0f} s wall. Inputs 8-bit signed. Shapes are inputs x outputs. "
           "jpq-hw runs `--optimize best`; its time covers planning, pricing and building the graph; "
           "da4ml's covers `da4ml.cmvm.solve` alone."
-          + (f" jpq-hw's columns redone later by `{header['rejpq']}` (da4ml's kept: its solve is unchanged)."
+          + (f" jpq-hw's columns redone later by `{header['rejpq']}` (da4ml's kept: its solve is unchanged"
+             + (f"; load average {header['rejpq_load']:.1f} on 2 cores while it ran, so its seconds carry the "
+                "wait for a core" if header.get("rejpq_load") is not None else "") + ")."
              if header.get("rejpq") else ""), ""]
     s = summary
     if "matrix_vs_da4ml_geomean" in s:
@@ -250,9 +254,9 @@ def render(rows: list[dict], summary: dict, header: dict, speed_res: dict | None
                f"{n['peak_rss_mb']:.0f} MB."]
     md += ["", "## Table", "",
            "LB: lower bound. CSD: per-weight CSD adders. da4ml: adders / depth / seconds. jpq-hw: adders "
-           "(ratio to da4ml; cut vs CSD), one-bit adder cells, LUT4 estimate of the adders (subtractor bit = "
-           "2), depth, seconds, winning plan.", "",
-           "| problem | nnz | LB | CSD | da4ml | da4ml depth | da4ml s | jpq-hw | / da4ml | vs CSD | bits | LUT4 "
+           "(ratio to da4ml; cut vs CSD), one-bit adder cells, SB_LUT4 estimate (the calibrated "
+           "iCE40 estimate of the layer, its rows passed through output stages: what the optimiser minimises), depth, seconds, winning plan.", "",
+           "| problem | nnz | LB | CSD | da4ml | da4ml depth | da4ml s | jpq-hw | / da4ml | vs CSD | bits | LUT4 est "
            "| depth | s | plan |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -346,11 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.rejpq:
         data = read_results(f"{args.out}.json")
         weights = {p["name"]: p["weight"] for p in problems()}
+        load0 = os.getloadavg()[0]
         for r in data["rows"]:
             r["jpq"] = run_jpq(weights[r["name"]])
             print(f"{r['name']:24s} jpq {r['jpq']['adders']:6d} ({r['jpq']['seconds']:6.2f} s, {r['jpq']['plan']})",
                   flush=True)
         data["header"]["rejpq"] = f"python -m bench.adders {argv_s}"
+        data["header"]["rejpq_load"] = max(load0, os.getloadavg()[0])
         write_results(args.out, data["rows"], data["header"], data["speed"], partial=False)
         if not args.respeed:
             return 0

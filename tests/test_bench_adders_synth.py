@@ -90,3 +90,33 @@ def test_equal_latency_every(synth):
     assert synth.equal_latency_every(8, 4) == 2 and synth.equal_latency_every(7, 4) == 2
     assert synth.equal_latency_every(5, 4) == 2  # every 1 would take 5 cycles: 2 levels a stage take 3
     assert synth.equal_latency_every(3, 10) == 1
+
+
+def test_refmax_redoes_only_the_runs_that_found_no_fmax(synth, monkeypatch):
+    """A timing harness yosys gave up on is shown as such, left out of the Fmax ratio, and timed
+    again by --refmax with a longer limit (the tools stubbed: only the bookkeeping is tested)."""
+    rows = [_row("a", "fir", 50, 100, (120.0, 100.0)), _row("b", "fir", 50, 100, (110.0, 100.0))]
+    rows[1]["fmax"]["da4ml"] = {"fmax_mhz": None, "lc": 0, "error": "yosys timed out after 300 s (log: x)"}
+    s = synth.summarize(rows)
+    assert s["fmax_comb_vs_da4ml"]["count"] == 1
+    header = {"command": "c", "machine": "m", "da4ml": "0.6.0", "yosys": "Yosys", "wall_s": 1.0, "max_lut4": 6000,
+              "cutoff": 2}
+    assert "| b | 110.0 (1) | yosys timed out (0) |" in synth.render(rows, s, header)
+
+    timed = []
+    monkeypatch.setattr(synth, "problems", lambda: [{"name": n, "weight": np.eye(2, dtype=int)} for n in "ab"])
+    monkeypatch.setattr(synth, "jpq_graph", lambda w: None)
+    monkeypatch.setattr(synth, "jpq_rtl", lambda *a: "jpq")
+    monkeypatch.setattr(synth, "da4ml_rtl", lambda *a, **k: ("da4ml", {}))
+
+    def fake_fmax(rtl, workdir, harness_timeout):
+        timed.append((rtl, harness_timeout))
+        return {"fmax_mhz": 90.0, "lc": 7}
+
+    monkeypatch.setattr(synth, "fmax", fake_fmax)
+    data = {"header": header, "rows": rows}
+    synth.refmax(data, None, 3000.0, "python -m bench.adders_synth --refmax")
+    assert timed == [("da4ml", 3000.0)]
+    assert rows[1]["fmax"]["da4ml"] == {"fmax_mhz": 90.0, "lc": 7, "harness_timeout_s": 3000.0}
+    md = synth.render(rows, synth.summarize(rows), data["header"])
+    assert "| b | 110.0 (1) | 90.0 (7) |" in md and "b (da4ml, combinational)" in md
