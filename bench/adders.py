@@ -46,6 +46,7 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,21 +134,25 @@ def run_da4ml(w: np.ndarray) -> dict:
 
 # -- speed ----------------------------------------------------------------------------------------
 
-def time_cli(checkpoint: Path, out: Path) -> dict:
-    """Wall time, CPU time and peak RSS of one ``jpq-hw lower --optimize best`` subprocess."""
+def time_cli(checkpoint: Path, out: Path, repeats: int = 3) -> dict:
+    """Wall time and CPU time (medians of ``repeats`` runs) and peak RSS of a ``jpq-hw lower
+    --optimize best`` subprocess."""
     cmd = [sys.executable, "-m", "jpq_hw.cli", "lower", str(checkpoint), "-o", str(out), "--force", "--optimize", "best"]
     shown = " ".join(["jpq-hw", *cmd[3:]])
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    walls, cpus, peak = [], [], 0.0
+    for _ in range(repeats):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        walls.append(time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+        cpus.append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
+        peak = max(peak, r1.ru_maxrss / 1024)  # the largest child so far
     report = json.loads((out / "report.json").read_text())
-    return {"command": shown, "seconds": wall,
-            "cpu_seconds": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
-            "peak_rss_mb": r1.ru_maxrss / 1024, "adders": report.get("adders")}
+    return {"command": shown, "seconds": statistics.median(walls), "cpu_seconds": statistics.median(cpus),
+            "runs": repeats, "peak_rss_mb": peak, "adders": report.get("adders")}
 
 
 def speed(results: dict, tmp: Path) -> dict:
@@ -241,7 +246,9 @@ def render(rows: list[dict], summary: dict, header: dict, speed_res: dict | None
         m, n = speed_res["matrix"], speed_res["net100k"]
         la = ", ".join(f"{x:.1f}" for x in speed_res["load_average"])
         md += ["", "## Speed", "",
-               f"Wall and CPU (user + system) seconds; the machine's load average was {la} on "
+               f"Wall and CPU (user + system) seconds"
+               + (f", medians of {m['runs']} runs" if m.get("runs") else "")
+               + f"; the machine's load average was {la} on "
                f"{os.cpu_count()} cores, so wall times carry the wait for a core."
                + (f" Re-timed by `{header['respeed']}` after the run (da4ml's time kept from it)."
                   if header.get("respeed") else ""), "",

@@ -313,6 +313,10 @@ def orient_plan(plan: Plan, ranges: Ranges, cost_model: "CostModel", work: int |
         return (signs.get(a - plan.n_inputs, False) != signs.get(b - plan.n_inputs, False)) == (sg > 0)
 
     work = ORIENT_WORK if work is None else work
+    if 3 * (plan.n_inputs + len(plan.defs)) > work:
+        # a build has a node per input and per definition, and a pass at least one difference
+        # (two builds): not even one pass fits, known before the first (costly) build
+        return {}
     (best, depth), signs, size = build({})
     flips: dict[int, bool] = {}
     spent = size
