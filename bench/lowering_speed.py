@@ -68,7 +68,7 @@ def main() -> None:
         print(row, flush=True)
 
     lines = ["# Lowering speed", "",
-             f"`python bench/lowering_speed.py --repeats {args.repeats}`: medians of {args.repeats} runs on this "
+             f"`python -m bench.lowering_speed --repeats {args.repeats}`: medians of {args.repeats} runs on this "
              "machine (2 cores), measured side by side in one run. `lower()` = graph + schedule + HDL text; "
              "`jpq-hw lower` = the whole command as a process (start-up, checkpoint load, 1,000 vectors with "
              "reference outputs, report, files). Both lower with `--optimize best`, the default.", "",
