@@ -255,6 +255,14 @@ def test_orientation_for_the_whole_circuit():
     b = GraphBuilder()
     assert lower_matrix(b, w, [b.input(-128, 127)], "best", ICE40)[0] == terms
     assert orient_plan(winner.plan, ranges, ICE40, work=0) == {}
+    # work that one pass would not fit: nothing is built or priced at all
+    n = winner.plan.n_inputs + len(winner.plan.defs)
+
+    class NoPricing:
+        def __getattr__(self, name):
+            raise AssertionError(f"orient_plan asked the cost model for {name}")
+
+    assert orient_plan(winner.plan, ranges, NoPricing(), work=3 * n - 1) == {}
 
 
 @settings(max_examples=40, deadline=None)
