@@ -12,7 +12,8 @@ For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` 
 ``da4ml RTL``
     da4ml's own Verilog from its documented flow (:func:`da4ml_trace`: the inputs traced as
     ``FixedVariableArrayInput``, quantized to 8-bit signed, times the matrix, ``comb_trace``; then
-    ``RTLModel``), with the library modules it ships; combinational, and for the pipelined
+    ``RTLModel``), with the library modules it ships, unpatched (all but ``lookup_table.v``, which these
+    designs do not use); combinational, and for the pipelined
     comparison at its latency cutoff (``--cutoff``).
 ``da4ml graph``
     da4ml's solution rebuilt op by op as a jpq-hw AdderGraph (checked by jpq-hw's interpreter
