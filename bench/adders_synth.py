@@ -38,6 +38,7 @@ Writes ``bench/results/adders_synth.md`` and ``.json``::
     python -m bench.adders_synth --fmax   # everything (more than an hour on 2 shared cores)
     python -m bench.adders_synth --only 'FIR|64x64 8b 1%' --out /tmp/s
     python -m bench.adders_synth --refmax --harness-synth-timeout 3000   # the timed-out Fmax runs again
+    python -m bench.adders_synth --rejpq   # after a jpq-hw change: its designs again, da4ml's kept
 """
 
 from __future__ import annotations
@@ -321,21 +322,40 @@ def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, cutoff: int) -> dict
     row["da4ml_graph"] = jpq_design(da4ml_graph(w, da4ml_solve(w)), w, tmp / "dg")
     # pipelined at equal latency: da4ml at its latency cutoff, jpq-hw with as many levels per stage as fit
     p_rtl, p_info = da4ml_rtl(w, tmp / "d4p", latency_cutoff=cutoff)
-    every = equal_latency_every(graph.depth, p_rtl.latency)
-    j_rtl = jpq_rtl(graph, tmp / "jpqp", every)
     row["pipelined"] = {
         "cutoff": cutoff,
         "da4ml": {"stages": p_info["stages"], "latency": p_rtl.latency,
                   "wrong_outputs": wrong_outputs(p_rtl, w, tmp / "d4p" / "sim"), **synth(p_rtl, tmp / "d4p" / "syn")},
-        "jpq": {"every": every, "latency": j_rtl.latency, "wrong_outputs": wrong_outputs(j_rtl, w, tmp / "jpqp" / "sim"),
-                **synth(j_rtl, tmp / "jpqp" / "syn")},
     }
+    row["pipelined"]["jpq"], j_rtl = jpq_pipelined(graph, w, p_rtl.latency, tmp)
     if row["jpq"]["lut4"] <= fmax_max_lut4 and max(row["jpq"]["lut4"], row["da4ml"]["lut4"]) + w.shape[1] * B_IN <= HX8K_LC:
         row["fmax"] = {"jpq": fmax(jpq_rtl(graph, tmp / "jpq"), tmp / "f_jpq"),
                        "da4ml": fmax(d_rtl, tmp / "f_d4")}
         row["pipelined"]["da4ml"]["fmax"] = fmax(p_rtl, tmp / "f_d4p")
         row["pipelined"]["jpq"]["fmax"] = fmax(j_rtl, tmp / "f_jpqp")
     return row
+
+
+def jpq_pipelined(graph: AdderGraph, w: np.ndarray, latency: int, tmp: Path) -> tuple[dict, Rtl]:
+    """``graph`` pipelined with the fewest adder levels per stage that fit ``latency``: simulated and
+    synthesized (the result's dict), and its RTL."""
+    every = equal_latency_every(graph.depth, latency)
+    j_rtl = jpq_rtl(graph, tmp / "jpqp", every)
+    return ({"every": every, "latency": j_rtl.latency, "wrong_outputs": wrong_outputs(j_rtl, w, tmp / "jpqp" / "sim"),
+             **synth(j_rtl, tmp / "jpqp" / "syn")}, j_rtl)
+
+
+def rejpq_row(row: dict, w: np.ndarray, tmp: Path) -> None:
+    """``--rejpq``: jpq-hw's designs of a finished row made again by the current code (combinational,
+    pipelined at the latency of the row's da4ml design, and their Fmax where the row has Fmax runs);
+    da4ml's designs and da4ml's graph through jpq-hw's emitter are kept."""
+    graph = jpq_graph(w)
+    row["jpq"] = jpq_design(graph, w, tmp / "jpq")
+    pj, j_rtl = jpq_pipelined(graph, w, row["pipelined"]["da4ml"]["latency"], tmp)
+    if "fmax" in row:
+        row["fmax"]["jpq"] = fmax(jpq_rtl(graph, tmp / "jpq"), tmp / "f_jpq")
+        pj["fmax"] = fmax(j_rtl, tmp / "f_jpqp")
+    row["pipelined"]["jpq"] = pj
 
 
 def large_row(p: dict, tmp: Path) -> dict:
@@ -450,7 +470,10 @@ def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ())
           "flow (`FixedVariableArrayInput`, `quantize`, `@`, `comb_trace`, `RTLModel`). Every design was simulated "
           f"on {N_VECTORS} input vectors and its outputs read bit for bit against the exact `w @ x` before its "
           "cells were counted (see the script's docstring)."
-          + (f" Later, {header['reestimated']}." if header.get("reestimated") else ""), ""]
+          + (f" Later, {header['reestimated']}." if header.get("reestimated") else "")
+          + (f" jpq-hw's designs (combinational, pipelined, their Fmax) were then made again by the current code "
+             f"with `{header['rejpq']['command']}` ({header['rejpq']['wall_s']:.0f} s; da4ml's kept)."
+             if header.get("rejpq") else ""), ""]
     if s["wrong"]:
         md.append(f"- **Designs with a wrong output**: {', '.join(s['wrong'])} (left out of the ratios).")
     else:
@@ -580,6 +603,33 @@ def refmax(data: dict, only: str | None, harness_timeout: float, command: str) -
                 print(f"{row['name']} ({what}): {_mhz(where[key])} MHz", flush=True)
 
 
+def rejpq(data: dict, only: str | None, resume: bool, command: str, out: Path) -> None:
+    """``--rejpq``: :func:`rejpq_row` on every row of OUT.json (with ``only``: of those rows),
+    OUT written after each; with ``resume``, the rows an interrupted ``--rejpq`` redid are skipped."""
+    weights = {p["name"]: p["weight"] for p in problems()}
+    old = data["header"].get("rejpq") if resume else None
+    redo = data["header"]["rejpq"] = old or {"command": command, "wall_s": 0.0, "rows": []}
+    t0 = time.perf_counter() - redo["wall_s"]
+    for row in data["rows"]:
+        if (only and not re.search(only, row["name"])) or row["name"] in redo["rows"]:
+            continue
+        with tempfile.TemporaryDirectory(prefix="jpq_rejpq_") as tmp:
+            rejpq_row(row, weights[row["name"]], Path(tmp))
+        redo["rows"].append(row["name"])
+        redo["wall_s"] = time.perf_counter() - t0
+        write(out, data)
+        _print_row(row)
+
+
+def _print_row(row: dict) -> None:
+    j, d, pj, pd = row["jpq"], row["da4ml"], row["pipelined"]["jpq"], row["pipelined"]["da4ml"]
+    f = row.get("fmax", {})
+    print(f"{row['name']:22s} LUT4 jpq {j['lut4']:6d} da4ml {d['lut4']:6d} ({j['lut4'] / d['lut4']:.3f})  "
+          f"pipelined LUT4+FF {pj['lut4'] + pj['ff']}/{pd['lut4'] + pd['ff']}  "
+          f"Fmax {_mhz(f.get('jpq'))}/{_mhz(f.get('da4ml'))} piped {_mhz(pj.get('fmax'))}/{_mhz(pd.get('fmax'))} MHz"
+          + ("" if _exact(j, d, row["da4ml_graph"], pj, pd) else "  WRONG OUTPUTS"), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="regular expression on problem names")
@@ -602,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="add to OUT.json jpq-hw's designs alone of the problems above --max-lut4 (up to "
                          "--large-max-lut4): the estimate against yosys on the larger layers; resumes")
     ap.add_argument("--large-max-lut4", type=int, default=300_000)
+    ap.add_argument("--rejpq", action="store_true",
+                    help="redo jpq-hw's designs of OUT.json's rows with the current code (with --only: of those "
+                         "rows; with --resume: those an interrupted --rejpq left), keep da4ml's, rewrite OUT")
     ap.add_argument("--refmax", action="store_true",
                     help="redo the Fmax runs of OUT.json that found none (with --only: of those rows), "
                          "giving yosys --harness-synth-timeout seconds, and rewrite OUT.md")
@@ -620,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
     if args.large:
         return run_large(args, f"python -m bench.adders_synth {argv_s}".strip())
+    if args.rejpq:
+        data = read_results(f"{args.out}.json")
+        rejpq(data, args.only, args.resume, f"python -m bench.adders_synth {argv_s}".strip(), args.out)
+        print(json.dumps(summarize(data["rows"]), indent=1))
+        return 0
     if args.refmax:
         data = read_results(f"{args.out}.json")
         refmax(data, args.only, args.harness_synth_timeout, f"python -m bench.adders_synth {argv_s}".strip())
@@ -654,12 +712,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"name": p["name"], "kind": p["kind"], "nnz": int(np.count_nonzero(w))}
             row.update(synth_row(w, Path(tmp), args.fmax_max_lut4 if args.fmax else -1, args.cutoff))
         rows.append(row)
-        j, d, pj, pd = row["jpq"], row["da4ml"], row["pipelined"]["jpq"], row["pipelined"]["da4ml"]
-        f = row.get("fmax", {})
-        print(f"{p['name']:22s} LUT4 jpq {j['lut4']:6d} da4ml {d['lut4']:6d} ({j['lut4'] / d['lut4']:.3f})  "
-              f"pipelined LUT4+FF {pj['lut4'] + pj['ff']}/{pd['lut4'] + pd['ff']}  "
-              f"Fmax {_mhz(f.get('jpq'))}/{_mhz(f.get('da4ml'))} piped {_mhz(pj.get('fmax'))}/{_mhz(pd.get('fmax'))} MHz"
-              + ("" if _exact(j, d, row["da4ml_graph"], pj, pd) else "  WRONG OUTPUTS"), flush=True)
+        _print_row(row)
         header["wall_s"] = time.perf_counter() - t0
         if "large" in old["header"]:
             header["large"] = old["header"]["large"]

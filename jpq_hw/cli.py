@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                          + f"; default {DEFAULT_OPTIMIZE}")
     lo.add_argument("--max-depth", type=int, metavar="N",
                     help="at most N adder levels per layer where a plan can be (fewer levels: a faster clock, a "
-                         "few more cells; default: the shallowest plan within 1%% of the cheapest)")
+                         "few more cells; default: the cheapest plan, a level less counting as 2%% of the cells)")
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
     lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
     lo.add_argument("--inputs", metavar="FILE.npy",

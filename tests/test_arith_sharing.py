@@ -11,8 +11,8 @@ from jpq_hw.cost import ICE40
 from jpq_hw.arith.mcm import mcm_graph, mcm_plan, mcm_residual, odd_part
 from jpq_hw.arith.graph import adder_bits
 from jpq_hw.arith.plan import Plan, build_plan, csd_plan
-from jpq_hw.arith.optimize import (DEPTH_SLACK, OPTIMIZE, check_optimize, choose_plan, csd_adders, csd_lengths,
-                                   lower_matrix, merge_rows, orient_plan, pair_work)
+from jpq_hw.arith.optimize import (DEPTH_RATE, OPTIMIZE, PREFILTER, check_optimize, choose_plan, csd_adders,
+                                   csd_lengths, lower_matrix, merge_rows, orient_plan, pair_work)
 from jpq_hw.errors import JpqError
 from jpq_hw.ir import IntFormat, QLayer, QNet
 from jpq_hw.reference import run_reference
@@ -155,7 +155,7 @@ def test_sharing_never_costs_more_adders_than_csd(shape, density, bits):
         assert adders["best"] <= 0.8 * adders["none"]
 
 
-def test_best_picks_the_shallowest_of_the_cheapest_and_builds_it():
+def test_best_trades_depth_for_cells_at_its_rate_and_builds_it():
     w = sparse_matrix(np.random.default_rng(11), 40, 40, 0.1, 8)
     ranges = [(0, 255)] * 40
     winner, cands = choose_plan(w, ranges, "best", ICE40)
@@ -163,14 +163,38 @@ def test_best_picks_the_shallowest_of_the_cheapest_and_builds_it():
     assert len(priced) >= 2 and winner in priced
     fewest = min(c.adders for c in cands)
     assert all(c.cost is not None for c in cands if c.adders <= fewest)  # the fewest-adder plan is priced
-    cheapest = min(c.cost for c in priced)
-    near = [c for c in priced if c.cost <= cheapest * (1 + DEPTH_SLACK)]
-    assert (winner.depth, winner.cost) == min((c.depth, c.cost) for c in near)
+    def score(c):
+        return c.cost * (1 + DEPTH_RATE) ** c.depth
+
+    assert score(winner) == min(score(c) for c in priced)
+    assert all(c.cost >= winner.cost or c.depth > winner.depth for c in priced)  # none cheaper and as shallow
     # the real build costs exactly what the scratch build said
     b = GraphBuilder()
     inputs = [b.input(lo, hi) for lo, hi in ranges]
-    terms = build_plan(b, winner.plan, inputs, ICE40)
+    terms = build_plan(b, winner.plan, inputs, ICE40, winner.flips)
     assert ICE40.price(b, terms) == winner.cost
+
+
+def test_small_layers_price_plans_with_more_adders_too():
+    """12 taps of 12-bit constants: Hcub's MCM needs the fewest adders (15), but they are deep and
+    wide; CSE's 21 adders mostly sum shifted copies of the input, with pass-through low bits, and
+    cost fewer cells. On a layer this small every candidate is priced (a pre-filter on adder counts
+    would have dropped CSE), each as it would be built (oriented), and the lowered circuit costs
+    exactly the winner's price."""
+    w = np.array([[561], [46], [-943], [-787], [-1880], [-1739], [-1980], [-1330], [1283], [612], [1690], [15]])
+    ranges = [(-128, 127)]
+    winner, cands = choose_plan(w, ranges, "best", ICE40)
+    assert all(c.cost is not None for c in cands)
+    fewest = min(c.adders for c in cands)
+    assert winner.adders > PREFILTER * fewest + 2
+    assert winner.cost < min(c.cost for c in cands if c.adders <= PREFILTER * fewest + 2)
+    b = GraphBuilder()
+    terms, used = lower_matrix(b, w, [b.input(-128, 127)], "best", ICE40)
+    assert used is winner or used.name == winner.name
+    assert ICE40.price(b, terms) == winner.cost
+    graph = b.build([b.requant(t, 0, 0, False, WIDE, 0) for t in terms])
+    x = np.arange(-128, 128)[:, None]
+    assert np.array_equal(graph.evaluate(x), x @ w.T)
 
 
 def test_depth_is_traded_for_a_sliver_of_cells_and_bounded_on_request():

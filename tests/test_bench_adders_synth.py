@@ -3,6 +3,7 @@ solution as an AdderGraph and the jpq-hw reference design (bus packing: tests/te
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace as NS
 
 import numpy as np
@@ -120,3 +121,38 @@ def test_refmax_redoes_only_the_runs_that_found_no_fmax(synth, monkeypatch):
     assert rows[1]["fmax"]["da4ml"] == {"fmax_mhz": 90.0, "lc": 7, "harness_timeout_s": 3000.0}
     md = synth.render(rows, synth.summarize(rows), data["header"])
     assert "| b | 110.0 (1) | 90.0 (7) |" in md and "b (da4ml, combinational)" in md
+
+
+def test_rejpq_redoes_jpq_designs_only_and_resumes(synth, monkeypatch, tmp_path):
+    """--rejpq after a jpq-hw change: jpq-hw's designs of every row made again (combinational,
+    pipelined at the row's da4ml latency, their Fmax where the row has Fmax runs), da4ml's kept;
+    OUT written after each row, and --resume skips the rows already redone (the tools stubbed)."""
+    rows = [_row("a", "fir", 50, 100, (120.0, 100.0)), _row("b", "matrix", 60, 100)]
+    header = {"command": "c", "machine": "m", "da4ml": "0.6.0", "yosys": "Yosys", "wall_s": 1.0, "max_lut4": 6000,
+              "cutoff": 2}
+    da4ml_before = [(r["da4ml"], r["da4ml_graph"], r["pipelined"]["da4ml"]) for r in rows]
+    made = []
+    monkeypatch.setattr(synth, "problems", lambda: [{"name": n, "weight": np.eye(2, dtype=int)} for n in "ab"])
+    monkeypatch.setattr(synth, "jpq_graph", lambda w: NS(depth=5))
+    monkeypatch.setattr(synth, "jpq_design", lambda g, w, d: made.append("comb") or dict(rows[0]["jpq"], lut4=40))
+    monkeypatch.setattr(synth, "jpq_rtl", lambda g, d, every=0: NS(latency=-(-g.depth // every) if every else 0))
+    monkeypatch.setattr(synth, "wrong_outputs", lambda *a: 0)
+    monkeypatch.setattr(synth, "synth", lambda *a: {"lut4": 45, "carry": 40, "ff": 70})
+    monkeypatch.setattr(synth, "fmax", lambda rtl, d: made.append("fmax") or {"fmax_mhz": 130.0, "lc": 9})
+    out = tmp_path / "s"
+    data = {"header": dict(header), "rows": rows}
+    synth.rejpq(data, "^a$", False, "python -m bench.adders_synth --rejpq --only ^a$", out)
+    assert made == ["comb", "fmax", "fmax"]  # row b not selected
+    a = rows[0]
+    assert a["jpq"]["lut4"] == 40 and a["fmax"]["jpq"]["fmax_mhz"] == 130.0
+    assert a["pipelined"]["jpq"] == {"every": 2, "latency": 3, "wrong_outputs": 0, "lut4": 45, "carry": 40, "ff": 70,
+                                     "fmax": {"fmax_mhz": 130.0, "lc": 9}}  # 5 levels in the 3 cycles of da4ml's
+    assert [(r["da4ml"], r["da4ml_graph"], r["pipelined"]["da4ml"]) for r in rows] == da4ml_before
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert written["header"]["rejpq"]["rows"] == ["a"] and written["rows"][0]["jpq"]["lut4"] == 40
+    assert "made again by the current code with `python -m bench.adders_synth --rejpq --only ^a$`" in \
+        (tmp_path / "s.md").read_text()
+    made.clear()
+    synth.rejpq(written, None, True, "python -m bench.adders_synth --rejpq --resume", out)
+    assert made == ["comb"]  # only b, which has no Fmax runs
+    assert json.loads((tmp_path / "s.json").read_text())["header"]["rejpq"]["rows"] == ["a", "b"]

@@ -17,10 +17,11 @@ into a :class:`~jpq_hw.errors.JpqError`. The choices:
     Candidate plans (:func:`candidate_plans`: the three above, CSE with other tie-breaks, CSE of
     two-variable patterns followed by MCM, MCM followed by CSE), each built into a scratch
     :class:`~jpq_hw.arith.graph.GraphBuilder` whose inputs have the real inputs' ranges and priced
-    by the target's cost model; the cheapest plan is built for real, the shallower one where two
-    cost the same (:func:`choose_plan`), with its differences oriented for the whole circuit where
-    the layer is small (:func:`orient_plan`: which side of each subtraction is negated decides
-    where negations end up, in an output stage or an adder). Deterministic.
+    by the target's cost model, the cheapest few as they will be built: with their differences
+    oriented for the whole circuit where the layer is small (:func:`orient_plan`: which side of each
+    subtraction is negated decides where negations end up, in an output stage or an adder). The
+    cheapest, a level of adders less counting as :data:`DEPTH_RATE` of the cells, is built for real
+    (:func:`choose_plan`). Deterministic.
 
 Every pass but ``none`` first merges rows that are equal up to sign and a power of two (a row is
 computed once, the copies read it shifted and/or negated) and leaves unused inputs out.
@@ -32,16 +33,18 @@ one-variable nodes, inverters, the output stages that negate), and whose ``adder
 prices orient each difference as it is built (:func:`~jpq_hw.arith.plan.build_plan`).
 
 Depth: rows are summed in Huffman trees by level (:meth:`~jpq_hw.arith.graph.GraphBuilder.sum_terms`),
-so sharing costs little depth; among plans within 1 % of the cheapest the shallowest wins, and ``max_depth`` (``jpq-hw
-lower --max-depth``) bounds the adder levels of every layer: only plans within it compete (CSE
+so sharing costs little depth; a plan one level shallower wins for up to :data:`DEPTH_RATE` (2 %) more
+cells, and ``max_depth`` (``jpq-hw lower --max-depth``) bounds the adder levels of every layer: only plans within it compete (CSE
 bounded to it joins them), the shallowest where none is.
 
 Work limits keep big layers fast in Python. CSE counts about ``n^2 / 2`` digit pairs per row of
 ``n`` digits (:func:`pair_work`): ``best`` runs as many CSE variants as :data:`VARIANT_BUDGET`
 pays for (one at least), none above :data:`CSE_PAIRS` (rows of hundreds of digits, as in a
-100,000-weight network of dense rows, take MCM), and prices only candidates within
-:data:`PREFILTER` of the fewest adders (the per-weight CSD plan is counted, not built, when it
-cannot win).
+100,000-weight network of dense rows, take MCM), and on layers above :data:`PRICE_ALL` prices only
+candidates within :data:`PREFILTER` of the fewest adders (the per-weight CSD plan is counted, not
+built, when it cannot win). On smaller ones every candidate is priced: the fewest adders are often
+not the fewest cells (a single input's constants, FIR taps: Hcub's few deep adders are wide, CSE's
+more adders, summing shifted copies of the input, narrow).
 """
 
 from __future__ import annotations
@@ -71,9 +74,11 @@ DEFAULT_OPTIMIZE = "best"
 
 VARIANT_BUDGET = 120_000  # pair work ``best`` spends on CSE variants (one at least, up to CSE_PAIRS)
 CSE_PAIRS = 3_000_000  # pair work up to which CSE runs at all
-PREFILTER = 1.25  # ``best`` prices only candidates within this factor of the fewest adders
-DEPTH_SLACK = 0.01  # among plans within 1 % of the cheapest, ``best`` takes the shallowest
+PREFILTER = 1.25  # above PRICE_ALL, ``best`` prices only candidates within this factor of the fewest adders
+PRICE_ALL = VARIANT_BUDGET // 3  # pair work up to which ``best`` prices every candidate
+DEPTH_RATE = 0.02  # ``best`` takes a plan one adder level shallower for up to 2 % more cells
 ORIENT_WORK = 12_000  # node builds :func:`orient_plan` may spend on a layer (a fraction of a second)
+ORIENT_RANKED = 3  # ``best`` orients this many of the cheapest distinct plans before it ranks them
 
 
 # -- row merging ----------------------------------------------------------------------------------
@@ -223,7 +228,7 @@ def candidate_plans(weight: np.ndarray, optimize: str,
     if work <= CSE_PAIRS:
         n = max(1, min(len(CSE_VARIANTS), VARIANT_BUDGET // max(work, 1)))
         cands += [(name, (lambda f: lambda: f(weight, ranges))(f)) for name, f in CSE_VARIANTS[:n]]
-        if 3 * work <= VARIANT_BUDGET:
+        if work <= PRICE_ALL:
             cands.append(("mcm+cse", lambda: _mcm_then_cse(weight)))
     return cands
 
@@ -237,6 +242,7 @@ class Priced:
     plan: Plan | None = None  # None: never made (the per-weight CSD plan is counted without it)
     cost: int | None = None  # None: not priced (pre-filtered, or the only contender)
     depth: int | None = None  # adder levels, where priced
+    flips: dict[int, bool] | None = None  # orient_plan's orientation, where ranked with it (``best``)
 
 
 def _depth(builder: GraphBuilder, terms: Sequence[Term | None]) -> int:
@@ -257,12 +263,16 @@ def _scratch_price(plan: Plan, ranges: Ranges, cost_model: "CostModel", flips: d
 def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize: str,
                 cost_model: "CostModel", max_depth: int | None = None) -> tuple[Priced, list[Priced]]:
     """Candidate plans of ``weight`` for ``optimize``, priced by ``cost_model`` on scratch builders;
-    returns (winner, all): the shallowest of the plans within :data:`DEPTH_SLACK` of the cheapest
-    (sharing that halves the depth for a fraction of a percent of the cells is worth it). With
+    returns (winner, all): the plan of least ``cost * (1 + DEPTH_RATE) ** depth``, a level of adders
+    less worth :data:`DEPTH_RATE` more cells (each level lengthens the critical path by a carry chain
+    and its routing: sharing that halves the depth for a few percent of the cells is worth it). With
     ``max_depth`` (adder levels) only plans within it count, depth-bounded CSE joins the
     candidates, and where none is within the bound the shallowest wins.
 
-    Candidates with more than :data:`PREFILTER` times the fewest adders are not priced.
+    Above :data:`PRICE_ALL` pair work, candidates with more than :data:`PREFILTER` times the fewest
+    adders are not priced. ``best``
+    ranks the :data:`ORIENT_RANKED` cheapest distinct plans as :func:`orient_plan` orients them (the
+    winner is built so; its ``flips``), the others as :func:`~jpq_hw.arith.plan.build_plan` does.
     """
     cands: list[Priced] = []
     makers = dict(candidate_plans(weight, optimize, ranges))
@@ -276,20 +286,33 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
             plan = make()
             cands.append(Priced(name, plan.adders, plan))
     fewest = min(c.adders for c in cands)
-    contenders = [c for c in cands if c.adders <= PREFILTER * fewest + 2 or c.name == "cse-depth"]
+    price_all = pair_work(weight) <= PRICE_ALL
+    contenders = [c for c in cands if price_all or c.adders <= PREFILTER * fewest + 2 or c.name == "cse-depth"]
     for c in contenders:
         if c.plan is None:
             c.plan = makers[c.name]()
     if len(contenders) == 1 and max_depth is None:
         return contenders[0], cands
-    for c in contenders:
+    def same(c: Priced) -> tuple:  # variants often find the same plan: it is priced once
+        return tuple(c.plan.defs), tuple(map(tuple, c.plan.rows))
+
+    distinct = list({same(c): c for c in reversed(contenders)}.values())
+    for c in distinct:
         c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model)
+    if optimize == "best":
+        # the winner is built oriented for the whole circuit, which can change the order (up to
+        # 15 % of the cells on small layers): the cheapest distinct plans are ranked so oriented
+        for c in sorted(distinct, key=lambda c: (c.cost, c.depth))[:ORIENT_RANKED]:
+            c.flips = orient_plan(c.plan, ranges, cost_model)
+            if c.flips:
+                c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model, c.flips)
+    first = {same(c): c for c in distinct}
+    for c in contenders:
+        c.flips, c.cost, c.depth = first[same(c)].flips, first[same(c)].cost, first[same(c)].depth
     within = [c for c in contenders if max_depth is None or c.depth <= max_depth]
     if not within:  # nothing is that shallow: the shallowest
         return min(contenders, key=lambda c: (c.depth, c.cost, c.adders)), cands
-    cheapest = min(c.cost for c in within)
-    near = [c for c in within if c.cost <= cheapest * (1 + DEPTH_SLACK)]
-    return min(near, key=lambda c: (c.depth, c.cost, c.adders)), cands
+    return min(within, key=lambda c: (c.cost * (1 + DEPTH_RATE) ** c.depth, c.depth, c.adders)), cands
 
 
 def orient_plan(plan: Plan, ranges: Ranges, cost_model: "CostModel", work: int | None = None) -> dict[int, bool]:
@@ -360,6 +383,8 @@ def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int
     ranges = [(builder.nodes[inputs[i]].lo, builder.nodes[inputs[i]].hi) for i in used.tolist()]
     # only the columns in use enter the plan, so scratch builds stay small
     winner, _ = choose_plan(rows.unique[:, used], ranges, optimize, cost_model, max_depth)
-    flips = orient_plan(winner.plan, ranges, cost_model) if optimize == "best" else None
+    flips = winner.flips
+    if flips is None and optimize == "best":  # not ranked with its orientation (or the only contender)
+        flips = orient_plan(winner.plan, ranges, cost_model)
     terms = build_plan(builder, winner.plan, [inputs[i] for i in used.tolist()], cost_model, flips)
     return expand_terms(rows, terms), winner
