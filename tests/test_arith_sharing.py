@@ -176,12 +176,13 @@ def test_best_trades_depth_for_cells_at_its_rate_and_builds_it():
 
 
 def test_small_layers_price_plans_with_more_adders_too():
-    """12 taps of 12-bit constants: Hcub's MCM needs the fewest adders (15), but they are deep and
-    wide; CSE's 21 adders mostly sum shifted copies of the input, with pass-through low bits, and
-    cost fewer cells. On a layer this small every candidate is priced (a pre-filter on adder counts
-    would have dropped CSE), each as it would be built (oriented), and the lowered circuit costs
-    exactly the winner's price."""
-    w = np.array([[561], [46], [-943], [-787], [-1880], [-1739], [-1980], [-1330], [1283], [612], [1690], [15]])
+    """Six taps of 12-bit constants: Hcub's MCM needs the fewest adders (9), but they are deep and
+    wide; writing each constant in its own CSD digits shares nothing, takes 17 adders, and costs
+    fewer cells (each sums shifted copies of the 8-bit input, the low bits passing through). On a
+    layer this small every candidate is priced (a pre-filter on adder counts would have dropped
+    CSD), each as it would be built (oriented), and the lowered circuit costs exactly the winner's
+    price."""
+    w = np.array([[292], [-217], [-2021], [178], [1116], [989]])
     ranges = [(-128, 127)]
     winner, cands = choose_plan(w, ranges, "best", ICE40)
     assert all(c.cost is not None for c in cands)
@@ -261,32 +262,37 @@ def _priced_build(plan, ranges, flips=None):
 def test_orientation_for_the_whole_circuit():
     """105x, 621x, 815x, 831x (an FIR set): the local rule builds 3x as x - (x << 2) (its two low
     bits pass through), and the negation reaches 815x, a row of negated terms only, which its output
-    stage then negates at full width. Oriented for the whole circuit no output is negated, the
-    build is cheaper, no deeper, and exact."""
+    stage then negates at full width (the MCM plan). Oriented for the whole circuit no output is
+    negated, the build is cheaper, no deeper, and exact."""
     w = np.array([[105], [621], [815], [831]])
     ranges = [(-128, 127)]
-    winner, _ = choose_plan(w, ranges, "best", ICE40)
-    _, local_terms, local = _priced_build(winner.plan, ranges)
+    plan = mcm_plan(w)
+    lb, local_terms, local = _priced_build(plan, ranges)
     assert any(t.neg for t in local_terms)
-    flips = orient_plan(winner.plan, ranges, ICE40)
-    b, terms, oriented = _priced_build(winner.plan, ranges, flips)
+    flips = orient_plan(plan, ranges, ICE40)
+    b, terms, oriented = _priced_build(plan, ranges, flips)
     assert not any(t.neg for t in terms) and oriented < local
     graph = b.build([b.requant(t, 0, 0, False, WIDE, 0) for t in terms])
-    assert graph.depth <= winner.depth + 1  # the output stages are one level
+    assert graph.depth <= lb.build([lb.requant(t, 0, 0, False, WIDE, 0) for t in local_terms]).depth
     x = np.arange(-128, 128)[:, None]
     assert np.array_equal(graph.evaluate(x), x @ w.T)
-    # lower_matrix builds the oriented plan for --optimize best; with no work allowed, the local rule's
+    # lower_matrix builds choose_plan's winner as oriented when it was ranked
+    winner, _ = choose_plan(w, ranges, "best", ICE40)
+    assert winner.flips is not None
     b = GraphBuilder()
-    assert lower_matrix(b, w, [b.input(-128, 127)], "best", ICE40)[0] == terms
-    assert orient_plan(winner.plan, ranges, ICE40, work=0) == {}
+    built = build_plan(b, winner.plan, [b.input(-128, 127)], ICE40, winner.flips)
+    b = GraphBuilder()
+    assert lower_matrix(b, w, [b.input(-128, 127)], "best", ICE40)[0] == built
+    # with no work allowed, the local rule's orientation
+    assert orient_plan(plan, ranges, ICE40, work=0) == {}
     # work that one pass would not fit: nothing is built or priced at all
-    n = winner.plan.n_inputs + len(winner.plan.defs)
+    n = plan.n_inputs + len(plan.defs)
 
     class NoPricing:
         def __getattr__(self, name):
             raise AssertionError(f"orient_plan asked the cost model for {name}")
 
-    assert orient_plan(winner.plan, ranges, NoPricing(), work=3 * n - 1) == {}
+    assert orient_plan(plan, ranges, NoPricing(), work=3 * n - 1) == {}
 
 
 @settings(max_examples=40, deadline=None)

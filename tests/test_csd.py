@@ -1,6 +1,6 @@
 from hypothesis import given, strategies as st
 
-from jpq_hw.arith.csd import binary_digits, csd_cost, csd_digits
+from jpq_hw.arith.csd import adding_digits, binary_digits, csd_cost, csd_digits
 
 
 @given(st.integers(-(1 << 40), 1 << 40))
@@ -30,3 +30,16 @@ def test_average_adders_for_8bit_odd_constants_matches_the_literature():
     odd = range(1, 256, 2)
     mean = sum(csd_cost(c) for c in odd) / len(odd)
     assert 2.3 < mean < 2.6
+
+
+def test_adding_digits_are_exact_and_subtract_only_where_binary_costs_more():
+    for c in range(-3000, 3001):
+        ds = adding_digits(c)
+        assert sum(s << p for p, s in ds) == c
+        n_binary, n_csd = len(binary_digits(c)), len(csd_digits(c))
+        if n_binary <= n_csd:
+            assert len({s for _, s in ds}) <= 1 and len(ds) == n_binary  # one sign: additions only
+        else:
+            assert ds == csd_digits(c)
+    assert adding_digits(7) == csd_digits(7) == [(0, -1), (3, 1)] and adding_digits(5) == [(0, 1), (2, 1)]
+    assert adding_digits(3) == [(0, 1), (1, 1)] != csd_digits(3)  # 2 + 1, not 4 - 1

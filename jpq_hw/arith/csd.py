@@ -34,3 +34,10 @@ def binary_digits(c: int) -> list[tuple[int, int]]:
     sign = -1 if c < 0 else 1
     c = abs(c)
     return [(p, sign) for p in range(c.bit_length()) if (c >> p) & 1]
+
+
+def adding_digits(c: int) -> list[tuple[int, int]]:
+    """The binary digits of ``c`` where they are no more than its CSD digits (all of one sign: the
+    sums need no subtractor), else its CSD digits."""
+    binary, csd = binary_digits(c), csd_digits(c)
+    return binary if len(binary) <= len(csd) else csd

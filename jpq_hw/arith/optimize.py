@@ -15,7 +15,7 @@ into a :class:`~jpq_hw.errors.JpqError`. The choices:
     variable still forms in a row are shared by MCM (:func:`~jpq_hw.arith.mcm.mcm_residual`).
 ``best`` (the default)
     Candidate plans (:func:`candidate_plans`: the three above, CSE with other tie-breaks, CSE of
-    two-variable patterns followed by MCM, MCM followed by CSE), each built into a scratch
+    two-variable patterns followed by MCM, MCM followed by CSE, CSE over binary digits), each built into a scratch
     :class:`~jpq_hw.arith.graph.GraphBuilder` whose inputs have the real inputs' ranges and priced
     by the target's cost model, the cheapest few as they will be built: with their differences
     oriented for the whole circuit where the layer is small (:func:`orient_plan`: which side of each
@@ -57,6 +57,7 @@ import numpy as np
 from ..errors import JpqError
 from ..gc_pause import paused_gc
 from .cmvm import TieBreak, cse
+from .csd import adding_digits, binary_digits
 from .graph import Add, GraphBuilder, Term, adder_bits, range_width
 from .mcm import mcm_plan, mcm_residual
 from .plan import Plan, build_plan, csd_plan
@@ -78,7 +79,7 @@ PREFILTER = 1.25  # above PRICE_ALL, ``best`` prices only candidates within this
 PRICE_ALL = VARIANT_BUDGET // 3  # pair work up to which ``best`` prices every candidate
 DEPTH_RATE = 0.02  # ``best`` takes a plan one adder level shallower for up to 2 % more cells
 ORIENT_WORK = 12_000  # node builds :func:`orient_plan` may spend on a layer (a fraction of a second)
-ORIENT_RANKED = 3  # ``best`` orients this many of the cheapest distinct plans before it ranks them
+ORIENT_RANKED = 6  # ``best`` orients this many of the cheapest distinct plans before it ranks them
 
 
 # -- row merging ----------------------------------------------------------------------------------
@@ -195,6 +196,23 @@ CSE_VARIANTS: tuple[tuple[str, Callable[[np.ndarray, Ranges], Plan]], ...] = (  
 )
 
 
+def _cse_digits(digits: Callable[[int], list[tuple[int, int]]], tie_break: TieBreak, weighted: bool = False):
+    """CSE over the weights written in ``digits`` (another signed-digit recoding than CSD)."""
+    def plan(weight: np.ndarray, ranges: Ranges) -> Plan:
+        return mcm_residual(cse(csd_plan(weight, digits), tie_break=tie_break, ranges=ranges, weighted=weighted))
+    return plan
+
+
+# Small layers only (pair work up to PRICE_ALL): CSE over digits that add. On iCE40 a subtractor
+# bit takes two LUTs, an adder bit one, so a weight written in more digits but without negative
+# ones (plain binary, or binary wherever it has no more digits than CSD) can be the cheaper circuit.
+DIGIT_VARIANTS: tuple[tuple[str, Callable[[np.ndarray, Ranges], Plan]], ...] = tuple(
+    (f"cse-{name}{suffix}", _cse_digits(digits, tie_break, tie_break is TieBreak.DEEP_FIRST))
+    for name, digits in (("binary", binary_digits), ("adding", adding_digits))
+    for suffix, tie_break in (("", TieBreak.DEEP_FIRST), ("-narrow", TieBreak.ADD_SHALLOW_NARROW),
+                              ("-keyorder", TieBreak.KEY_ORDER)))
+
+
 def check_optimize(optimize: str) -> str:
     """``optimize`` if it names a choice of :data:`OPTIMIZE`, else a :class:`JpqError`."""
     if optimize not in OPTIMIZE:
@@ -208,8 +226,9 @@ def candidate_plans(weight: np.ndarray, optimize: str,
     inputs' value ranges).
 
     ``best``: per-weight CSD, MCM per input, as many :data:`CSE_VARIANTS` as fit
-    :data:`VARIANT_BUDGET` pair counts (at least one, up to :data:`CSE_PAIRS`), and MCM followed by
-    CSE on small layers.
+    :data:`VARIANT_BUDGET` pair counts (at least one, up to :data:`CSE_PAIRS`), and on small layers
+    (up to :data:`PRICE_ALL`) MCM followed by CSE and CSE over digits that add
+    (:data:`DIGIT_VARIANTS`).
     """
     if ranges is None:
         ranges = [(-128, 127)] * weight.shape[1]
@@ -230,6 +249,7 @@ def candidate_plans(weight: np.ndarray, optimize: str,
         cands += [(name, (lambda f: lambda: f(weight, ranges))(f)) for name, f in CSE_VARIANTS[:n]]
         if work <= PRICE_ALL:
             cands.append(("mcm+cse", lambda: _mcm_then_cse(weight)))
+            cands += [(name, (lambda f: lambda: f(weight, ranges))(f)) for name, f in DIGIT_VARIANTS]
     return cands
 
 
@@ -251,17 +271,22 @@ def _depth(builder: GraphBuilder, terms: Sequence[Term | None]) -> int:
 
 
 def _scratch_price(plan: Plan, ranges: Ranges, cost_model: "CostModel", flips: dict[int, bool] | None = None,
-                   chosen: dict[int, bool] | None = None) -> tuple[int, int, int]:
+                   chosen: dict[int, bool] | None = None, copies: RowMap | None = None) -> tuple[int, int, int]:
     """``plan`` built into a scratch builder over inputs of ``ranges`` (``flips`` and ``chosen`` as
-    :func:`~jpq_hw.arith.plan.build_plan` takes them): its price, its adder levels, its nodes."""
+    :func:`~jpq_hw.arith.plan.build_plan` takes them): its price, its adder levels, its nodes. With
+    ``copies`` (the plan's rows being ``copies.unique``) every original row is priced, so the output
+    stages that negate a row's negated copies count."""
     scratch = GraphBuilder()
     inputs = [scratch.input(lo, hi) for lo, hi in ranges]
     terms = build_plan(scratch, plan, inputs, cost_model, flips, chosen)
+    if copies is not None:
+        terms = expand_terms(copies, terms)
     return cost_model.price(scratch, terms), _depth(scratch, terms), len(scratch.nodes)
 
 
 def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize: str,
-                cost_model: "CostModel", max_depth: int | None = None) -> tuple[Priced, list[Priced]]:
+                cost_model: "CostModel", max_depth: int | None = None,
+                copies: RowMap | None = None) -> tuple[Priced, list[Priced]]:
     """Candidate plans of ``weight`` for ``optimize``, priced by ``cost_model`` on scratch builders;
     returns (winner, all): the plan of least ``cost * (1 + DEPTH_RATE) ** depth``, a level of adders
     less worth :data:`DEPTH_RATE` more cells (each level lengthens the critical path by a carry chain
@@ -298,14 +323,14 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
 
     distinct = list({same(c): c for c in reversed(contenders)}.values())
     for c in distinct:
-        c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model)
+        c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model, copies=copies)
     if optimize == "best":
         # the winner is built oriented for the whole circuit, which can change the order (up to
         # 15 % of the cells on small layers): the cheapest distinct plans are ranked so oriented
         for c in sorted(distinct, key=lambda c: (c.cost, c.depth))[:ORIENT_RANKED]:
-            c.flips = orient_plan(c.plan, ranges, cost_model)
+            c.flips = orient_plan(c.plan, ranges, cost_model, copies=copies)
             if c.flips:
-                c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model, c.flips)
+                c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model, c.flips, copies=copies)
     first = {same(c): c for c in distinct}
     for c in contenders:
         c.flips, c.cost, c.depth = first[same(c)].flips, first[same(c)].cost, first[same(c)].depth
@@ -315,7 +340,8 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
     return min(within, key=lambda c: (c.cost * (1 + DEPTH_RATE) ** c.depth, c.depth, c.adders)), cands
 
 
-def orient_plan(plan: Plan, ranges: Ranges, cost_model: "CostModel", work: int | None = None) -> dict[int, bool]:
+def orient_plan(plan: Plan, ranges: Ranges, cost_model: "CostModel", work: int | None = None,
+                copies: RowMap | None = None) -> dict[int, bool]:
     """Orientations of the plan's differences (``flips`` of :func:`~jpq_hw.arith.plan.build_plan`)
     chosen for the whole circuit, by greedy passes priced by ``cost_model`` on scratch builds.
 
@@ -333,7 +359,7 @@ def orient_plan(plan: Plan, ranges: Ranges, cost_model: "CostModel", work: int |
     :data:`ORIENT_WORK`)."""
     def build(flips: dict[int, bool]) -> tuple[tuple[int, int], dict[int, bool], int]:  # (cells, depth), signs, nodes
         signs: dict[int, bool] = {}
-        cost, depth, size = _scratch_price(plan, ranges, cost_model, flips, signs)
+        cost, depth, size = _scratch_price(plan, ranges, cost_model, flips, signs, copies)
         return (cost, depth), signs, size
 
     def is_difference(k: int, signs: dict[int, bool]) -> bool:
@@ -382,9 +408,9 @@ def lower_matrix(builder: GraphBuilder, weight: np.ndarray, inputs: Sequence[int
         return [None] * len(rows.rep), None
     ranges = [(builder.nodes[inputs[i]].lo, builder.nodes[inputs[i]].hi) for i in used.tolist()]
     # only the columns in use enter the plan, so scratch builds stay small
-    winner, _ = choose_plan(rows.unique[:, used], ranges, optimize, cost_model, max_depth)
+    winner, _ = choose_plan(rows.unique[:, used], ranges, optimize, cost_model, max_depth, rows)
     flips = winner.flips
     if flips is None and optimize == "best":  # not ranked with its orientation (or the only contender)
-        flips = orient_plan(winner.plan, ranges, cost_model)
+        flips = orient_plan(winner.plan, ranges, cost_model, copies=rows)
     terms = build_plan(builder, winner.plan, [inputs[i] for i in used.tolist()], cost_model, flips)
     return expand_terms(rows, terms), winner

@@ -17,7 +17,7 @@ there over constants instead of variables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -87,8 +87,9 @@ class Plan:
         return out
 
 
-def csd_plan(weight: np.ndarray) -> Plan:
-    """Every nonzero weight written as its CSD digits; no definitions (the per-weight baseline)."""
+def csd_plan(weight: np.ndarray, digits: Callable[[int], list[tuple[int, int]]] = csd_digits) -> Plan:
+    """Every nonzero weight written as its CSD digits (or as ``digits`` writes it: ``(position,
+    sign)`` pairs); no definitions (the per-weight baseline)."""
     weight = np.asarray(weight)
     cache: dict[int, list[tuple[int, int]]] = {}
     rows = []
@@ -98,7 +99,7 @@ def csd_plan(weight: np.ndarray) -> Plan:
             w = int(row[i])
             ds = cache.get(w)
             if ds is None:
-                ds = cache[w] = csd_digits(w)
+                ds = cache[w] = digits(w)
             i = int(i)
             terms.extend(new_tuple(PlanTerm, (i, p, d)) for p, d in ds)
         rows.append(terms)
