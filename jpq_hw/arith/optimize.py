@@ -15,9 +15,9 @@ into a :class:`~jpq_hw.errors.JpqError`. The choices:
     variable still forms in a row are shared by MCM (:func:`~jpq_hw.arith.mcm.mcm_residual`).
 ``best`` (the default)
     Candidate plans (:func:`candidate_plans`: the three above, CSE with other tie-breaks, CSE of
-    two-variable patterns followed by MCM, MCM followed by CSE, CSE over binary digits), each built into a scratch
-    :class:`~jpq_hw.arith.graph.GraphBuilder` whose inputs have the real inputs' ranges and priced
-    by the target's cost model, the cheapest few as they will be built: with their differences
+    two-variable patterns followed by MCM, MCM followed by CSE, CSE over binary digits), each built
+    into a scratch :class:`~jpq_hw.arith.graph.GraphBuilder` whose inputs have the real inputs'
+    ranges and priced by the target's cost model, the cheapest few as they will be built: with their differences
     oriented for the whole circuit where the layer is small (:func:`orient_plan`: which side of each
     subtraction is negated decides where negations end up, in an output stage or an adder). The
     cheapest, a level of adders less counting as :data:`DEPTH_RATE` of the cells, is built for real
@@ -33,9 +33,9 @@ one-variable nodes, inverters, the output stages that negate), and whose ``adder
 prices orient each difference as it is built (:func:`~jpq_hw.arith.plan.build_plan`).
 
 Depth: rows are summed in Huffman trees by level (:meth:`~jpq_hw.arith.graph.GraphBuilder.sum_terms`),
-so sharing costs little depth; a plan one level shallower wins for up to :data:`DEPTH_RATE` (2 %) more
-cells, and ``max_depth`` (``jpq-hw lower --max-depth``) bounds the adder levels of every layer: only plans within it compete (CSE
-bounded to it joins them), the shallowest where none is.
+so sharing costs little depth; a plan one level shallower wins for up to :data:`DEPTH_RATE` (2 %)
+more cells, and ``max_depth`` (``jpq-hw lower --max-depth``) bounds the adder levels of every
+layer: only plans within it compete (CSE bounded to it joins them), the shallowest where none is.
 
 Work limits keep big layers fast in Python. CSE counts about ``n^2 / 2`` digit pairs per row of
 ``n`` digits (:func:`pair_work`): ``best`` runs as many CSE variants as :data:`VARIANT_BUDGET`
@@ -295,9 +295,10 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
     candidates, and where none is within the bound the shallowest wins.
 
     Above :data:`PRICE_ALL` pair work, candidates with more than :data:`PREFILTER` times the fewest
-    adders are not priced. ``best``
-    ranks the :data:`ORIENT_RANKED` cheapest distinct plans as :func:`orient_plan` orients them (the
-    winner is built so; its ``flips``), the others as :func:`~jpq_hw.arith.plan.build_plan` does.
+    adders are not priced. ``best`` ranks the :data:`ORIENT_RANKED` cheapest distinct plans as
+    :func:`orient_plan` orients them (the winner is built so: its ``flips``), the others as
+    :func:`~jpq_hw.arith.plan.build_plan` does. ``copies``: the rows of the whole matrix, priced
+    with their negated and shifted copies (:func:`_scratch_price`).
     """
     cands: list[Priced] = []
     makers = dict(candidate_plans(weight, optimize, ranges))
@@ -318,6 +319,7 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
             c.plan = makers[c.name]()
     if len(contenders) == 1 and max_depth is None:
         return contenders[0], cands
+
     def same(c: Priced) -> tuple:  # variants often find the same plan: it is priced once
         return tuple(c.plan.defs), tuple(map(tuple, c.plan.rows))
 
@@ -333,7 +335,8 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
                 c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model, c.flips, copies=copies)
     first = {same(c): c for c in distinct}
     for c in contenders:
-        c.flips, c.cost, c.depth = first[same(c)].flips, first[same(c)].cost, first[same(c)].depth
+        f = first[same(c)]
+        c.flips, c.cost, c.depth = f.flips, f.cost, f.depth
     within = [c for c in contenders if max_depth is None or c.depth <= max_depth]
     if not within:  # nothing is that shallow: the shallowest
         return min(contenders, key=lambda c: (c.depth, c.cost, c.adders)), cands
