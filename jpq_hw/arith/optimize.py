@@ -49,6 +49,7 @@ more adders, summing shifted copies of the input, narrow).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -57,7 +58,7 @@ import numpy as np
 from ..errors import JpqError
 from ..gc_pause import paused_gc
 from .cmvm import TieBreak, cse
-from .csd import adding_digits, binary_digits
+from .csd import adding_digits, binary_digits, csd_digits
 from .graph import Add, GraphBuilder, Term, adder_bits, range_width
 from .mcm import mcm_plan, mcm_residual
 from .plan import Plan, build_plan, csd_plan
@@ -169,8 +170,12 @@ def csd_adders(weight: np.ndarray) -> int:
 Ranges = Sequence[tuple[int, int]]
 
 
-def _cse(weight: np.ndarray, ranges: Ranges, tie_break: TieBreak, *, seed: int = 0, weighted: bool = False) -> Plan:
-    return mcm_residual(cse(csd_plan(weight), tie_break=tie_break, seed=seed, ranges=ranges, weighted=weighted))
+def _cse(weight: np.ndarray, ranges: Ranges, tie_break: TieBreak, *, seed: int = 0, weighted: bool = False,
+         digits: Callable[[int], list[tuple[int, int]]] = csd_digits) -> Plan:
+    """CSE over the weights written in ``digits`` (CSD unless told), then MCM of what a variable
+    still forms in a row."""
+    plan = csd_plan(weight, digits)
+    return mcm_residual(cse(plan, tie_break=tie_break, seed=seed, ranges=ranges, weighted=weighted))
 
 
 def _cse_then_mcm(weight: np.ndarray, ranges: Ranges) -> Plan:
@@ -196,18 +201,12 @@ CSE_VARIANTS: tuple[tuple[str, Callable[[np.ndarray, Ranges], Plan]], ...] = (  
 )
 
 
-def _cse_digits(digits: Callable[[int], list[tuple[int, int]]], tie_break: TieBreak, weighted: bool = False):
-    """CSE over the weights written in ``digits`` (another signed-digit recoding than CSD)."""
-    def plan(weight: np.ndarray, ranges: Ranges) -> Plan:
-        return mcm_residual(cse(csd_plan(weight, digits), tie_break=tie_break, ranges=ranges, weighted=weighted))
-    return plan
-
-
 # Small layers only (pair work up to PRICE_ALL): CSE over digits that add. On iCE40 a subtractor
 # bit takes two LUTs, an adder bit one, so a weight written in more digits but without negative
 # ones (plain binary, or binary wherever it has no more digits than CSD) can be the cheaper circuit.
 DIGIT_VARIANTS: tuple[tuple[str, Callable[[np.ndarray, Ranges], Plan]], ...] = tuple(
-    (f"cse-{name}{suffix}", _cse_digits(digits, tie_break, tie_break is TieBreak.DEEP_FIRST))
+    (f"cse-{name}{suffix}", functools.partial(_cse, tie_break=tie_break, weighted=tie_break is TieBreak.DEEP_FIRST,
+                                              digits=digits))
     for name, digits in (("binary", binary_digits), ("adding", adding_digits))
     for suffix, tie_break in (("", TieBreak.DEEP_FIRST), ("-narrow", TieBreak.ADD_SHALLOW_NARROW),
                               ("-keyorder", TieBreak.KEY_ORDER)))
@@ -320,10 +319,10 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
     if len(contenders) == 1 and max_depth is None:
         return contenders[0], cands
 
-    def same(c: Priced) -> tuple:  # variants often find the same plan: it is priced once
-        return tuple(c.plan.defs), tuple(map(tuple, c.plan.rows))
-
-    distinct = list({same(c): c for c in reversed(contenders)}.values())
+    # variants often find the same plan: each distinct plan is priced once, on its first contender
+    keys = [(tuple(c.plan.defs), tuple(map(tuple, c.plan.rows))) for c in contenders]
+    first = {k: c for k, c in zip(reversed(keys), reversed(contenders))}
+    distinct = list(first.values())
     for c in distinct:
         c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model, copies=copies)
     if optimize == "best":
@@ -333,9 +332,8 @@ def choose_plan(weight: np.ndarray, ranges: Sequence[tuple[int, int]], optimize:
             c.flips = orient_plan(c.plan, ranges, cost_model, copies=copies)
             if c.flips:
                 c.cost, c.depth, _ = _scratch_price(c.plan, ranges, cost_model, c.flips, copies=copies)
-    first = {same(c): c for c in distinct}
-    for c in contenders:
-        f = first[same(c)]
+    for k, c in zip(keys, contenders):
+        f = first[k]
         c.flips, c.cost, c.depth = f.flips, f.cost, f.depth
     within = [c for c in contenders if max_depth is None or c.depth <= max_depth]
     if not within:  # nothing is that shallow: the shallowest

