@@ -35,6 +35,9 @@ def _print_summary(r: dict, out: str) -> None:
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=120)
+    if r.get("interface") == "stream":
+        _print_stream_summary(console, r, out)
+        return
     mode = f"pipelined, latency {r['latency_cycles']} cycles" if r["pipelined"] else "combinational"
     console.print(f"[bold]{r['top']}[/bold]: {r['inputs']['count']} inputs -> {r['outputs']['count']} outputs, "
                   f"{r['nonzero_weights']} nonzero weights, {mode}, backend {r['backend']}, --optimize {r['optimize']}")
@@ -54,6 +57,35 @@ def _print_summary(r: dict, out: str) -> None:
     secs = r["seconds"]
     console.print(f"lowered in {secs['total']:.2f} s (graph {secs['lower']:.2f} s, HDL {secs['emit']:.2f} s); "
                   f"wrote {out}/rtl/{r['top']}.v, report.json, report.md, tb/ ({r['test_vectors']} vectors), "
+                  f"synth/synth_ice40.ys")
+
+
+def _print_stream_summary(console, r: dict, out: str) -> None:
+    from rich.table import Table
+
+    i, o = r["input"], r["output"]
+    console.print(f"[bold]{r['top']}[/bold]: stream of {i['channels']}x{i['height']}x{i['width']} frames -> "
+                  f"{o['channels']}x{o['height']}x{o['width']}, {r['nonzero_weights']} nonzero weights, "
+                  f"{r['cycles_per_frame']} cycles per frame, latency {r['latency_cycles']} cycles, "
+                  f"--optimize {r['optimize']}")
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("stage", "kind", "in", "out", "nonzero", "adders", "levels", "LUT4 est", "CARRY est", "FF est",
+                "BRAM est"):
+        table.add_column(col, justify="left" if col in ("stage", "kind", "in", "out") else "right", no_wrap=True)
+    for s in r["layers"]:
+        a, b = s["input"], s["output"]
+        kind = f"conv {s['kernel']}x{s['kernel']}/{s['stride']} p{s['padding']}" if s["kind"] == "conv2d" \
+            else "flatten+linear"
+        table.add_row(s["name"], kind, f"{a['channels']}x{a['height']}x{a['width']}",
+                      f"{b['channels']}x{b['height']}x{b['width']}", str(s["nonzero_weights"]), str(s["adders"]),
+                      str(s["adder_levels"]), str(s["lut4_estimate"]), str(s["carry_estimate"]),
+                      str(s["ff_estimate"]), str(s["bram_estimate"]))
+    table.add_row("total", "", "", "", str(r["nonzero_weights"]), str(r["adders"]), "", str(r["lut4_estimate"]),
+                  str(r["carry_estimate"]), str(r["ff_estimate"]), str(r["bram_estimate"]), style="bold")
+    console.print(table)
+    secs = r["seconds"]
+    console.print(f"lowered in {secs['total']:.2f} s (graphs {secs['lower']:.2f} s, HDL {secs['emit']:.2f} s); "
+                  f"wrote {out}/rtl/{r['top']}.v, report.json, report.md, tb/ ({r['test_vectors']} frames), "
                   f"synth/synth_ice40.ys")
 
 
@@ -80,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="at most N adder levels per layer where a plan can be (fewer levels: a faster clock, a "
                          "few more cells; default: the cheapest plan, a level less counting as 2%% of the cells)")
     lo.add_argument("--top", default="jpq_net", help="Verilog module name (default: jpq_net)")
-    lo.add_argument("--vectors", type=int, default=1000, help="test vectors for the test bench (default: 1000)")
+    lo.add_argument("--vectors", type=int, default=None,
+                    help="test vectors for the test bench (default: 1000; an image network's: 16 frames)")
     lo.add_argument("--inputs", metavar="FILE.npy",
                     help="your own input vectors ([N, inputs] integers in the input format), put first in the test bench")
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")

@@ -93,11 +93,84 @@ class Interface:
         return iface
 
 
+@dataclass(frozen=True)
+class FramePort:
+    """One side of a stream: frames of ``channels x height x width`` elements of ``bits`` bits,
+    one pixel (all channels) per beat (contract.md section 3)."""
+
+    channels: int
+    height: int
+    width: int
+    bits: int
+    signed: bool
+
+    @property
+    def beat(self) -> Port:
+        """The elements of one beat."""
+        return Port(self.channels, self.bits, self.signed)
+
+    @property
+    def beats(self) -> int:
+        """Beats per frame."""
+        return self.height * self.width
+
+    def to_json(self) -> dict:
+        return {"channels": self.channels, "height": self.height, "width": self.width, "bits": self.bits,
+                "signed": self.signed}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "FramePort":
+        return cls(int(d["channels"]), int(d["height"]), int(d["width"]), int(d["bits"]), bool(d["signed"]))
+
+    def frame_beats(self, frame: Sequence[int]) -> list[list[int]]:
+        """The beats of one frame given in [C, H, W] order: a list of pixels in raster order."""
+        n = self.beats
+        return [[int(frame[ch * n + k]) for ch in range(self.channels)] for k in range(n)]
+
+
+@dataclass(frozen=True)
+class StreamInterface:
+    """The hardware interface of an image design (contract.md section 3), as ``report.json`` states
+    it: module ``top`` with ``clk``, ``rst``, ``s_valid`` / ``s_ready`` / ``s_data`` and
+    ``m_valid`` / ``m_ready`` / ``m_data``."""
+
+    top: str
+    input: FramePort
+    output: FramePort
+    latency_cycles: int
+    cycles_per_frame: int
+
+    KIND = "stream"
+
+    def to_report(self) -> dict:
+        return {"top": self.top, "interface": self.KIND, "input": self.input.to_json(),
+                "output": self.output.to_json(), "latency_cycles": self.latency_cycles,
+                "cycles_per_frame": self.cycles_per_frame}
+
+    @classmethod
+    def from_report(cls, report: dict) -> "StreamInterface":
+        if report.get("interface") != cls.KIND:
+            raise ValueError(f"report.json: interface {report.get('interface')!r}, not {cls.KIND!r}")
+        try:
+            return cls(str(report["top"]), FramePort.from_json(report["input"]), FramePort.from_json(report["output"]),
+                       int(report["latency_cycles"]), int(report["cycles_per_frame"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"report.json: missing or malformed interface field "
+                             f"({e.__class__.__name__}: {e})") from None
+
+
+def interface_from_report(report: dict) -> "Interface | StreamInterface":
+    """The interface ``report.json`` states, flat or stream."""
+    return StreamInterface.from_report(report) if report.get("interface") == StreamInterface.KIND \
+        else Interface.from_report(report)
+
+
 @dataclass
 class Design:
-    """What a test bench reads from a design folder: its interface and its test vectors."""
+    """What a test bench reads from a design folder: its interface and its test vectors (for a
+    stream, one vector per frame: the input frame and the output frame, each in [C, H, W] order)."""
 
-    interface: Interface
+    interface: "Interface | StreamInterface"
     x: list[list[int]]
     y: list[list[int]]
 
@@ -116,17 +189,22 @@ def write_vectors(root: str | Path, x: Sequence[Sequence[int]], y: Sequence[Sequ
 def read_design(root: str | Path) -> Design:
     """Read and cross-check ``report.json`` and ``tb/vectors.json`` under ``root``."""
     root = Path(root)
-    iface = Interface.from_report(json.loads((root / REPORT_JSON).read_text()))
+    iface = interface_from_report(json.loads((root / REPORT_JSON).read_text()))
     vec = json.loads((root / VECTORS_JSON).read_text())
     x, y = vec["x"], vec["y"]
     if not x:
         raise ValueError("vectors.json holds no vectors")
     if len(x) != len(y):
         raise ValueError(f"vectors.json: {len(x)} inputs but {len(y)} outputs")
+    if isinstance(iface, StreamInterface):
+        n_in = iface.input.channels * iface.input.beats
+        n_out = iface.output.channels * iface.output.beats
+    else:
+        n_in, n_out = iface.inputs.count, iface.outputs.count
     for i, (xv, yv) in enumerate(zip(x, y)):
-        if len(xv) != iface.inputs.count or len(yv) != iface.outputs.count:
+        if len(xv) != n_in or len(yv) != n_out:
             raise ValueError(f"vectors.json: vector {i} has {len(xv)} inputs / {len(yv)} outputs, "
-                             f"report.json says {iface.inputs.count} / {iface.outputs.count}")
+                             f"report.json says {n_in} / {n_out}")
     return Design(iface, x, y)
 
 

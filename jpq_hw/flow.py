@@ -36,6 +36,8 @@ from .report import build_report, render_markdown
 from .vectors import make_vectors, read_inputs
 
 BACKENDS = ("verilog", "amaranth")
+DEFAULT_VECTORS = 1000  # input vectors of a flat network's test bench
+DEFAULT_FRAMES = 16  # frames of an image network's test bench
 
 
 def lower_graph(qnet: QNet, *, target: str = "ice40", optimize: str = DEFAULT_OPTIMIZE, pipeline: int = 0,
@@ -78,7 +80,7 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
 
 
 def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, target: str = "ice40",
-                     backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int = 1000,
+                     backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int | None = None,
                      seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
                      optimize: str = DEFAULT_OPTIMIZE, inputs: str | os.PathLike | None = None,
                      max_depth: int | None = None) -> dict:
@@ -86,9 +88,14 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
 
     Test vectors (:mod:`jpq_hw.vectors`): the ``.npy`` file ``inputs`` first (the user's own), the
     extremes, then ``extra_inputs`` (default: real inputs of the data set the checkpoint's meta
-    names), then random ones up to ``n_vectors``."""
+    names), then random ones up to ``n_vectors`` (default :data:`DEFAULT_VECTORS`). An image
+    network's vectors are frames (default :data:`DEFAULT_FRAMES`): every frame is checked here on
+    the stream's stages, and the first ones go to the test bench."""
     _cost_model(target)
     check_optimize(optimize)
+    requested = n_vectors
+    if n_vectors is None:
+        n_vectors = DEFAULT_VECTORS
     if n_vectors < 1:
         raise JpqError(f"--vectors must be >= 1, got {n_vectors}")
     sources = [Path(path)] + ([Path(inputs)] if inputs is not None else [])
@@ -99,6 +106,12 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
         first = read_inputs(inputs, qnet) if inputs is not None else None
         if extra_inputs is None:
             extra_inputs = dataset_inputs(qnet.meta, int(np.prod(qnet.input_shape)), qnet.input.lo, qnet.input.hi)
+        if len(qnet.input_shape) == 3:
+            n_vectors = DEFAULT_FRAMES if requested is None else n_vectors
+            report = _lower_stream(qnet, tmp, path, target=target, top=top, backend=backend, pipeline=pipeline,
+                                   optimize=optimize, max_depth=max_depth, n_vectors=n_vectors, seed=seed,
+                                   extra_inputs=extra_inputs, first=first, t_load=t_load)
+            return report
         design = lower(qnet, target=target, top=top, backend=backend, pipeline=pipeline, optimize=optimize,
                        source=Path(path).name, max_depth=max_depth)
         design.seconds["load"] = t_load
@@ -115,6 +128,25 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     return report
 
 
+def _lower_stream(qnet: QNet, root: Path, path, *, target: str, top: str, backend: str, pipeline: int,
+                  optimize: str, max_depth: int | None, n_vectors: int, seed: int, extra_inputs, first,
+                  t_load: float) -> dict:
+    """The stream design folder of an image network (contract.md section 3): one vector per frame."""
+    from .stream.design import build_stream_report, lower_stream_design, render_stream_markdown
+    from .stream.lower import check_stream
+
+    design = lower_stream_design(qnet, _cost_model(target), top=top, backend=backend, optimize=optimize,
+                                 source=Path(path).name, max_depth=max_depth, pipeline=pipeline)
+    design.seconds["load"] = t_load
+    x, y = make_vectors(qnet, n_vectors, seed, extra_inputs, first)
+    frames = x.reshape(len(x), *qnet.input_shape)
+    check_stream(design.net, qnet, frames)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    report = build_stream_report(design, checkpoint=str(path), sha256=digest, n_vectors=len(x))
+    _write_files(root, design.top, design.verilog, report, render_stream_markdown(report), x, y)
+    return report
+
+
 def _cost_model(target: str):
     """The cost model of ``--target``; a :class:`JpqError` for an unknown target."""
     if target not in COST_MODELS:
@@ -123,17 +155,22 @@ def _cost_model(target: str):
 
 
 def _write_design(root: Path, design: Lowered, report: dict, x: np.ndarray, y: np.ndarray) -> None:
+    _write_files(root, design.top, design.verilog, report, render_markdown(report), x, y)
+
+
+def _write_files(root: Path, top: str, verilog: str, report: dict, markdown: str, x: np.ndarray,
+                 y: np.ndarray) -> None:
     from .synth.yosys import write_synth_script
 
     (root / df.RTL_DIR).mkdir()
-    rtl = root / df.RTL_DIR / f"{design.top}.v"
-    rtl.write_text(design.verilog)
+    rtl = root / df.RTL_DIR / f"{top}.v"
+    rtl.write_text(verilog)
     (root / df.REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
-    (root / df.REPORT_MD).write_text(render_markdown(report))
+    (root / df.REPORT_MD).write_text(markdown)
     (root / df.TB_DIR).mkdir()
     df.write_vectors(root, x, y)
     for name, package in df.TB_FILES.items():
         (root / df.TB_DIR / name).write_text(resources.files(package).joinpath(name).read_text())
     synth = root / df.SYNTH_DIR
     synth.mkdir()
-    write_synth_script(synth, [Path("..") / df.RTL_DIR / rtl.name], design.top)
+    write_synth_script(synth, [Path("..") / df.RTL_DIR / rtl.name], top)

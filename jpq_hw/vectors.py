@@ -57,7 +57,7 @@ def make_vectors(qnet: QNet, count: int = 1000, seed: int = 0, extra: np.ndarray
                  first: np.ndarray | None = None):
     """``(x, y)``: inputs from :func:`make_inputs` and the reference outputs for them."""
     x = make_inputs(qnet, count, seed, extra, first)
-    return x, run_reference(qnet, x).reshape(len(x), -1)
+    return x, run_reference(qnet, x.reshape(len(x), *qnet.input_shape)).reshape(len(x), -1)
 
 
 def read_inputs(path: str | Path, qnet: QNet) -> np.ndarray:

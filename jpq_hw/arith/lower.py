@@ -1,4 +1,5 @@
-"""Lowering: a :class:`~jpq_hw.ir.QNet` of linear layers becomes one :class:`AdderGraph`.
+"""Lowering: a :class:`~jpq_hw.ir.QNet` of linear layers becomes one :class:`AdderGraph`
+(:func:`lower_layers` does the same for any chain of layers, e.g. one stage of an image stream).
 
 Each layer is lowered in three steps:
 
@@ -15,12 +16,12 @@ Finally nodes no output depends on (neurons whose every outgoing weight is zero)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..errors import JpqError
-from ..ir.qnet import QNet
+from ..ir.qnet import QLayer, QNet
 from .graph import AdderGraph, GraphBuilder
 from .optimize import DEFAULT_OPTIMIZE, check_optimize, lower_matrix
 
@@ -32,21 +33,38 @@ def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "Cos
                max_depth: int | None = None) -> AdderGraph:
     """Lower every layer of ``qnet`` with the adder sharing ``optimize`` names, plans priced by
     ``cost_model`` (a target's, e.g. :data:`jpq_hw.cost.ICE40`) and, with ``max_depth``, each
-    layer's adders bounded to that many levels where a plan can be; exact by construction."""
+    layer's adders bounded to that many levels where a plan can be; exact by construction.
+
+    Flat-vector networks only; image networks are lowered stage by stage by
+    :func:`jpq_hw.stream.lower_stream`, which calls :func:`lower_layers` for each stage."""
+    if len(qnet.input_shape) != 1:
+        raise JpqError("image inputs ([C, H, W]) are lowered as streams (jpq_hw.stream.lower_stream)")
+    ranges = [(qnet.input.lo, qnet.input.hi)] * qnet.input_shape[0]
+    return lower_layers(qnet.layers, ranges, optimize, cost_model=cost_model, max_depth=max_depth)
+
+
+def lower_layers(layers: Sequence[QLayer], input_ranges: Sequence[tuple[int, int]],
+                 optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "CostModel", max_depth: int | None = None,
+                 weights: Sequence[np.ndarray] | None = None, first_layer: int = 0) -> AdderGraph:
+    """One adder graph for ``layers`` applied in order to inputs with the given exact ranges.
+
+    ``weights`` replaces each layer's weight by a 2-D matrix [out, in] (a conv2d kernel unrolled
+    over its window); by default every layer must be linear. New adders are attributed to layer
+    ``first_layer + i`` (the index in the whole network)."""
     check_optimize(optimize)
     if max_depth is not None and max_depth < 1:
         raise JpqError(f"--max-depth must be >= 1 (adder levels per layer), got {max_depth}")
-    if len(qnet.input_shape) != 1:
-        raise JpqError("image inputs ([C, H, W]) need conv2d streaming, which this version does not lower yet")
-    for layer in qnet.layers:
-        if layer.kind != "linear":
-            raise JpqError(f"layer {layer.name!r}: {layer.kind} layers are not lowered yet "
-                           "(conv2d streaming comes in a later version)")
+    if weights is None:
+        for layer in layers:
+            if layer.kind != "linear":
+                raise JpqError(f"layer {layer.name!r}: a {layer.kind} layer needs its unrolled weight matrix")
+        weights = [layer.weight for layer in layers]
     b = GraphBuilder()
-    current = [b.input(qnet.input.lo, qnet.input.hi) for _ in range(qnet.input_shape[0])]
-    for li, layer in enumerate(qnet.layers):
+    current = [b.input(lo, hi) for lo, hi in input_ranges]
+    for k, (layer, weight) in enumerate(zip(layers, weights)):
+        li = first_layer + k
         b.layer = li
-        weight = layer.weight.astype(np.int64)
+        weight = np.asarray(weight).astype(np.int64)
         offset = [int(v) for v in layer.bias]
         const = np.array([b.nodes[n].lo == b.nodes[n].hi for n in current], dtype=bool)
         if const.any():
@@ -58,5 +76,6 @@ def lower_qnet(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "Cos
         rounding = 1 << (layer.shift - 1) if layer.shift > 0 else 0
         current = [b.requant(t, offset[o] + rounding, layer.shift, layer.relu, layer.out, li)
                    for o, t in enumerate(terms)]
-    graph = b.build(current, [layer.name for layer in qnet.layers])
+    names = [""] * first_layer + [layer.name for layer in layers]
+    graph = b.build(current, names)
     return graph.without_dead_nodes()

@@ -104,7 +104,9 @@ class _Writer:
         decl = f"(* keep *) wire [{w - 1}:0] n{nid}"
         stage = self.s.stage[nid] if self.s.pipelined else None
         if isinstance(n, Input):
-            return [f"{decl} = x[{n.index * self.b_in} +: {self.b_in}];"]
+            # an input whose exact range is narrower than its bus field (a stream stage's input
+            # that the stage before can only drive so far) reads the low bits that hold it
+            return [f"{decl} = x[{n.index * self.b_in} +: {min(w, self.b_in)}];"]
         if n.lo == n.hi:
             return [f"{decl} = {literal(n.lo, w)};  // constant"]
         if isinstance(n, Add):

@@ -1,0 +1,70 @@
+"""Verilog of a :class:`~jpq_hw.stream.StreamNet`: one file, the top module and all it needs.
+
+The file holds, all prefixed with the top module's name so that two designs can share a project:
+
+- ``TOP_window``, ``TOP_delay``, ``TOP_collect``, ``TOP_hold``: the stream's building blocks
+  (``rtl_templates/stream_lib.v.j2``: line buffer and window, delay line, frame collector,
+  handshake register), written once by hand with their exact behaviour in their comments;
+- ``TOP_s<i>``: the adder graph of stage ``i`` as a combinational module with ``x`` and ``y``
+  (:func:`jpq_hw.hdl.verilog.emit_verilog`, the same emitter as flat designs);
+- ``TOP``: the stages wired as one stream (``rtl_templates/stream_top.v.j2``).
+
+Nothing here decides anything: the line buffer's storage comes from :func:`line_buffer_in_ram`.
+"""
+
+from __future__ import annotations
+
+from ..arith.registers import place_registers
+from ..stream.net import ConvStage, StreamNet
+from .verilog import _environment, check_identifier, emit_verilog
+
+LINE_BUFFER_RAM_MIN_BITS = 256  # smaller line buffers stay in flip-flops (a block RAM holds 4096 bits)
+
+
+def line_buffer_bits(stage: ConvStage) -> int:
+    """Bits a conv stage's line buffer holds: K-1 rows of the frame width."""
+    return (stage.kernel - 1) * stage.inp.pixel_bits * stage.inp.width
+
+
+def line_buffer_in_ram(stage: ConvStage) -> bool:
+    """Whether the line buffer goes into block RAM (else flip-flops)."""
+    return stage.kernel > 1 and line_buffer_bits(stage) >= LINE_BUFFER_RAM_MIN_BITS
+
+
+def kernel_module(top: str, index: int) -> str:
+    return f"{top}_s{index}"
+
+
+def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: str = "") -> str:
+    """The Verilog text of the whole stream design, top module ``top``."""
+    check_identifier(top)
+    env = _environment()
+    parts = [env.get_template("stream_lib.v.j2").render(p=top, version=version)]
+    stages = []
+    for i, st in enumerate(net.stages):
+        module = kernel_module(top, i)
+        g = st.graph
+        parts.append(emit_verilog(g, place_registers(g, 0), top=module, b_in=st.inp.fmt.bits, b_out=st.out.fmt.bits,
+                                  source=source, version=version))
+        common = dict(module=module, in_width=st.inp.pixel_bits, out_width=st.out.pixel_bits, pix=st.inp.pixel_bits)
+        if isinstance(st, ConvStage):
+            stages.append(dict(common, kind="conv", k=st.kernel, h=st.inp.height, w=st.inp.width, s=st.stride,
+                               p=st.padding, ram=int(line_buffer_in_ram(st)),
+                               kernel_in_width=st.kernel ** 2 * st.inp.pixel_bits,
+                               title=f"{st.name}, conv2d {st.kernel}x{st.kernel}/{st.stride} pad {st.padding}, "
+                                     f"{st.inp.channels} -> {st.out.channels} channels, "
+                                     f"{st.inp.height}x{st.inp.width} -> {st.out.height}x{st.out.width}"))
+        else:
+            n, b, c = st.inp.pixels, st.inp.fmt.bits, st.inp.channels
+            pix = st.inp.pixel_bits
+            # element ch*n + k (torch.flatten of [C, H, W]) is channel ch of beat k; highest first
+            flat = [f"c{i}_frame[{k * pix + ch * b} +: {b}]" for ch in reversed(range(c)) for k in reversed(range(n))]
+            stages.append(dict(common, kind="dense", n=n, frame_width=n * pix, flat=flat,
+                               title=f"{st.name}, flatten [{c}, {st.inp.height}, {st.inp.width}] and linear, "
+                                     f"{c * n} -> {st.out.channels}, one beat per frame"))
+    summary = (f"[{net.inp.channels}, {net.inp.height}, {net.inp.width}] {net.inp.fmt.bits}-bit in, "
+               f"{len(net.stages)} stages, {net.adders} adders")
+    parts.append(env.get_template("stream_top.v.j2").render(
+        version=version, source=source, summary=summary, top=top, lib=top, stages=stages,
+        stage_names=[s.name for s in net.stages], in_width=net.inp.pixel_bits, out_width=net.out.pixel_bits))
+    return "\n".join(parts)

@@ -1,0 +1,167 @@
+"""The ``lower`` flow for image networks: a :class:`StreamNet`, its Verilog, timing, cost and report.
+
+:func:`lower_stream_design` makes a :class:`LoweredStream` in memory; :func:`build_stream_report`
+describes it (contract.md section 3). :func:`jpq_hw.flow.lower_checkpoint` writes the design
+folder, the same layout as a flat design's (:mod:`jpq_hw.design_folder`), with one test vector per
+frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .. import __version__
+from ..arith.optimize import DEFAULT_OPTIMIZE
+from ..arith.registers import place_registers
+from ..cost.model import CostModel, LayerCost
+from ..cost.stream import StreamCost, stream_cost
+from ..design_folder import FramePort, StreamInterface
+from ..gc_pause import paused_gc
+from ..hdl.stream_verilog import emit_stream_verilog, line_buffer_in_ram
+from ..hdl.verilog import check_identifier
+from ..ir.qnet import QNet
+from .lower import lower_stream
+from .net import ConvStage, StreamNet
+from .timing import StreamTiming, simulate_handshakes
+
+
+@dataclass
+class LoweredStream:
+    """An image network lowered for one target, before it is written out."""
+
+    qnet: QNet
+    target: str
+    net: StreamNet
+    timing: StreamTiming
+    graph_costs: list[LayerCost]  # the adder graph of each stage, as the target's model estimates it
+    stream: StreamCost  # windows, line buffers, collectors, handshake registers
+    verilog: str
+    top: str
+    backend: str
+    optimize: str
+    max_depth: int | None
+    seconds: dict[str, float]
+
+    @property
+    def interface(self) -> StreamInterface:
+        n = self.net
+        return StreamInterface(self.top, _port(n.inp), _port(n.out), self.timing.latency_cycles,
+                               self.timing.cycles_per_frame)
+
+
+def _port(f) -> FramePort:
+    return FramePort(f.channels, f.height, f.width, f.fmt.bits, f.fmt.signed)
+
+
+def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_net", backend: str = "verilog",
+                        optimize: str = DEFAULT_OPTIMIZE, source: str = "", max_depth: int | None = None,
+                        pipeline: int = 0) -> LoweredStream:
+    """Lower ``qnet`` (a ``[C, H, W]`` input) to a stream design rendered with ``backend``."""
+    from ..errors import JpqError
+
+    check_identifier(top)
+    if backend != "verilog":
+        raise JpqError(f"image networks are written by the verilog backend only (got --backend {backend})")
+    if pipeline:
+        raise JpqError("image networks are streams with their own registers; --pipeline applies to flat networks")
+    t0 = time.perf_counter()
+    with paused_gc():
+        net = lower_stream(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
+    t1 = time.perf_counter()
+    text = emit_stream_verilog(net, top=top, source=source, version=__version__)
+    t2 = time.perf_counter()
+    timing = simulate_handshakes(net)
+    with paused_gc():
+        graph_costs = []
+        for st in net.stages:
+            c = cost_model.estimate(st.graph, place_registers(st.graph, 0))
+            graph_costs.append(_merge(st.name, c.layers))
+    stream = stream_cost(net)
+    return LoweredStream(qnet, cost_model.name, net, timing, graph_costs, stream, text, top, backend, optimize,
+                         max_depth, {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
+
+
+def _merge(name: str, layers: list[LayerCost]) -> LayerCost:
+    out = LayerCost(name)
+    for c in layers:
+        for key in ("adders", "subtractors", "adder_bits", "lut4", "carry", "ff"):
+            setattr(out, key, getattr(out, key) + getattr(c, key))
+        out.depth += c.depth
+    return out
+
+
+def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vectors: int) -> dict:
+    from ..cost import COST_MODELS
+
+    stages = []
+    for st, g, s in zip(d.net.stages, d.graph_costs, d.stream.stages):
+        layer_nnz = sum(d.qnet.layers[i].nnz for i in st.layers)
+        entry = {
+            "name": st.name, "kind": "conv2d" if isinstance(st, ConvStage) else "dense",
+            "layers": [d.qnet.layers[i].name for i in st.layers],
+            "input": _port(st.inp).to_json(), "output": _port(st.out).to_json(),
+            "nonzero_weights": layer_nnz, "adders": g.adders, "subtractors": g.subtractors,
+            "adder_bits": g.adder_bits, "adder_levels": g.depth,
+            "lut4_estimate": g.lut4 + s.lut4, "carry_estimate": g.carry + s.carry, "ff_estimate": g.ff + s.ff,
+            "bram_estimate": s.bram, "stream": s.as_dict(),
+        }
+        if isinstance(st, ConvStage):
+            entry.update(kernel=st.kernel, stride=st.stride, padding=st.padding,
+                         line_buffer={"bits": s.line_buffer_bits, "storage": "bram" if line_buffer_in_ram(st) else "ff"})
+        stages.append(entry)
+    device, capacity = COST_MODELS[d.target].largest_device
+    lut = sum(s["lut4_estimate"] for s in stages)
+    return {
+        "generator": f"jpq-hw {__version__}",
+        **d.interface.to_report(),  # top, interface, input, output, latency_cycles, cycles_per_frame
+        "target": d.target,
+        "backend": d.backend,
+        "optimize": d.optimize,
+        "max_depth": d.max_depth,
+        "checkpoint": {"path": checkpoint, "sha256": sha256},
+        "adders": sum(s["adders"] for s in stages),
+        "subtractors": sum(s["subtractors"] for s in stages),
+        "adder_bits": sum(s["adder_bits"] for s in stages),
+        "lut4_estimate": lut,
+        "carry_estimate": sum(s["carry_estimate"] for s in stages),
+        "ff_estimate": sum(s["ff_estimate"] for s in stages),
+        "bram_estimate": sum(s["bram_estimate"] for s in stages),
+        "nonzero_weights": d.qnet.nnz,
+        "largest_common_device": {"name": device, "lut4": capacity, "fits": lut <= capacity},
+        "test_vectors": n_vectors,
+        "seconds": {k: round(v, 4) for k, v in d.seconds.items()},
+        "layers": stages,
+    }
+
+
+def render_stream_markdown(r: dict) -> str:
+    i, o = r["input"], r["output"]
+    lines = [
+        f"# {r['top']}: lowered by {r['generator']}",
+        "",
+        f"- checkpoint: `{r['checkpoint']['path']}` (sha256 `{r['checkpoint']['sha256'][:16]}...`)",
+        f"- target: {r['target']}, backend: {r['backend']}, adder sharing: --optimize {r['optimize']}",
+        f"- interface: stream (AXI4-Stream), in {i['channels']} x {i['height']} x {i['width']} of {i['bits']}-bit "
+        f"{'signed' if i['signed'] else 'unsigned'}, out {o['channels']} x {o['height']} x {o['width']} of "
+        f"{o['bits']}-bit {'signed' if o['signed'] else 'unsigned'}",
+        f"- {r['cycles_per_frame']} cycles per frame (one pixel per clock: {i['height'] * i['width']}), "
+        f"latency {r['latency_cycles']} cycles (first pixel in to first beat out)",
+        f"- {r['nonzero_weights']} nonzero weights, {r['adders']} adders; estimated iCE40 cells: "
+        f"{r['lut4_estimate']} SB_LUT4, {r['carry_estimate']} SB_CARRY, {r['ff_estimate']} flip-flops, "
+        f"{r['bram_estimate']} block RAM",
+        "",
+        "| stage | kind | in | out | nonzero | adders | levels | LUT4 | CARRY | FF | BRAM |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in r["layers"]:
+        a, b = s["input"], s["output"]
+        kind = (f"conv {s['kernel']}x{s['kernel']}/{s['stride']} p{s['padding']}" if s["kind"] == "conv2d"
+                else "flatten + linear")
+        lines.append(f"| {s['name']} | {kind} | {a['channels']}x{a['height']}x{a['width']} | "
+                     f"{b['channels']}x{b['height']}x{b['width']} | {s['nonzero_weights']} | {s['adders']} | "
+                     f"{s['adder_levels']} | {s['lut4_estimate']} | {s['carry_estimate']} | {s['ff_estimate']} | "
+                     f"{s['bram_estimate']} |")
+    lines += ["", "Estimates come from `jpq_hw.cost.ice40` (adder graphs) and `jpq_hw.cost.stream` (windows, line "
+              "buffers, collectors); `pytest sim/` compares them with yosys `synth_ice40`.", ""]
+    return "\n".join(lines)
