@@ -46,7 +46,8 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--prune-begin", type=float, default=0.0, metavar="F", help="start of the pruning window, fraction of the run (default: 0)")
     g.add_argument("--prune-end", type=float, default=0.6, metavar="F", help="end of the window, where the mask freezes (default: 0.6)")
     g.add_argument("--mode", default="recover", choices=MODES, help="fine-tuning mode (default: recover)")
-    g.add_argument("--sparsity", type=float, default=0.85, metavar="S", help="target fraction of zero weights, in [0, 1) (default: 0.85)")
+    g.add_argument("--sparsity", type=float, default=None, metavar="S",
+                   help="target fraction of zero weights, in [0, 1) (default: 0.85; digits-cnn: 0.95)")
     g.add_argument("--scope", default="global", choices=SCOPES, help="one global target or the same target per layer (default: global)")
     g.add_argument("--layer-floor", type=float, default=0.0, metavar="F",
                    help="each layer keeps at least this fraction of its weights (default: 0, no floor)")
@@ -56,7 +57,8 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     q = p.add_argument_group("quantization stage")
     q.add_argument("--weight-bits", type=int, default=6, metavar="B", help="signed weight bits, 2..16; 2 is ternary (default: 6)")
     q.add_argument("--ternary", action="store_true", help="ternary weights {-1, 0, +1} * 2**e (same as --weight-bits 2)")
-    q.add_argument("--act-bits", type=int, default=8, metavar="B", help="hidden activation bits, 2..16 (default: 8)")
+    q.add_argument("--act-bits", type=int, default=None, metavar="B",
+                   help="hidden activation bits, 2..16 (default: 8; digits-cnn: 4)")
     q.add_argument("--csd-digits", type=int, default=None, metavar="K",
                    help="at most K nonzero CSD digits (K - 1 adders) per weight (default: no limit)")
     q.add_argument("--qat-epochs", type=int, default=20, metavar="N", help="quantization-aware training epochs (default: 20)")
@@ -79,15 +81,19 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`CompressConfig` the flags describe (input format from the example)."""
+    from .models import get_example
     from .pipeline import config_for_example
 
+    example = get_example(args.example)
+    sparsity = example.sparsity if args.sparsity is None else args.sparsity
+    act_bits = example.act_bits if args.act_bits is None else args.act_bits
     return config_for_example(
         args.example,
         criterion=args.criterion, schedule=args.schedule, prune_steps=args.prune_steps,
-        prune_begin=args.prune_begin, prune_end=args.prune_end, mode=args.mode, sparsity=args.sparsity,
+        prune_begin=args.prune_begin, prune_end=args.prune_end, mode=args.mode, sparsity=sparsity,
         scope=args.scope, layer_floor=args.layer_floor, taylor_beta=args.taylor_beta, blend_alpha=args.blend_alpha,
         prune_epochs=args.prune_epochs, prune_lr=args.prune_lr, prune_optimizer=args.prune_optimizer,
-        weight_bits=2 if args.ternary else args.weight_bits, act_bits=args.act_bits, csd_digits=args.csd_digits,
+        weight_bits=2 if args.ternary else args.weight_bits, act_bits=act_bits, csd_digits=args.csd_digits,
         qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, batch_size=args.batch_size, calib_size=args.calib_size,
         seed=args.seed, verify=not args.no_verify, adders=not args.no_adders, device=args.device)
 

@@ -15,8 +15,8 @@ BOPs (bit operations of one inference; Baskin et al., UNIQ; Hawks et al. 2021)
     layer). The dense float baseline uses ``b_a = b_w = 32`` and ``p = 1``.
 adders
     the adders of the graph ``jpq-hw lower`` builds with its defaults (``--optimize best``, the iCE40
-    cost model), so that ``compress`` and ``lower`` report one count; only for networks of linear
-    layers, ``None`` otherwise (conv2d is not lowered yet).
+    cost model), so that ``compress`` and ``lower`` report one count (an image network's: the sum
+    over its stream stages; the deepest stage's depth).
 """
 
 from __future__ import annotations
@@ -93,20 +93,25 @@ def compute_metrics(qnet: QNet, weight_bits: int, *, adders: bool = True) -> dic
         "adders": None, "adders_note": None,
     }
     if adders:
-        if all(layer.kind == "linear" for layer in qnet.layers) and len(qnet.input_shape) == 1:
-            from ..arith.lower import lower_qnet
-            from ..arith.optimize import DEFAULT_OPTIMIZE
-            from ..cost import ICE40
+        from ..arith.optimize import DEFAULT_OPTIMIZE
+        from ..cost import ICE40
 
-            try:  # what `jpq-hw lower` builds with its defaults, so that both commands give one count
+        try:  # what `jpq-hw lower` builds with its defaults, so that both commands give one count
+            if len(qnet.input_shape) == 1:
+                from ..arith.lower import lower_qnet
+
                 stats = lower_qnet(qnet, DEFAULT_OPTIMIZE, cost_model=ICE40).stats()
                 out["adders"] = int(stats["adders"])
                 out["adder_depth"] = int(stats["depth"])
-                out["adders_note"] = f"as jpq-hw lower builds it: --optimize {DEFAULT_OPTIMIZE}, --target ice40"
-            except JpqError as e:
-                out["adders_note"] = f"not lowered: {e}"
-        else:
-            out["adders_note"] = "skipped: conv2d networks are not lowered yet"
+            else:
+                from ..stream import lower_stream
+
+                net = lower_stream(qnet, DEFAULT_OPTIMIZE, cost_model=ICE40)
+                out["adders"] = net.adders
+                out["adder_depth"] = max(s.graph.depth for s in net.stages)
+            out["adders_note"] = f"as jpq-hw lower builds it: --optimize {DEFAULT_OPTIMIZE}, --target ice40"
+        except JpqError as e:
+            out["adders_note"] = f"not lowered: {e}"
     else:
         out["adders_note"] = "not computed"
     return out

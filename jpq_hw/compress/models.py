@@ -48,6 +48,8 @@ class Example:
     epochs: int = 60
     lr: float = 3e-3
     batch_size: int = 64
+    sparsity: float = 0.85  # the defaults of --sparsity and --act-bits for this example
+    act_bits: int = 8
 
 
 def _mlp(sizes: list[int]) -> nn.Module:
@@ -72,7 +74,7 @@ EXAMPLES: dict[str, Example] = {
     "digits-wide": Example("digits-wide", "64-256-256-10 ReLU MLP on sklearn 8x8 digits (over-parameterised)",
                            (64,), 5, False, -4, lambda: _mlp([64, 256, 256, 10]), epochs=40, lr=1e-3),
     "digits-cnn": Example("digits-cnn", "conv3x3(8)-relu-conv3x3/2(16)-relu-flatten-linear(10) on 8x8 digits [1, 8, 8]",
-                          (1, 8, 8), 5, False, -4, _cnn, epochs=30),
+                          (1, 8, 8), 5, False, -4, _cnn, epochs=30, sparsity=0.95, act_bits=4),  # fits an iCE40 UP5K
 }
 
 

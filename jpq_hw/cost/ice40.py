@@ -515,6 +515,7 @@ class Ice40Cost:
 
     name = "ice40"
     largest_device = ("iCE40 UP5K", 5280)
+    largest_device_bram = 30  # its SB_RAM40_4K blocks (4 kbit each): what line buffers may use
 
     def adder(self, bits: int, subtract: bool) -> int:
         return bits * SUB_LUT_PER_BIT if subtract else bits

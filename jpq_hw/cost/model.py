@@ -53,6 +53,7 @@ class CostModel(Protocol):
 
     name: str  # the ``--target`` it serves
     largest_device: tuple[str, int]  # the family's largest common device and its LUT4 (lower warns beyond it)
+    largest_device_bram: int  # its block RAMs (an image network whose line buffers need more is refused)
 
     def adder(self, bits: int, subtract: bool) -> int:
         """Cells of one adder (or, with ``subtract``, subtractor) of ``bits`` one-bit positions

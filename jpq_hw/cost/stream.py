@@ -8,7 +8,8 @@ line buffer keeps only the rows and channels that a used window element still ne
 - window: one flip-flop and one masking LUT per used bit;
 - line buffer: one flip-flop per bit (``W`` per used row bit), or block RAM where
   :func:`jpq_hw.hdl.stream_verilog.line_buffer_in_ram` says so (SB_RAM40_4K: 256x16, 512x8,
-  1024x4 or 2048x2, the fewest blocks) and its address counter;
+  1024x4 or 2048x2, the fewest blocks for the memory's whole width, as yosys maps it) and its
+  address counter;
 - position counters, masks and handshakes: a fixed part per stage (:data:`CONTROL_LUT4`);
 - collector: one flip-flop per used bit of the frame;
 - output register: one flip-flop per bit.
@@ -79,8 +80,8 @@ def stream_cost(net: StreamNet) -> StreamCost:
                     width = max(used[(u * k + v) * ch + i] for u in range(k) for v in range(k))
                     stored += (k - 1 - min(rows)) * width
             c.line_buffer_bits = stored * st.inp.width
-            if line_buffer_in_ram(st):
-                c.bram = bram_blocks(st.inp.width, stored)
+            if line_buffer_in_ram(st):  # yosys keeps the memory's full width
+                c.bram = bram_blocks(st.inp.width, (k - 1) * st.inp.pixel_bits)
                 aw = max(1, (st.inp.width - 1).bit_length())
                 c.ff += aw
                 c.lut4 += aw + 2

@@ -2,7 +2,7 @@
 
 from .checkpoint import load_checkpoint, qnet_from_dict, qnet_to_dict, save_checkpoint
 from .qnet import LAYER_KINDS, IntFormat, QLayer, QNet
-from .synthetic import random_qnet
+from .synthetic import random_conv_qnet, random_qnet
 
 __all__ = ["IntFormat", "LAYER_KINDS", "QLayer", "QNet", "load_checkpoint", "qnet_from_dict",
-           "qnet_to_dict", "save_checkpoint", "random_qnet"]
+           "qnet_to_dict", "save_checkpoint", "random_qnet", "random_conv_qnet"]

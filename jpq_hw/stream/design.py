@@ -78,6 +78,11 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
             c = cost_model.estimate(st.graph, place_registers(st.graph, 0))
             graph_costs.append(_merge(st.name, c.layers))
     stream = stream_cost(net)
+    bram = sum(s.bram for s in stream.stages)
+    if bram > cost_model.largest_device_bram:
+        device = cost_model.largest_device[0]
+        raise JpqError(f"the line buffers of frames {net.inp.width} pixels wide need {bram} block RAMs, the {device} "
+                       f"has {cost_model.largest_device_bram}: use narrower frames or fewer channels")
     return LoweredStream(qnet, cost_model.name, net, timing, graph_costs, stream, text, top, backend, optimize,
                          max_depth, {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
 

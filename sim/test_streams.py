@@ -1,0 +1,117 @@
+"""Image networks as pixel streams (contract.md section 3), simulated and synthesized.
+
+Designs (:data:`STREAMS`): seeded random conv nets that cover kernels 1, 3 and 5, strides 1 and 2,
+zero padding 0..2, one to three channels in, signed and unsigned formats down to 1-bit inputs,
+frames that are not square, line buffers in flip-flops and in block RAM, a flatten into one and
+into two linear layers, and a network on 64x64 frames; and the shipped ``digits-cnn`` example. For
+each design:
+
+1. ``jpq_hw.flow.lower_checkpoint`` writes the design folder (its own check: the stream's stage
+   interpreters equal the reference on every frame); its report must state the stream interface;
+2. the Verilog must pass ``verilator --lint-only -Wall`` with no warning;
+3. cocotb streams the frames through it (:mod:`jpq_hw.sim.cocotb_bench`): a reset in the middle of
+   a frame, then every frame with random bubbles on the input and random back-pressure on the
+   output, then every frame again back to back at full rate from an idle design. Every output beat
+   must equal the reference, the output must obey AXI4-Stream (nothing changes while a beat waits),
+   and at full rate the first output and the frame period must be exactly the report's
+   ``latency_cycles`` and ``cycles_per_frame``. Verilator runs every design, Icarus the small ones;
+4. for the designs marked ``synth``, yosys ``synth_ice40`` counts the cells, recorded in
+   ``sim/build/results.md`` beside the estimate; block RAMs must equal the estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jpq_hw.design_folder import StreamInterface, read_design, rtl_files
+from jpq_hw.flow import lower_checkpoint
+from jpq_hw.ir import IntFormat, load_checkpoint, random_conv_qnet, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "digits-cnn.pt"
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    net: dict = field(default_factory=dict)  # random_conv_qnet arguments (empty: the shipped example)
+    frames: int = 8
+    icarus: bool = True
+    synth: bool = False
+
+
+STREAMS = [
+    Stream("pad_k3_k5s2", dict(input_shape=(2, 7, 9), convs=[(3, 3, 1, 1), (4, 5, 2, 2)],
+                               input_format=IntFormat(6, True), hidden_format=IntFormat(5, False),
+                               output_format=IntFormat(7, False), relu_last=True, seed=97), synth=True),
+    Stream("k1_k3s2_dense2", dict(input_shape=(1, 6, 5), convs=[(3, 1, 1, 0), (5, 3, 2, 0)], dense=[7, 4],
+                                  input_format=IntFormat(4, False), output_format=IntFormat(9, True), seed=98),
+           synth=True),
+    Stream("k5_k3_bram", dict(input_shape=(3, 10, 12), convs=[(4, 5, 1, 2), (3, 3, 1, 1)],
+                              input_format=IntFormat(8, False), output_format=IntFormat(8, True), seed=99),
+           icarus=False, synth=True),
+    Stream("bin_s2_dense", dict(input_shape=(1, 5, 5), convs=[(2, 3, 2, 1)], dense=[3], input_format=IntFormat(1, False),
+                                output_format=IntFormat(4, True), seed=100)),
+    Stream("flat_only", dict(input_shape=(2, 4, 4), convs=[], dense=[5], input_format=IntFormat(3, True), seed=101)),
+    Stream("frame64", dict(input_shape=(1, 64, 64), convs=[(4, 3, 1, 1), (4, 3, 2, 1)], density=0.25,
+                           input_format=IntFormat(8, False), hidden_format=IntFormat(6, False),
+                           output_format=IntFormat(8, False), relu_last=True, seed=102),
+           frames=2, icarus=False, synth=True),
+    Stream("digits_cnn", frames=4, icarus=False, synth=True),
+]
+
+
+def _checkpoint(s: Stream, root: Path) -> tuple[Path, np.ndarray | None]:
+    if not s.net:
+        from jpq_hw.datasets import load_digits_split
+
+        return EXAMPLE, load_digits_split()[2][:4]  # real test images after the extremes
+    path = root / f"{s.name}.pt"
+    save_checkpoint(random_conv_qnet(**s.net), path)
+    return path, np.empty((0, int(np.prod(s.net["input_shape"]))), dtype=np.int64)
+
+
+@pytest.mark.simulator
+@pytest.mark.parametrize("case", STREAMS, ids=[s.name for s in STREAMS])
+def test_stream_matches_reference(case, sim_build_root, simulators, sim_results):
+    from jpq_hw.sim.runner import lint_verilog, run_design
+
+    root = sim_build_root / "streams"
+    root.mkdir(exist_ok=True)
+    ckpt, extra = _checkpoint(case, root)
+    out = root / case.name
+    top = f"stream_{case.name}"
+    report = lower_checkpoint(ckpt, out, top=top, n_vectors=case.frames, seed=5, force=True, extra_inputs=extra)
+    qnet = load_checkpoint(ckpt)
+    iface = read_design(out).interface
+    assert isinstance(iface, StreamInterface) and report["interface"] == "stream"
+    c, h, w = qnet.input_shape
+    assert (iface.input.channels, iface.input.height, iface.input.width) == (c, h, w)
+    oshape = qnet.output_shape if len(qnet.output_shape) == 3 else (qnet.output_shape[0], 1, 1)
+    assert (iface.output.channels, iface.output.height, iface.output.width) == tuple(oshape)
+    assert iface.cycles_per_frame <= 1.05 * h * w  # one pixel per clock
+    assert report["adders"] == sum(s["adders"] for s in report["layers"])
+    assert lint_verilog(rtl_files(out), top) == []
+
+    row = {"design": f"stream {case.name}", "nnz": report["nonzero_weights"], "adders": report["adders"],
+           "lut4_est": report["lut4_estimate"], "carry_est": report["carry_estimate"], "ff_est": report["ff_estimate"],
+           "latency": report["latency_cycles"]}
+    for simulator in simulators:
+        if simulator == "icarus" and not case.icarus:
+            continue
+        result = run_design(out, simulator, build_dir=root / "sim_build" / case.name / simulator)
+        assert result.passed, result.summary() + "\n" + result.message
+        row[simulator] = f"pass ({result.n_vectors} frames)"
+    sim_results.append(row)
+
+    if case.synth:
+        from jpq_hw.synth.yosys import synthesize
+
+        s = synthesize(rtl_files(out), top, workdir=out / "synth_run")
+        row.update(lut4=s.lut4, carry=s.carry, ff=s.dff, synth_s=round(s.seconds, 1))
+        assert s.mac16 == 0
+        assert s.ram == report["bram_estimate"], (s.ram, report["bram_estimate"])
