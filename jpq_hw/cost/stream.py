@@ -5,12 +5,14 @@ The adder graphs of the stages are priced by :mod:`jpq_hw.cost.ice40`; this modu
 counted (yosys removes the rest): a window element whose weights are all zero costs nothing, and a
 line buffer keeps only the rows and channels that a used window element still needs.
 
-- window: one flip-flop and one masking LUT per used bit;
+- window: a shift chain of flip-flops from the first used column, one masking LUT per used bit
+  of a border element (the middle rows and columns are never padding), and where the layer pads,
+  one LUT per used pixel bit (zero pixels while a frame's tail runs on its own);
 - line buffer: one flip-flop per bit (``W`` per used row bit), or block RAM where
   :func:`jpq_hw.hdl.stream_verilog.line_buffer_in_ram` says so (SB_RAM40_4K: 256x16, 512x8,
   1024x4 or 2048x2, the fewest blocks for the memory's whole width, as yosys maps it) and its
   address counter;
-- position counters, masks and handshakes: a fixed part per stage (:data:`CONTROL_LUT4`);
+- position counters, frame tail, stride and padding tests: fitted to yosys (:data:`CONTROL_FIT`);
 - collector: one flip-flop per used bit of the frame;
 - output register: one flip-flop per bit.
 """
@@ -25,8 +27,22 @@ from ..hdl.stream_verilog import line_buffer_in_ram
 from ..stream.net import ConvStage, StreamNet
 
 BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K depth x width
-CONTROL_LUT4 = {"conv": 40, "dense": 8}  # counters, comparisons and handshakes (measured with yosys)
-CONTROL_FF = {"conv": 4, "dense": 2}
+# The window's position logic (counters, frame tail, stride and padding tests), fitted to yosys
+# synth_ice40 of rtl_templates/stream_lib.v.j2's window on 40 parameter sets (K 1/3/5, padding 0
+# to (K-1)/2, strides 1/2, frames 8 to 200 wide, flip-flop and block-RAM line buffers): cells =
+# c0 + c1 * (counter bits) + c2 * (padding > 0) + c3 * padding + c4 * (block RAM). Within 13 cells.
+CONTROL_FIT = {"lut4": (-2.2, 2.07, 29.4, 8.0, 10.5), "carry": (-18.7, 2.28, 35.9, 12.2, 16.5),
+               "ff": (-14.0, 1.58, 10.4, -4.0, 14.7)}
+
+
+def _window_control(k: int, h: int, w: int, p: int, ram: bool) -> dict[str, int]:
+    bits = _counter_bits(h + 2 * p + k + 1) + _counter_bits(w + 2 * p + k + 1) + 2
+    feats = (1, bits, p > 0, p, ram)
+    return {key: max(0, round(sum(c * f for c, f in zip(coef, feats)))) for key, coef in CONTROL_FIT.items()}
+
+
+def _counter_bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())  # $clog2(n)
 
 
 @dataclass
@@ -64,33 +80,64 @@ def bram_blocks(depth: int, width: int) -> int:
 
 def stream_cost(net: StreamNet) -> StreamCost:
     out = StreamCost()
-    for st in net.stages:
+    stages = list(net.stages)
+    for i, st in enumerate(stages):
         used = used_input_bits(st.graph)
         c = StageStreamCost()
         if isinstance(st, ConvStage):
-            k, ch = st.kernel, st.inp.channels
-            window_bits = sum(used)
-            c.ff += window_bits + 2 * k + CONTROL_FF["conv"]
-            c.lut4 += window_bits + CONTROL_LUT4["conv"]
-            # rows 1..K-1 of a channel are stored where a window row at or above them is used
+            k, ch, p = st.kernel, st.inp.channels, st.padding
+            ram = line_buffer_in_ram(st)
             stored = 0
-            for i in range(ch):
-                rows = [u for u in range(k) for v in range(k) if used[(u * k + v) * ch + i]]
+            for j in range(ch):
+                for u in range(k):
+                    cols = [v for v in range(k) if used[(u * k + v) * ch + j]]
+                    if not cols:
+                        continue
+                    width = max(used[(u * k + v) * ch + j] for v in cols)
+                    c.ff += (k - min(cols)) * width  # the window's shift chain from the first used column
+                    c.lut4 += sum(used[(u * k + v) * ch + j] for v in cols  # masks of border elements
+                                  if u < p or u >= k - p or v < p or v >= k - p)
+                rows = [u for u in range(k) for v in range(k) if used[(u * k + v) * ch + j]]
                 if rows and min(rows) < k - 1:
-                    width = max(used[(u * k + v) * ch + i] for u in range(k) for v in range(k))
+                    width = max(used[(u * k + v) * ch + j] for u in range(k) for v in range(k))
                     stored += (k - 1 - min(rows)) * width
             c.line_buffer_bits = stored * st.inp.width
-            if line_buffer_in_ram(st):  # yosys keeps the memory's full width
+            if ram:  # yosys keeps the memory's full width
                 c.bram = bram_blocks(st.inp.width, (k - 1) * st.inp.pixel_bits)
-                aw = max(1, (st.inp.width - 1).bit_length())
-                c.ff += aw
-                c.lut4 += aw + 2
-                c.carry += max(aw - 2, 0)
             else:
                 c.ff += c.line_buffer_bits
+            if p:  # a frame's tail runs on zero pixels: one LUT per pixel bit that goes anywhere
+                c.lut4 += sum(max(used[(u * k + v) * ch + j] for u in range(k) for v in range(k))
+                              for j in range(ch))
+            ctl = _window_control(k, st.inp.height, st.inp.width, p, ram)
+            c.lut4 += ctl["lut4"]
+            c.carry += ctl["carry"]
+            c.ff += ctl["ff"]
         else:
-            c.ff += sum(used) + CONTROL_FF["dense"] + max(1, (st.inp.pixels - 1).bit_length())
-            c.lut4 += CONTROL_LUT4["dense"]
-        c.ff += st.out.pixel_bits
+            n = st.inp.pixels
+            for j in range(st.inp.channels):  # the collector's shift chain from the first used beat
+                beats = [b for b in range(n) if used[j * n + b]]
+                if beats:
+                    c.ff += (n - min(beats)) * max(used[j * n + b] for b in beats)
+            nw = _counter_bits(n)
+            c.ff += nw + 1
+            c.lut4 += nw + 3
+            c.carry += max(nw - 2, 0)
+        c.ff += _held_bits(st, stages[i + 1] if i + 1 < len(stages) else None) + 1
         out.stages.append(c)
     return out
+
+
+def _held_bits(st, nxt) -> int:
+    """Bits of a stage's output register that something reads: every bit at the network's output,
+    else the bits of the channels the next stage uses."""
+    if nxt is None:
+        return st.out.pixel_bits
+    used = used_input_bits(nxt.graph)
+    c = st.out.channels
+    if isinstance(nxt, ConvStage):
+        per = [max((used[e] for e in range(j, len(used), c)), default=0) for j in range(c)]
+    else:
+        n = nxt.inp.pixels
+        per = [max(used[j * n:(j + 1) * n], default=0) for j in range(c)]
+    return sum(per)

@@ -4,9 +4,10 @@
 Every conv2d layer becomes a :class:`ConvStage`: its weight ``[O, C, k, k]`` unrolled to a matrix
 ``[O, k*k*C]`` over the window (element ``(u*k + v)*C + i``) and lowered with the same adder
 sharing as a linear layer (:func:`jpq_hw.arith.lower.lower_layers`). The first linear layer and
-all that follow it become one :class:`DenseStage`. The kernel's inputs get the exact range of the
-stage before it widened to hold 0, the value of the zero padding: a channel that can only be 0 costs
-nothing, but a constant nonzero channel is not folded into the bias (it is 0 in the padding).
+all that follow it become one :class:`DenseStage`. The kernel's inputs get the exact range of
+the stage before it, widened to hold 0 where the layer pads (the value of the padding): a channel
+that can only be 0 costs nothing, and a constant channel folds into the bias unless padding makes
+it vary.
 
 What cannot stream is refused with one line (:class:`~jpq_hw.errors.JpqError`): a layer kind the
 stream does not support, a kernel that is not square, a padding larger than ``(k - 1) / 2`` (the
@@ -78,7 +79,10 @@ def lower_stream(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "C
         if layer.kind == "conv2d":
             o, ci, k, _ = layer.weight.shape
             matrix = layer.weight.transpose(0, 2, 3, 1).reshape(o, k * k * ci)  # element (u*k + v)*C + i
-            window_ranges = [(min(lo, 0), max(hi, 0)) for lo, hi in ranges] * (k * k)
+            if layer.padding:  # a window element can also be the zero padding
+                window_ranges = [(min(lo, 0), max(hi, 0)) for lo, hi in ranges] * (k * k)
+            else:
+                window_ranges = list(ranges) * (k * k)
             graph = lower_layers([layer], window_ranges, optimize, cost_model=cost_model, max_depth=max_depth,
                                  weights=[matrix], first_layer=li)
             _, oh, ow = layer.output_shape((frame.channels, frame.height, frame.width))
