@@ -38,6 +38,7 @@ from .vectors import make_vectors, read_inputs
 BACKENDS = ("verilog", "amaranth")
 DEFAULT_VECTORS = 1000  # input vectors of a flat network's test bench
 DEFAULT_FRAMES = 16  # frames of an image network's test bench
+DEFAULT_REAL_FRAMES = 4  # of which real ones from the data set (the rest: extremes, then random)
 
 
 def lower_graph(qnet: QNet, *, target: str = "ice40", optimize: str = DEFAULT_OPTIMIZE, pipeline: int = 0,
@@ -107,7 +108,9 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
         if extra_inputs is None:
             extra_inputs = dataset_inputs(qnet.meta, int(np.prod(qnet.input_shape)), qnet.input.lo, qnet.input.hi)
         if len(qnet.input_shape) == 3:
-            n_vectors = DEFAULT_FRAMES if requested is None else n_vectors
+            if requested is None:  # a few real frames, not the whole data set: streams simulate per pixel
+                n_vectors = DEFAULT_FRAMES
+                extra_inputs = None if extra_inputs is None else extra_inputs[:DEFAULT_REAL_FRAMES]
             report = _lower_stream(qnet, tmp, path, target=target, top=top, backend=backend, pipeline=pipeline,
                                    optimize=optimize, max_depth=max_depth, n_vectors=n_vectors, seed=seed,
                                    extra_inputs=extra_inputs, first=first, t_load=t_load)
