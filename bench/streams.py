@@ -4,8 +4,9 @@ For the shipped ``digits-cnn`` example and a random conv net on 64x64 frames (th
 design of ``sim/test_streams.py``): ``jpq-hw lower``'s report, yosys ``synth_ice40`` of the design
 alone (cells), then the design in a small harness (its ports on pins, ``m_data`` reduced to one
 registered parity pin) placed and routed by nextpnr-ice40 on the UP5K (SG48) for Fmax and the
-proof that it fits, and the Verilator simulation of ``pytest sim/``'s bench (pixels per second of
-simulated stream, both phases).
+proof that it fits, and the Verilator simulation of the design folder's bench (1,000 frames of
+digits, 20 of 64x64: pixels per second of simulated stream over both passes, the simulator's own
+time without its build).
 
     python -m bench.streams            # writes bench/results/streams.md
 """
@@ -75,13 +76,14 @@ def main(argv=None) -> int:
     save_checkpoint(random_conv_qnet(**FRAME64), work / "frame64.pt")
     from jpq_hw.datasets import load_digits_split
 
-    rows = [measure("digits-cnn", ROOT / "examples" / "digits-cnn.pt", work, 16, load_digits_split()[2][:4]),
-            measure("frame64", work / "frame64.pt", work, 2, np.empty((0, 64 * 64), dtype=np.int64))]
+    rows = [measure("digits-cnn", ROOT / "examples" / "digits-cnn.pt", work, 1000, load_digits_split()[2]),
+            measure("frame64", work / "frame64.pt", work, 20, np.empty((0, 64 * 64), dtype=np.int64))]
     lines = ["# Image networks as streams on an iCE40 UP5K", "",
              "Produced by `python -m bench.streams` on this project's 2-core machine. Cells: yosys `synth_ice40` of the "
              "design alone; Fmax: nextpnr-ice40 on the UP5K (SG48) with the design in a harness (ports on pins, "
              "`m_data` reduced to one registered parity pin); sim: the Verilator run of the cocotb bench "
-             "(`jpq_hw.sim.cocotb_bench`: random stalls, then full rate), simulated pixels per second of wall time.",
+             "(`jpq_hw.sim.cocotb_bench` clocking `tb/stream_tb.v`: random stalls, then full rate; 1,000 frames of digits, "
+             "20 of 64x64), simulated pixels per second of wall time, build excluded.",
              "",
              "| network | frame | nonzero | adders | SB_LUT4 (est) | SB_CARRY (est) | FF (est) | BRAM (est) | "
              "cycles/frame | latency | Fmax UP5K MHz | sim px/s |",

@@ -9,6 +9,8 @@ outside tools). Layout (contract.md section 2)::
     OUT/report.md             the same for a person
     OUT/tb/vectors.json       {"x": [[int, ...], ...], "y": [[int, ...], ...]}: inputs, reference outputs
     OUT/tb/cocotb_bench.py    the cocotb test, and run_tb.py, which builds and runs it
+    OUT/tb/stream_tb.v        a stream design's Verilog test bench (source, sink, checks), which
+                              the cocotb test clocks (:func:`simulation`)
     OUT/tb/design_folder.py   a copy of this module, which both of them import
     OUT/synth/synth_ice40.ys  a yosys script
 
@@ -34,7 +36,8 @@ VECTORS_JSON = "tb/vectors.json"
 SYNTH_DIR = "synth"
 DESIGN_DIR_ENV = "JPQ_DESIGN_DIR"  # names the design folder to the cocotb bench (else: the folder above it)
 TB_FILES = {"cocotb_bench.py": "jpq_hw.sim", "run_tb.py": "jpq_hw.sim",  # copied into OUT/tb/ from these packages
-            "design_folder.py": "jpq_hw"}
+            "stream_tb.v": "jpq_hw.sim", "design_folder.py": "jpq_hw"}
+STREAM_TB = "tb/stream_tb.v"  # the Verilog test bench of a stream design (module jpq_stream_tb)
 
 
 @dataclass(frozen=True)
@@ -240,3 +243,43 @@ def unpack(word: int, count: int, bits: int | Sequence[int], signed: bool | Sequ
         out.append(v - (1 << b) if s and b and v >> (b - 1) else v)
         word >>= b
     return out
+
+
+@dataclass
+class Simulation:
+    """What a simulator builds and runs for a design folder (:func:`simulation`)."""
+
+    sources: list[Path]
+    toplevel: str
+    parameters: dict
+    defines: dict
+    plusargs: list[str]
+    long_run: bool = False  # enough cycles that an optimised simulator build pays for itself
+
+
+STREAM_DRAIN = 20  # idle cycles a stream test bench waits after its last beat, beyond a frame's worth
+LONG_RUN_PIXELS = 100_000  # pixels streamed (both passes) from which a simulation is a long run
+
+
+def simulation(root: str | Path, build_dir: str | Path) -> Simulation:
+    """The sources, toplevel, parameters and plusargs that simulate the design in ``root``.
+
+    A flat design is its own toplevel. A stream design runs inside ``tb/stream_tb.v``, which reads
+    its frames and expected beats from hex files that this writes into ``build_dir`` from
+    ``tb/vectors.json``."""
+    root, build_dir = Path(root).resolve(), Path(build_dir).resolve()
+    d = read_design(root)
+    iface = d.interface
+    if not isinstance(iface, StreamInterface):
+        return Simulation(rtl_files(root), iface.top, {}, {}, [])
+    build_dir.mkdir(parents=True, exist_ok=True)
+    fin, fout = iface.input, iface.output
+    beats_in = [pack(b, fin.bits, fin.signed) for f in d.x for b in fin.frame_beats(f)]
+    beats_out = [pack(b, fout.bits, fout.signed) for f in d.y for b in fout.frame_beats(f)]
+    frames, want = build_dir / "frames.hex", build_dir / "want.hex"
+    frames.write_text("".join(f"{w:x}\n" for w in beats_in))
+    want.write_text("".join(f"{w:x}\n" for w in beats_out))
+    params = {"IN_W": fin.beat.width, "OUT_W": fout.beat.width, "N_IN": len(beats_in), "N_OUT": len(beats_out),
+              "BEATS_IN": fin.beats, "DRAIN": iface.latency_cycles + 2 * iface.cycles_per_frame + STREAM_DRAIN}
+    return Simulation(rtl_files(root) + [root / STREAM_TB], "jpq_stream_tb", params, {"JPQ_TOP": iface.top},
+                      [f"+jpq_frames={frames}", f"+jpq_expect={want}"], 2 * len(beats_in) >= LONG_RUN_PIXELS)

@@ -9,12 +9,13 @@ each design:
 1. ``jpq_hw.flow.lower_checkpoint`` writes the design folder (its own check: the stream's stage
    interpreters equal the reference on every frame); its report must state the stream interface;
 2. the Verilog must pass ``verilator --lint-only -Wall`` with no warning;
-3. cocotb streams the frames through it (:mod:`jpq_hw.sim.cocotb_bench`): a reset in the middle of
-   a frame, then every frame with random bubbles on the input and random back-pressure on the
-   output, then every frame again back to back at full rate from an idle design. Every output beat
-   must equal the reference, the output must obey AXI4-Stream (nothing changes while a beat waits),
-   and at full rate the first output and the frame period must be exactly the report's
-   ``latency_cycles`` and ``cycles_per_frame``. Verilator runs every design, Icarus the small ones;
+3. the design folder's test bench (``tb/stream_tb.v``, clocked by :mod:`jpq_hw.sim.cocotb_bench`)
+   streams the frames through it: a reset in the middle of a frame, then every frame with random
+   bubbles on the input and random back-pressure on the output, then every frame again back to
+   back at full rate from an idle design. Every output beat must equal the reference, the output
+   must obey AXI4-Stream (nothing changes while a beat waits), and at full rate the first output
+   and the frame period must be exactly the report's ``latency_cycles`` and ``cycles_per_frame``.
+   Verilator runs every design, Icarus the small ones;
 4. for the designs marked ``synth``, yosys ``synth_ice40`` counts the cells, recorded in
    ``sim/build/results.md`` beside the estimate; block RAMs must equal the estimate.
 """
@@ -55,7 +56,7 @@ STREAMS = [
            synth=True),
     Stream("k5_k3_bram", dict(input_shape=(3, 10, 12), convs=[(4, 5, 1, 2), (3, 3, 1, 1)],
                               input_format=IntFormat(8, False), output_format=IntFormat(8, True), seed=99),
-           icarus=False, synth=True),
+           synth=True),
     Stream("bin_s2_dense", dict(input_shape=(1, 5, 5), convs=[(2, 3, 2, 1)], dense=[3], input_format=IntFormat(1, False),
                                 output_format=IntFormat(4, True), seed=100)),
     Stream("flat_only", dict(input_shape=(2, 4, 4), convs=[], dense=[5], input_format=IntFormat(3, True), seed=101)),
@@ -63,7 +64,7 @@ STREAMS = [
                            input_format=IntFormat(8, False), hidden_format=IntFormat(6, False),
                            output_format=IntFormat(8, False), relu_last=True, seed=102),
            frames=2, icarus=False, synth=True),
-    Stream("digits_cnn", frames=4, icarus=False, synth=True),
+    Stream("digits_cnn", frames=4, synth=True),
 ]
 
 
