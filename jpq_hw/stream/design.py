@@ -61,15 +61,20 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
     from ..errors import JpqError
 
     check_identifier(top)
-    if backend != "verilog":
-        raise JpqError(f"image networks are written by the verilog backend only (got --backend {backend})")
+    if backend not in ("verilog", "amaranth"):
+        raise JpqError(f"unknown backend {backend!r} (known: verilog, amaranth)")
     if pipeline:
         raise JpqError("image networks are streams with their own registers; --pipeline applies to flat networks")
     t0 = time.perf_counter()
     with paused_gc():
         net = lower_stream(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
     t1 = time.perf_counter()
-    text = emit_stream_verilog(net, top=top, source=source, version=__version__)
+    if backend == "verilog":
+        text = emit_stream_verilog(net, top=top, source=source, version=__version__)
+    else:
+        from ..hdl.amaranth_stream import emit_amaranth_stream_verilog
+
+        text = emit_amaranth_stream_verilog(net, top=top)
     t2 = time.perf_counter()
     timing = simulate_handshakes(net)
     with paused_gc():

@@ -1,0 +1,251 @@
+"""Amaranth backend of a :class:`~jpq_hw.stream.StreamNet`: the same stages as Amaranth components.
+
+:class:`StreamComponent` is the whole network with an ``i`` and an ``o`` stream
+(``amaranth.lib.stream``, payload one pixel; valid / ready handshakes) in the clock domain it is
+given, ``sync`` by default, whose reset is the stream's ``rst``. It is made of :class:`Window`,
+:class:`Collect` and :class:`Hold`, transcriptions of the Verilog building blocks in
+``rtl_templates/stream_lib.v.j2`` (their comments state the behaviour, cycle for cycle, that the
+handshake model :mod:`jpq_hw.stream.timing` computes and the simulations check), and of the kernel
+adder graphs as :class:`~jpq_hw.hdl.amaranth_backend.QNetComponent`. :func:`emit_amaranth_stream_verilog`
+wraps it in a top level with exactly the ports of contract.md section 3 and converts it with
+``amaranth.back.verilog``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from amaranth import Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal, signed
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..arith.registers import place_registers
+from ..stream.net import ConvStage, DenseStage, StreamNet
+from .amaranth_backend import QNetComponent
+from .stream_verilog import line_buffer_in_ram
+
+
+class Hold(wiring.Component):
+    """A pipeline register with handshakes: it takes ``i`` when it is empty or being emptied."""
+
+    def __init__(self, width: int):
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.ready):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+        payload = Signal.like(self.o.payload, reset_less=True)
+        with m.If(self.i.ready & self.i.valid):
+            m.d.sync += payload.eq(self.i.payload)
+        m.d.comb += self.o.payload.eq(payload)
+        return m
+
+
+class Window(wiring.Component):
+    """Line buffer and ``k x k`` window of a conv stage; ``o.payload`` is the masked window, element
+    ``u*k + v`` (row ``u``, column ``v``) at pixel-width slice ``u*k + v``."""
+
+    def __init__(self, st: ConvStage):
+        self.st = st
+        pix = st.inp.pixel_bits
+        super().__init__({"i": In(stream.Signature(pix)), "o": Out(stream.Signature(st.kernel ** 2 * pix))})
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self.st
+        k, s, p, h, w, pix = st.kernel, st.stride, st.padding, st.inp.height, st.inp.width, st.inp.pixel_bits
+        r, c = Signal(range(h)), Signal(range(w))
+        tail, fake = Signal(), Signal()
+        win_valid = self.o.valid
+        free = ~win_valid | self.o.ready
+        first = (r == 0) & (c == 0)
+        start_fake = (tail & first & ~fake & ~self.i.valid) if p else Const(0)
+        faking = fake | start_fake
+        slot = free & (faking | self.i.valid)
+        m.d.comb += self.i.ready.eq(free & ~faking)
+        pixel = Mux(faking, 0, self.i.payload)
+
+        wrap = c < p
+        rr = Mux(wrap, r - Const(1, signed(2)), r)  # signed, exact: -1 in the first row
+        prev = tail & (rr < p)
+        pr = rr + p + Mux(prev, h, 0)
+        pc = Mux(wrap, c + w + p, c + p)
+        in_frame = prev | (rr >= 0)
+        emit = in_frame & (pr >= k - 1) & (pc >= k - 1)
+        if s > 1:
+            emit &= (((pr - (k - 1)) % s) == 0) & (((pc - (k - 1)) % s) == 0)
+        last = (r == h - 1) & (c == w - 1) & ~faking
+        tail_done = ((r == p) & (c == p - 1)) if p else Const(0)
+
+        with m.If(slot):
+            with m.If(last | (faking & tail_done)):
+                m.d.sync += [r.eq(0), c.eq(0)]
+            with m.Elif(c == w - 1):
+                m.d.sync += [r.eq(r + 1), c.eq(0)]
+            with m.Else():
+                m.d.sync += c.eq(c + 1)
+            with m.If(last):
+                m.d.sync += tail.eq(int(p > 0))
+            with m.Elif(tail_done):
+                m.d.sync += tail.eq(0)
+            m.d.sync += [fake.eq(faking & ~tail_done), win_valid.eq(emit)]
+        with m.Elif(self.o.ready):
+            m.d.sync += win_valid.eq(0)
+
+        # the column entering the window: the k-1 rows above (line buffer), then the pixel
+        rows = [pixel]
+        if k > 1:  # the line buffer stores rows 1..k-1 of each column; they come back as rows 0..k-2
+            above = Signal((k - 1) * pix)
+            m.d.comb += above.eq(self._delay(m, Cat(above[pix:], pixel), slot, (k - 1) * pix, w))
+            rows = [above[u * pix:(u + 1) * pix] for u in range(k - 1)] + [pixel]
+        shreg = [[Signal(pix, name=f"win_{u}_{v}", reset_less=True) for v in range(k)] for u in range(k)]
+        with m.If(slot):
+            for u in range(k):
+                for v in range(k):
+                    m.d.sync += shreg[u][v].eq(rows[u] if v == k - 1 else shreg[u][v + 1])
+        # only the top / bottom p rows (left / right p columns) can be padding
+        row_ok, col_ok = [], []
+        for u in range(k):
+            if u < p or u >= k - p:
+                ro, co = Signal(name=f"row_ok_{u}", reset_less=True), Signal(name=f"col_ok_{u}", reset_less=True)
+                with m.If(slot):
+                    m.d.sync += [ro.eq(((u >= p) | (pr >= k - 1 + p - u)) & ((u < k - p) | (pr < k - 1 + p + h - u))),
+                                 co.eq(((u >= p) | (pc >= k - 1 + p - u)) & ((u < k - p) | (pc < k - 1 + p + w - u)))]
+                row_ok.append(ro)
+                col_ok.append(co)
+            else:
+                row_ok.append(Const(1))
+                col_ok.append(Const(1))
+        m.d.comb += self.o.payload.eq(Cat(*(Mux(row_ok[u] & col_ok[v], shreg[u][v], 0)
+                                            for u in range(k) for v in range(k))))
+        return m
+
+    def _delay(self, m: Module, d, en, width: int, depth: int):
+        """``d`` of ``depth`` enables ago (see ``{p}_delay`` in the Verilog library)."""
+        if line_buffer_in_ram(self.st):
+            m.submodules.lines = mem = memory.Memory(shape=width, depth=depth, init=[])
+            wp, rp = mem.write_port(), mem.read_port(domain="sync")
+            ptr = Signal(range(depth))
+            ptr_next = Mux(ptr == depth - 1, 0, ptr + 1)
+            with m.If(en):
+                m.d.sync += ptr.eq(ptr_next)
+            m.d.comb += [wp.addr.eq(ptr), wp.data.eq(d), wp.en.eq(en), rp.addr.eq(Mux(en, ptr_next, ptr))]
+            return rp.data
+        sr = [Signal(width, name=f"line_{i}", reset_less=True) for i in range(depth)]
+        with m.If(en):
+            m.d.sync += [sr[0].eq(d)] + [sr[i].eq(sr[i - 1]) for i in range(1, depth)]
+        return sr[-1]
+
+
+class Collect(wiring.Component):
+    """Gathers the ``n`` beats of a frame; ``o.payload`` holds beat ``k`` at slice ``k`` while valid."""
+
+    def __init__(self, pix: int, n: int):
+        self.pix, self.n = pix, n
+        super().__init__({"i": In(stream.Signature(pix)), "o": Out(stream.Signature(n * pix))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n, pix = self.n, self.pix
+        count = Signal(range(n))
+        full = self.o.valid
+        take = full & self.o.ready
+        m.d.comb += self.i.ready.eq(~full | take)
+        accept = self.i.valid & self.i.ready
+        done = count == n - 1
+        with m.If(accept):
+            m.d.sync += count.eq(Mux(done, 0, count + 1))
+        with m.If(accept & done):
+            m.d.sync += full.eq(1)
+        with m.Elif(take):
+            m.d.sync += full.eq(0)
+        frame = Signal(n * pix, reset_less=True)
+        with m.If(accept):
+            m.d.sync += frame.eq(Cat(frame[pix:], self.i.payload) if n > 1 else self.i.payload)
+        m.d.comb += self.o.payload.eq(frame)
+        return m
+
+
+class StreamComponent(wiring.Component):
+    """An image network as a pixel stream: ``i`` takes pixels (all channels, channel 0 at the least
+    significant end) in raster order, frames back to back; ``o`` gives the output pixels (or one
+    beat per frame after a flatten), as contract.md section 3 says. Place it in your own design::
+
+        m.submodules.net = net = StreamComponent("examples/digits-cnn.pt")   # or a QNet / StreamNet
+
+    The registers are in ``domain``; its reset restarts the frame."""
+
+    def __init__(self, network, *, optimize: str | None = None, target: str = "ice40", domain: str = "sync"):
+        from ..arith.optimize import DEFAULT_OPTIMIZE
+        from ..cost import COST_MODELS
+        from ..ir.checkpoint import load_checkpoint
+        from ..ir.qnet import QNet
+        from ..stream.lower import lower_stream
+
+        try:
+            if isinstance(network, StreamNet):
+                net = network
+            else:
+                qnet = network if isinstance(network, QNet) else load_checkpoint(os.fspath(network))
+                net = lower_stream(qnet, optimize or DEFAULT_OPTIMIZE, cost_model=COST_MODELS[target])
+        except BaseException:
+            self._MustUse__silence = True
+            raise
+        self.net, self.domain = net, domain
+        super().__init__({"i": In(stream.Signature(net.inp.pixel_bits)), "o": Out(stream.Signature(net.out.pixel_bits))})
+
+    def elaborate(self, platform):
+        from amaranth.hdl import DomainRenamer
+
+        m = Module()
+        upstream = self.i
+        for idx, st in enumerate(self.net.stages):
+            kernel = QNetComponent.from_graph(st.graph, place_registers(st.graph, 0), b_in=st.inp.fmt.bits,
+                                              b_out=st.out.fmt.bits)
+            hold = Hold(st.out.pixel_bits)
+            if isinstance(st, ConvStage):
+                front = Window(st)
+                x = front.o.payload
+            else:
+                assert isinstance(st, DenseStage)
+                front = Collect(st.inp.pixel_bits, st.inp.pixels)
+                n, b, pix = st.inp.pixels, st.inp.fmt.bits, st.inp.pixel_bits
+                x = Cat(*(front.o.payload[kk * pix + ch * b:kk * pix + (ch + 1) * b]
+                          for ch in range(st.inp.channels) for kk in range(n)))  # [C, H, W] order
+            m.submodules[f"s{idx}_front"] = front = DomainRenamer(self.domain)(front)
+            m.submodules[f"s{idx}_kernel"] = kernel
+            m.submodules[f"s{idx}_out"] = hold = DomainRenamer(self.domain)(hold)
+            wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, front.i)
+            m.d.comb += [kernel.x.eq(x), hold.i.payload.eq(kernel.y), hold.i.valid.eq(front.o.valid),
+                         front.o.ready.eq(hold.i.ready)]
+            upstream = hold.o
+        wiring.connect(m, upstream, wiring.flipped(self.o))
+        return m
+
+
+class _StreamTop(wiring.Component):
+    """Contract-level wrapper: ``clk`` and a synchronous ``rst`` drive the ``sync`` domain."""
+
+    def __init__(self, net: StreamComponent):
+        self.net = net
+        super().__init__({"clk": In(1), "rst": In(1), "s_valid": In(1), "s_ready": Out(1),
+                          "s_data": In(net.net.inp.pixel_bits), "m_valid": Out(1), "m_ready": In(1),
+                          "m_data": Out(net.net.out.pixel_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.net = net = self.net
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += [ClockSignal("sync").eq(self.clk), ResetSignal("sync").eq(self.rst),
+                     net.i.valid.eq(self.s_valid), net.i.payload.eq(self.s_data), self.s_ready.eq(net.i.ready),
+                     self.m_valid.eq(net.o.valid), self.m_data.eq(net.o.payload), net.o.ready.eq(self.m_ready)]
+        return m
+
+
+def emit_amaranth_stream_verilog(net: StreamNet, *, top: str) -> str:
+    """Verilog for ``net`` produced through Amaranth (``amaranth.back.verilog``)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(_StreamTop(StreamComponent(net)), name=top, emit_src=False)
