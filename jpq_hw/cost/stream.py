@@ -87,25 +87,27 @@ def stream_cost(net: StreamNet) -> StreamCost:
         if isinstance(st, ConvStage):
             k, ch, p = st.kernel, st.inp.channels, st.padding
             ram = line_buffer_in_ram(st)
-            stored = 0
+            stored = 0  # bits per frame column that the line buffer holds
             for j in range(ch):
-                for u in range(k):
-                    cols = [v for v in range(k) if used[(u * k + v) * ch + j]]
-                    if not cols:
-                        continue
-                    width = max(used[(u * k + v) * ch + j] for v in cols)
-                    c.ff += (k - min(cols)) * width  # the window's shift chain from the first used column
-                    c.lut4 += sum(used[(u * k + v) * ch + j] for v in cols  # masks of border elements
-                                  if u < p or u >= k - p or v < p or v >= k - p)
-                rows = [u for u in range(k) for v in range(k) if used[(u * k + v) * ch + j]]
-                if rows and min(rows) < k - 1:
-                    width = max(used[(u * k + v) * ch + j] for u in range(k) for v in range(k))
-                    stored += (k - 1 - min(rows)) * width
+                use = [[used[(u * k + v) * ch + j] for v in range(k)] for u in range(k)]
+                rows = [u for u in range(k) if any(use[u])]
+                if not rows:
+                    continue
+                width = max(max(row) for row in use)
+                for u in rows:  # masks of the border elements that are used
+                    c.lut4 += sum(use[u][v] for v in range(k) if u < p or u >= k - p or v < p or v >= k - p)
+                for u in range(min(rows), k):
+                    # row u's window chain runs from its first used column; a row that the line
+                    # buffer stores too (below the first used row) shares its first stages with
+                    # that chain (the same bits shifted on the same slots: yosys merges them)
+                    chain = k - min((v for v in range(k) if use[u][v]), default=k)
+                    line = st.inp.width if u > min(rows) else 0
+                    if line:
+                        stored += width
+                    c.ff += (chain if ram else max(line, chain)) * width
             c.line_buffer_bits = stored * st.inp.width
             if ram:  # yosys keeps the memory's full width
                 c.bram = bram_blocks(st.inp.width, (k - 1) * st.inp.pixel_bits)
-            else:
-                c.ff += c.line_buffer_bits
             if p:  # a frame's tail runs on zero pixels: one LUT per pixel bit that goes anywhere
                 c.lut4 += sum(max(used[(u * k + v) * ch + j] for u in range(k) for v in range(k))
                               for j in range(ch))

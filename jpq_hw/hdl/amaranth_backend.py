@@ -83,7 +83,9 @@ class QNetComponent(wiring.Component):
         g, s = self.graph, self.sched
         sync = m.d[self.domain] if s.pipelined else None
         # keep: yosys must map the graph as lowered, not merge chains of additions (see hdl/verilog.py)
-        value = [Signal(_shape(n.lo, n.hi), name=f"n{i}", attrs={"keep": 1}) for i, n in enumerate(g.nodes)]
+        # (not the inputs: one that nothing reads must not keep the logic that drives it alive)
+        value = [Signal(_shape(n.lo, n.hi), name=f"n{i}", attrs={} if isinstance(n, Input) else {"keep": 1})
+                 for i, n in enumerate(g.nodes)]
         delayed = [[v] for v in value]  # delayed[i][k]: node i after k registers
         for i, d in enumerate(s.delays):
             for k in range(1, d + 1):

@@ -106,7 +106,8 @@ class _Writer:
         if isinstance(n, Input):
             # an input whose exact range is narrower than its bus field (a stream stage's input
             # that the stage before can only drive so far) reads the low bits that hold it
-            return [f"{decl} = x[{n.index * self.b_in} +: {min(w, self.b_in)}];"]
+            # (no keep: an input that nothing reads must not keep the logic that drives it alive)
+            return [f"wire [{w - 1}:0] n{nid} = x[{n.index * self.b_in} +: {min(w, self.b_in)}];"]
         if n.lo == n.hi:
             return [f"{decl} = {literal(n.lo, w)};  // constant"]
         if isinstance(n, Add):
