@@ -18,7 +18,8 @@ each design:
    and the frame period must be exactly the report's ``latency_cycles`` and ``cycles_per_frame``.
    Verilator runs every design, Icarus the small ones;
 4. for the designs marked ``synth``, yosys ``synth_ice40`` counts the cells, recorded in
-   ``sim/build/results.md`` beside the estimate; block RAMs must equal the estimate.
+   ``sim/build/results.md`` beside the estimate: block RAMs must equal the estimate, SB_LUT4,
+   SB_CARRY and flip-flops be within 10% of it.
 """
 
 from __future__ import annotations
@@ -133,3 +134,7 @@ def test_stream_matches_reference(case, sim_build_root, simulators, sim_results)
         row.update(lut4=s.lut4, carry=s.carry, ff=s.dff, synth_s=round(s.seconds, 1))
         assert s.mac16 == 0
         assert s.ram == report["bram_estimate"], (s.ram, report["bram_estimate"])
+        # the estimate (jpq_hw.cost.ice40 for the kernels, jpq_hw.cost.stream for the rest) within 10%
+        for what, est, real in (("SB_LUT4", row["lut4_est"], s.lut4), ("SB_CARRY", row["carry_est"], s.carry),
+                                ("flip-flops", row["ff_est"], s.dff)):
+            assert abs(est - real) <= 0.10 * real, f"{what} estimate {est} vs yosys {real}: {row}"

@@ -98,3 +98,55 @@ def test_the_readme_classifier_example():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--images", "30"]) > 0.7  # raises if any class differs from the reference's argmax
+
+
+def test_stream_component_in_a_user_design():
+    """StreamComponent between a user's source and sink, in Amaranth's simulator: frames back to
+    back with bubbles and back-pressure, every output beat equal to the reference."""
+    import random
+
+    from amaranth.lib import stream, wiring
+
+    from jpq_hw.hdl.amaranth_stream import StreamComponent
+    from jpq_hw.ir import random_conv_qnet
+
+    qnet = random_conv_qnet((2, 5, 6), [(3, 3, 1, 1), (2, 3, 2, 1)], dense=[3], density=0.6,
+                            input_format=IntFormat(4, False), hidden_format=IntFormat(4, False),
+                            output_format=IntFormat(8, True), seed=7)
+    net = StreamComponent(qnet)
+    top = Module()
+    top.submodules.net = net
+    src = stream.Signature(8).create()  # a user's source, connected as a design would
+    wiring.connect(top, src, net.i)
+    frames = make_inputs(qnet, 12, seed=2).reshape(-1, 2, 5, 6)  # extremes first, then random
+    want = run_reference(qnet, frames).reshape(len(frames), 3)
+    assert len(np.unique(want, axis=0)) > 1  # a network whose output varies
+    beats = [pack([int(f[ch, r, c]) for ch in range(2)], 4, False) for f in frames for r in range(5) for c in range(6)]
+    got = []
+    rng = random.Random(3)
+
+    async def source(ctx):
+        for word in beats:
+            while rng.random() < 0.3:  # a bubble
+                ctx.set(src.valid, 0)
+                await ctx.tick()
+            ctx.set(src.valid, 1)
+            ctx.set(src.payload, word)
+            await ctx.tick().until(src.ready)
+        ctx.set(src.valid, 0)
+
+    async def sink(ctx):
+        while len(got) < len(want):
+            ready = rng.random() < 0.6
+            ctx.set(net.o.ready, ready)
+            await ctx.delay(1e-9)
+            if ready and ctx.get(net.o.valid):
+                got.append(unpack(ctx.get(net.o.payload), 3, 8, True))
+            await ctx.tick()
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    assert np.array_equal(np.array(got), want)

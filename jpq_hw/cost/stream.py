@@ -28,16 +28,22 @@ from ..stream.net import ConvStage, StreamNet
 
 BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K depth x width
 # The window's position logic (counters, frame tail, stride and padding tests), fitted to yosys
-# synth_ice40 of rtl_templates/stream_lib.v.j2's window on 40 parameter sets (K 1/3/5, padding 0
-# to (K-1)/2, strides 1/2, frames 8 to 200 wide, flip-flop and block-RAM line buffers): cells =
-# c0 + c1 * (counter bits) + c2 * (padding > 0) + c3 * padding + c4 * (block RAM). Within 13 cells.
-CONTROL_FIT = {"lut4": (-2.2, 2.07, 29.4, 8.0, 10.5), "carry": (-18.7, 2.28, 35.9, 12.2, 16.5),
-               "ff": (-14.0, 1.58, 10.4, -4.0, 14.7)}
+# synth_ice40 of rtl_templates/stream_lib.v.j2's window on 69 parameter sets (kernels 1/3/5,
+# padding 0 and (K-1)/2, strides 1/2, frames 4x5 to 300 wide, flip-flop and block-RAM line
+# buffers), less what is modelled apart (masks, the tail's zero pixels, shift chains, line buffer):
+# cells = c . (1, b, p > 0, p, ram, b * (p > 0), b * p) with b the bits of the two position
+# counters; a window whose border rows or columns are not all used scales the terms in p.
+# Within 8 cells of yosys on every set.
+CONTROL_FIT = {"lut4": (4.25, 1.66, 27.88, -10.28, 9.42, 0.1, 1.2),
+               "carry": (-4.08, 1.35, 0.46, -10.79, 11.11, 2.31, 1.64),
+               "ff": (0.81, 1.02, 0.93, 4.61, 7.66, 0.11, -0.06)}
 
 
-def _window_control(k: int, h: int, w: int, p: int, ram: bool) -> dict[str, int]:
+def _window_control(k: int, h: int, w: int, p: int, ram: bool, edges: float = 1.0) -> dict[str, int]:
+    """``edges``: the fraction of the 4p border rows and columns that hold a used element (the
+    tests of the others are removed); the terms in ``p`` are theirs."""
     bits = _counter_bits(h + 2 * p + k + 1) + _counter_bits(w + 2 * p + k + 1) + 2
-    feats = (1, bits, p > 0, p, ram)
+    feats = (1, bits, p > 0, p * edges, ram, bits * (p > 0), bits * p * edges)
     return {key: max(0, round(sum(c * f for c, f in zip(coef, feats)))) for key, coef in CONTROL_FIT.items()}
 
 
@@ -64,11 +70,21 @@ class StreamCost:
     stages: list[StageStreamCost] = field(default_factory=list)
 
 
+def varying_bits(lo: int, hi: int) -> int:
+    """Bits of a value in ``[lo, hi]`` that can change: those above the highest bit in which ``lo``
+    and ``hi`` differ are the same for every value (yosys removes their flip-flops)."""
+    if lo == hi:
+        return 0
+    if lo >= 0 or hi < 0:
+        return (lo ^ hi).bit_length()
+    return range_width(lo, hi)[0]
+
+
 def used_input_bits(graph: AdderGraph) -> list[int]:
-    """For each graph input, the bits of it that some node reads (0 where nothing reads it)."""
+    """For each graph input, the bits of it that some node reads and that can change (0 where
+    nothing reads it)."""
     users = graph.consumers()
-    return [range_width(graph.nodes[n].lo, graph.nodes[n].hi)[0] if users[n] and graph.nodes[n].lo != graph.nodes[n].hi
-            else 0 for n in graph.inputs]
+    return [varying_bits(graph.nodes[n].lo, graph.nodes[n].hi) if users[n] else 0 for n in graph.inputs]
 
 
 def bram_blocks(depth: int, width: int) -> int:
@@ -111,7 +127,13 @@ def stream_cost(net: StreamNet) -> StreamCost:
             if p:  # a frame's tail runs on zero pixels: one LUT per pixel bit that goes anywhere
                 c.lut4 += sum(max(used[(u * k + v) * ch + j] for u in range(k) for v in range(k))
                               for j in range(ch))
-            ctl = _window_control(k, st.inp.height, st.inp.width, p, ram)
+            edges = 1.0
+            if p:
+                is_used = [[any(used[(u * k + v) * ch + j] for j in range(ch)) for v in range(k)] for u in range(k)]
+                border = [u for u in range(k) if u < p or u >= k - p]
+                edges = (sum(any(is_used[u]) for u in border)
+                         + sum(any(is_used[u][v] for u in range(k)) for v in border)) / (2 * len(border))
+            ctl = _window_control(k, st.inp.height, st.inp.width, p, ram, edges)
             c.lut4 += ctl["lut4"]
             c.carry += ctl["carry"]
             c.ff += ctl["ff"]
@@ -131,15 +153,17 @@ def stream_cost(net: StreamNet) -> StreamCost:
 
 
 def _held_bits(st, nxt) -> int:
-    """Bits of a stage's output register that something reads: every bit at the network's output,
-    else the bits of the channels the next stage uses."""
+    """Bits of a stage's output register that can change and that something reads: every such bit
+    at the network's output, else those of the channels the next stage uses."""
+    g = st.graph
+    varying = [varying_bits(g.nodes[o].lo, g.nodes[o].hi) for o in g.outputs]
     if nxt is None:
-        return st.out.pixel_bits
+        return sum(varying)
     used = used_input_bits(nxt.graph)
     c = st.out.channels
     if isinstance(nxt, ConvStage):
-        per = [max((used[e] for e in range(j, len(used), c)), default=0) for j in range(c)]
+        read = [any(used[e] for e in range(j, len(used), c)) for j in range(c)]
     else:
         n = nxt.inp.pixels
-        per = [max(used[j * n:(j + 1) * n], default=0) for j in range(c)]
-    return sum(per)
+        read = [any(used[j * n:(j + 1) * n]) for j in range(c)]
+    return sum(v for v, r in zip(varying, read) if r)
