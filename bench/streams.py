@@ -1,12 +1,12 @@
 """Image networks as streams on an iCE40 UP5K: cells, block RAM, cycles per frame, Fmax, sim speed.
 
 For the shipped ``digits-cnn`` example and a random conv net on 64x64 frames (the ``frame64``
-design of ``sim/test_streams.py``): ``jpq-hw lower``'s report, yosys ``synth_ice40`` of the design
-alone (cells), then the design in a small harness (its ports on pins, ``m_data`` reduced to one
-registered parity pin) placed and routed by nextpnr-ice40 on the UP5K (SG48) for Fmax and the
-proof that it fits, and the Verilator simulation of the design folder's bench (1,000 frames of
-digits, 20 of 64x64: pixels per second of simulated stream over both passes, the simulator's own
-time without its build).
+design of ``sim/test_streams.py``), each with combinational stage graphs and with ``--pipeline 2``:
+``jpq-hw lower``'s report, yosys ``synth_ice40`` of the design alone (cells), then the design in a
+small harness (its ports on pins, ``m_data`` reduced to one registered parity pin) placed and
+routed by nextpnr-ice40 on the UP5K (SG48) for Fmax and the proof that it fits, and the Verilator
+simulation of the design folder's bench (1,000 frames of digits, 20 of 64x64: pixels per second of
+simulated stream over both passes, the simulator's own time without its build).
 
     python -m bench.streams            # writes bench/results/streams.md
 """
@@ -45,10 +45,11 @@ endmodule
 """
 
 
-def measure(name: str, ckpt: Path, work: Path, frames: int, extra) -> dict:
+def measure(name: str, ckpt: Path, work: Path, frames: int, extra, pipeline: int = 0) -> dict:
+    name = name + (f"_pipe{pipeline}" if pipeline else "")
     out = work / name
     t0 = time.perf_counter()
-    r = lower_checkpoint(ckpt, out, n_vectors=frames, force=True, extra_inputs=extra)
+    r = lower_checkpoint(ckpt, out, n_vectors=frames, force=True, extra_inputs=extra, pipeline=pipeline)
     lower_s = time.perf_counter() - t0
     s = synthesize(rtl_files(out), r["top"], workdir=work / f"{name}_synth")
     (work / f"{name}_harness.v").write_text(harness(r["top"], r["input"]["channels"] * r["input"]["bits"],
@@ -62,7 +63,7 @@ def measure(name: str, ckpt: Path, work: Path, frames: int, extra) -> dict:
     m = re.search(r"test_vectors\s+PASS\s+([\d.]+)\s+([\d.]+)", log)
     real_s = float(m.group(2)) if m else float("nan")
     pixels = 2 * sim.n_vectors * r["input"]["height"] * r["input"]["width"]  # two passes over every frame
-    return {"name": name, "report": r, "lower_s": lower_s, "lut4": s.lut4, "carry": s.carry, "ff": s.dff,
+    return {"name": name, "pipeline": pipeline, "report": r, "lower_s": lower_s, "lut4": s.lut4, "carry": s.carry, "ff": s.dff,
             "bram": s.ram, "harness_lut4": hs.lut4, "fmax": pnr.fmax_mhz, "sim_frames": sim.n_vectors,
             "sim_s": real_s, "pixels_per_s": pixels / real_s}
 
@@ -76,8 +77,11 @@ def main(argv=None) -> int:
     save_checkpoint(random_conv_qnet(**FRAME64), work / "frame64.pt")
     from jpq_hw.datasets import load_digits_split
 
-    rows = [measure("digits-cnn", ROOT / "examples" / "digits-cnn.pt", work, 1000, load_digits_split()[2]),
-            measure("frame64", work / "frame64.pt", work, 20, np.empty((0, 64 * 64), dtype=np.int64))]
+    digits, no_extra = load_digits_split()[2], np.empty((0, 64 * 64), dtype=np.int64)
+    rows = [measure("digits-cnn", ROOT / "examples" / "digits-cnn.pt", work, 1000, digits),
+            measure("digits-cnn", ROOT / "examples" / "digits-cnn.pt", work, 1000, digits, pipeline=2),
+            measure("frame64", work / "frame64.pt", work, 20, no_extra),
+            measure("frame64", work / "frame64.pt", work, 20, no_extra, pipeline=2)]
     lines = ["# Image networks as streams on an iCE40 UP5K", "",
              "Produced by `python -m bench.streams` on this project's 2-core machine. Cells: yosys `synth_ice40` of the "
              "design alone; Fmax: nextpnr-ice40 on the UP5K (SG48) with the design in a harness (ports on pins, "
@@ -85,13 +89,14 @@ def main(argv=None) -> int:
              "(`jpq_hw.sim.cocotb_bench` clocking `tb/stream_tb.v`: random stalls, then full rate; 1,000 frames of digits, "
              "20 of 64x64), simulated pixels per second of wall time, build excluded.",
              "",
-             "| network | frame | nonzero | adders | SB_LUT4 (est) | SB_CARRY (est) | FF (est) | BRAM (est) | "
+             "| network | frame | --pipeline | nonzero | adders | SB_LUT4 (est) | SB_CARRY (est) | FF (est) | BRAM (est) | "
              "cycles/frame | latency | Fmax UP5K MHz | sim px/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for x in rows:
         r = x["report"]
         i = r["input"]
-        lines.append(f"| {x['name']} | {i['channels']}x{i['height']}x{i['width']} | {r['nonzero_weights']} | "
+        lines.append(f"| {x['name'].split('_pipe')[0]} | {i['channels']}x{i['height']}x{i['width']} | {x['pipeline']} | "
+                     f"{r['nonzero_weights']} | "
                      f"{r['adders']} | {x['lut4']} ({r['lut4_estimate']}) | {x['carry']} ({r['carry_estimate']}) | "
                      f"{x['ff']} ({r['ff_estimate']}) | {x['bram']} ({r['bram_estimate']}) | {r['cycles_per_frame']} | "
                      f"{r['latency_cycles']} | {x['fmax']:.1f} | {x['pixels_per_s']:,.0f} |")

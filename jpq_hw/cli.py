@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--backend", default="verilog", choices=("verilog", "amaranth"),
                     help="direct Verilog emitter (fast, default) or an Amaranth component converted to Verilog")
     lo.add_argument("--pipeline", type=int, default=0, metavar="N",
-                    help="register stage every N adder levels (0: combinational, the default)")
+                    help="register stage every N adder levels (0: combinational, the default; an image "
+                         "network: in each stage's graph)")
     lo.add_argument("--optimize", default=DEFAULT_OPTIMIZE, choices=tuple(OPTIMIZE),
                     help="adder sharing: " + ", ".join(f"{k} ({v})" for k, v in OPTIMIZE.items())
                          + f"; default {DEFAULT_OPTIMIZE}")

@@ -1,7 +1,7 @@
 """Image networks as pixel streams (contract.md section 3), simulated and synthesized.
 
-Designs (:data:`STREAMS`), through the Verilog backend and five of them through the Amaranth one:
-seeded random conv nets that cover kernels 1, 3 and 5, strides 1 and 2,
+Designs (:data:`STREAMS`), through the Verilog backend, five of them through the Amaranth one and
+five with their stages' graphs pipelined (``--pipeline N``, both backends): seeded random conv nets that cover kernels 1, 3 and 5, strides 1 and 2,
 zero padding 0..2, one to three channels in, signed and unsigned formats down to 1-bit inputs,
 frames that are not square, line buffers in flip-flops and in block RAM, a flatten into one and
 into two linear layers, and a network on 64x64 frames; and the shipped ``digits-cnn`` example. For
@@ -47,10 +47,12 @@ class Stream:
     icarus: bool = True
     synth: bool = False
     backend: str = "verilog"
+    pipeline: int = 0  # a register stage every N adder levels of each stage's graph
 
     @property
     def id(self) -> str:
-        return self.name + ("" if self.backend == "verilog" else f"-{self.backend}")
+        return (self.name + ("" if self.backend == "verilog" else f"-{self.backend}")
+                + (f"-pipe{self.pipeline}" if self.pipeline else ""))
 
 
 STREAMS = [
@@ -73,9 +75,15 @@ STREAMS = [
            frames=2, icarus=False, synth=True),
     Stream("digits_cnn", frames=4, synth=True),
 ]
+_BY_NAME = {s.name: s for s in STREAMS}
 # the same hardware through the Amaranth backend
 STREAMS += [replace(s, backend="amaranth", synth=s.name in ("k5_k3_bram", "digits_cnn"))
             for s in STREAMS if s.name in ("pad_k3_k5s2", "k1_k3s2_dense2", "k5_k3_bram", "bin_s2_dense", "digits_cnn")]
+# with the stages' graphs pipelined (--pipeline N), through both backends
+STREAMS += [replace(_BY_NAME["pad_k3_k5s2"], pipeline=2), replace(_BY_NAME["k5_k3_bram"], pipeline=1, icarus=False),
+            replace(_BY_NAME["digits_cnn"], pipeline=2),
+            replace(_BY_NAME["k1_k3s2_dense2"], backend="amaranth", pipeline=1),
+            replace(_BY_NAME["bin_s2_dense"], backend="amaranth", pipeline=2)]
 
 
 def _checkpoint(s: Stream, root: Path) -> tuple[Path, np.ndarray | None]:
@@ -99,7 +107,9 @@ def test_stream_matches_reference(case, sim_build_root, simulators, sim_results)
     out = root / case.id
     top = f"stream_{case.id.replace('-', '_')}"
     report = lower_checkpoint(ckpt, out, top=top, n_vectors=case.frames, seed=5, force=True, extra_inputs=extra,
-                              backend=case.backend)
+                              backend=case.backend, pipeline=case.pipeline)
+    assert report["pipeline_every"] == case.pipeline
+    assert (max(s["kernel_latency"] for s in report["layers"]) > 0) == (case.pipeline > 0)
     qnet = load_checkpoint(ckpt)
     iface = read_design(out).interface
     assert isinstance(iface, StreamInterface) and report["interface"] == "stream"

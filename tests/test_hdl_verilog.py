@@ -44,8 +44,8 @@ module dut (
 );
 
     // inputs
-    (* keep *) wire [7:0] n0 = x[0 +: 8];
-    (* keep *) wire [7:0] n1 = x[8 +: 8];
+    wire [7:0] n0 = x[0 +: 8];
+    wire [7:0] n1 = x[8 +: 8];
 
     // layer 0: L
     (* keep *) wire [8:0] n2 = {1'b0, n0} + {1'b0, n1};  // [0, 510]
@@ -70,8 +70,8 @@ module dut (
 );
 
     // inputs
-    (* keep *) wire [3:0] n0 = x[0 +: 4];
-    (* keep *) wire [3:0] n1 = x[4 +: 4];
+    wire [3:0] n0 = x[0 +: 4];
+    wire [3:0] n1 = x[4 +: 4];
 
     // layer 0: L
     (* keep *) wire [6:0] n2 = {{3{n0[3]}}, n0} + {{n1[3], n1}, 2'b0};  // [-40, 35]

@@ -138,3 +138,27 @@ def test_flat_designs_say_flat(tmp_path):
     save_checkpoint(random_qnet([6, 3], seed=1), tmp_path / "f.pt")
     assert main(["lower", str(tmp_path / "f.pt"), "-o", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["interface"] == "flat"
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_pipelined_stages_add_their_registers_to_the_latency(every):
+    """A stage whose graph has L register stages replaces its one output register by them: the
+    first output comes sum(L - 1) cycles later, the frame period does not change."""
+    from jpq_hw.hdl.stream_verilog import stage_schedule
+
+    qnet = random_conv_qnet(**NETS[2], seed=3)
+    net = lower_stream(qnet, cost_model=ICE40)
+    lat = [stage_schedule(st.graph, every).latency for st in net.stages]
+    assert all(n >= 1 for n in lat)
+    base, piped = simulate_handshakes(net), simulate_handshakes(net, latencies=lat)
+    assert piped.latency_cycles == base.latency_cycles + sum(n - 1 for n in lat)
+    assert piped.cycles_per_frame == base.cycles_per_frame == 36
+
+
+def test_pipeline_flag_for_streams(tmp_path):
+    qnet = random_conv_qnet(**NETS[1], seed=4)
+    save_checkpoint(qnet, tmp_path / "c.pt")
+    assert main(["lower", str(tmp_path / "c.pt"), "-o", str(tmp_path / "out"), "--pipeline", "1"]) == 0
+    r = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert r["pipeline_every"] == 1 and all(s["kernel_latency"] >= 1 for s in r["layers"] if s["adders"])
+    assert main(["lower", str(tmp_path / "c.pt"), "-o", str(tmp_path / "bad"), "--pipeline", "-1"]) != 0

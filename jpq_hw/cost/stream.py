@@ -14,7 +14,8 @@ line buffer keeps only the rows and channels that a used window element still ne
   address counter;
 - position counters, frame tail, stride and padding tests: fitted to yosys (:data:`CONTROL_FIT`);
 - collector: one flip-flop per used bit of the frame;
-- output register: one flip-flop per bit.
+- output register (a stage whose graph has no pipeline registers): one flip-flop per bit that
+  can change and is read.
 """
 
 from __future__ import annotations
@@ -94,9 +95,13 @@ def bram_blocks(depth: int, width: int) -> int:
     return min(ceil(depth / d) * ceil(width / w) for d, w in BRAM_SHAPES)
 
 
-def stream_cost(net: StreamNet) -> StreamCost:
+def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
+    """``latencies``: the register stages of each stage's graph (their flip-flops, valid bits
+    included, are the graph's, :meth:`RegisterSchedule.register_bits`); a stage without any has an
+    output register instead."""
     out = StreamCost()
     stages = list(net.stages)
+    latencies = latencies or [0] * len(stages)
     for i, st in enumerate(stages):
         used = used_input_bits(st.graph)
         c = StageStreamCost()
@@ -147,7 +152,8 @@ def stream_cost(net: StreamNet) -> StreamCost:
             c.ff += nw + 1
             c.lut4 += nw + 3
             c.carry += max(nw - 2, 0)
-        c.ff += _held_bits(st, stages[i + 1] if i + 1 < len(stages) else None) + 1
+        if not latencies[i]:
+            c.ff += _held_bits(st, stages[i + 1] if i + 1 < len(stages) else None) + 1
         out.stages.append(c)
     return out
 

@@ -19,10 +19,9 @@ from amaranth import Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSig
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..arith.registers import place_registers
 from ..stream.net import ConvStage, DenseStage, StreamNet
 from .amaranth_backend import QNetComponent
-from .stream_verilog import line_buffer_in_ram
+from .stream_verilog import line_buffer_in_ram, stage_schedule
 
 
 class Hold(wiring.Component):
@@ -175,9 +174,11 @@ class StreamComponent(wiring.Component):
 
         m.submodules.net = net = StreamComponent("examples/digits-cnn.pt")   # or a QNet / StreamNet
 
-    The registers are in ``domain``; its reset restarts the frame."""
+    The registers are in ``domain``; its reset restarts the frame. ``pipeline`` N puts a register
+    stage every N adder levels into each stage's graph, as ``jpq-hw lower --pipeline N`` does."""
 
-    def __init__(self, network, *, optimize: str | None = None, target: str = "ice40", domain: str = "sync"):
+    def __init__(self, network, *, optimize: str | None = None, target: str = "ice40", domain: str = "sync",
+                 pipeline: int = 0):
         from ..arith.optimize import DEFAULT_OPTIMIZE
         from ..cost import COST_MODELS
         from ..ir.checkpoint import load_checkpoint
@@ -193,18 +194,18 @@ class StreamComponent(wiring.Component):
         except BaseException:
             self._MustUse__silence = True
             raise
-        self.net, self.domain = net, domain
+        self.net, self.domain, self.pipeline = net, domain, pipeline
         super().__init__({"i": In(stream.Signature(net.inp.pixel_bits)), "o": Out(stream.Signature(net.out.pixel_bits))})
 
     def elaborate(self, platform):
-        from amaranth.hdl import DomainRenamer
+        from amaranth.hdl import DomainRenamer, EnableInserter
 
         m = Module()
         upstream = self.i
         for idx, st in enumerate(self.net.stages):
-            kernel = QNetComponent.from_graph(st.graph, place_registers(st.graph, 0), b_in=st.inp.fmt.bits,
-                                              b_out=st.out.fmt.bits)
-            hold = Hold(st.out.pixel_bits)
+            sched = stage_schedule(st.graph, self.pipeline)
+            kernel = QNetComponent.from_graph(st.graph, sched, b_in=st.inp.fmt.bits, b_out=st.out.fmt.bits,
+                                              domain=self.domain)
             if isinstance(st, ConvStage):
                 front = Window(st)
                 x = front.o.payload
@@ -214,13 +215,22 @@ class StreamComponent(wiring.Component):
                 n, b, pix = st.inp.pixels, st.inp.fmt.bits, st.inp.pixel_bits
                 x = Cat(*(front.o.payload[kk * pix + ch * b:kk * pix + (ch + 1) * b]
                           for ch in range(st.inp.channels) for kk in range(n)))  # [C, H, W] order
-            m.submodules[f"s{idx}_front"] = front = DomainRenamer(self.domain)(front)
-            m.submodules[f"s{idx}_kernel"] = kernel
-            m.submodules[f"s{idx}_out"] = hold = DomainRenamer(self.domain)(hold)
+            m.submodules[f"s{idx}_front"] = DomainRenamer(self.domain)(front)
             wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, front.i)
-            m.d.comb += [kernel.x.eq(x), hold.i.payload.eq(kernel.y), hold.i.valid.eq(front.o.valid),
-                         front.o.ready.eq(hold.i.ready)]
-            upstream = hold.o
+            m.d.comb += kernel.x.eq(x)
+            if sched.latency:  # the kernel's registers (its valid chain too) move when its output may
+                en = Signal(name=f"s{idx}_en")
+                m.submodules[f"s{idx}_kernel"] = EnableInserter({self.domain: en})(kernel)
+                out = stream.Signature(st.out.pixel_bits).create(path=(f"s{idx}_out",))
+                m.d.comb += [kernel.in_valid.eq(front.o.valid), en.eq(~kernel.out_valid | out.ready),
+                             front.o.ready.eq(en), out.valid.eq(kernel.out_valid), out.payload.eq(kernel.y)]
+                upstream = out
+            else:  # a combinational kernel and an output register
+                m.submodules[f"s{idx}_kernel"] = kernel
+                m.submodules[f"s{idx}_out"] = hold = DomainRenamer(self.domain)(Hold(st.out.pixel_bits))
+                m.d.comb += [hold.i.payload.eq(kernel.y), hold.i.valid.eq(front.o.valid),
+                             front.o.ready.eq(hold.i.ready)]
+                upstream = hold.o
         wiring.connect(m, upstream, wiring.flipped(self.o))
         return m
 
@@ -244,8 +254,8 @@ class _StreamTop(wiring.Component):
         return m
 
 
-def emit_amaranth_stream_verilog(net: StreamNet, *, top: str) -> str:
+def emit_amaranth_stream_verilog(net: StreamNet, *, top: str, pipeline: int = 0) -> str:
     """Verilog for ``net`` produced through Amaranth (``amaranth.back.verilog``)."""
     from amaranth.back import verilog
 
-    return verilog.convert(_StreamTop(StreamComponent(net)), name=top, emit_src=False)
+    return verilog.convert(_StreamTop(StreamComponent(net, pipeline=pipeline)), name=top, emit_src=False)

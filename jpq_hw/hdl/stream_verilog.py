@@ -31,12 +31,20 @@ def line_buffer_in_ram(stage: ConvStage) -> bool:
     return stage.kernel > 1 and line_buffer_bits(stage) >= LINE_BUFFER_RAM_MIN_BITS
 
 
+def stage_schedule(graph, pipeline: int):
+    """The registers of a stage's graph: a register stage every ``pipeline`` adder levels (none
+    for 0, or for a graph without adders)."""
+    sched = place_registers(graph, pipeline)
+    return sched if sched.latency else place_registers(graph, 0)
+
+
 def kernel_module(top: str, index: int) -> str:
     return f"{top}_s{index}"
 
 
-def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: str = "") -> str:
-    """The Verilog text of the whole stream design, top module ``top``."""
+def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: str = "", pipeline: int = 0) -> str:
+    """The Verilog text of the whole stream design, top module ``top``; with ``pipeline`` N, each
+    stage's graph gets a register stage every N adder levels (:func:`stage_schedule`)."""
     check_identifier(top)
     env = _environment()
     parts = [env.get_template("stream_lib.v.j2").render(p=top, version=version)]
@@ -44,9 +52,11 @@ def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: 
     for i, st in enumerate(net.stages):
         module = kernel_module(top, i)
         g = st.graph
-        parts.append(emit_verilog(g, place_registers(g, 0), top=module, b_in=st.inp.fmt.bits, b_out=st.out.fmt.bits,
-                                  source=source, version=version))
-        common = dict(module=module, in_width=st.inp.pixel_bits, out_width=st.out.pixel_bits, pix=st.inp.pixel_bits)
+        sched = stage_schedule(g, pipeline)
+        parts.append(emit_verilog(g, sched, top=module, b_in=st.inp.fmt.bits, b_out=st.out.fmt.bits,
+                                  source=source, version=version, enable=True))
+        common = dict(module=module, in_width=st.inp.pixel_bits, out_width=st.out.pixel_bits, pix=st.inp.pixel_bits,
+                      latency=sched.latency)
         if isinstance(st, ConvStage):
             stages.append(dict(common, kind="conv", k=st.kernel, h=st.inp.height, w=st.inp.width, s=st.stride,
                                p=st.padding, ram=int(line_buffer_in_ram(st)),

@@ -151,8 +151,11 @@ class _Writer:
 
 
 def emit_verilog(graph: AdderGraph, sched: RegisterSchedule, *, top: str, b_in: int, b_out: int,
-                 source: str = "", version: str = "") -> str:
-    """The Verilog text of one module named ``top`` for ``graph`` scheduled by ``sched``."""
+                 source: str = "", version: str = "", enable: bool = False) -> str:
+    """The Verilog text of one module named ``top`` for ``graph`` scheduled by ``sched``.
+
+    ``enable`` (a stream stage's kernel): a pipelined module gets ``clk`` and ``en`` instead of the
+    valid ports, and its registers move only where ``en`` is high (the stage tracks validity)."""
     check_identifier(top)
     wr = _Writer(graph, sched, b_in)
     sections: list[dict] = [{"title": "inputs", "lines": []}]
@@ -188,7 +191,7 @@ def emit_verilog(graph: AdderGraph, sched: RegisterSchedule, *, top: str, b_in: 
     return template.render(
         version=version, source=source, summary=summary, top=top, pipelined=sched.pipelined,
         n_in=len(graph.inputs), b_in=b_in, n_out=len(graph.outputs), b_out=b_out, sections=sections,
-        latency=latency, every=sched.every, registers=registers, outputs=outputs,
+        latency=latency, every=sched.every, registers=registers, outputs=outputs, enable=enable,
         valid_next="in_valid" if latency == 1 else f"{{valid_sr[{latency - 2}:0], in_valid}}",
     )
 

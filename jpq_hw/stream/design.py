@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..arith.optimize import DEFAULT_OPTIMIZE
-from ..arith.registers import place_registers
 from ..cost.model import CostModel, LayerCost
 from ..cost.stream import StreamCost, stream_cost
 from ..design_folder import FramePort, StreamInterface
 from ..gc_pause import paused_gc
-from ..hdl.stream_verilog import emit_stream_verilog, line_buffer_in_ram
+from ..hdl.stream_verilog import emit_stream_verilog, line_buffer_in_ram, stage_schedule
 from ..hdl.verilog import check_identifier
 from ..ir.qnet import QNet
 from .lower import lower_stream
@@ -41,6 +40,8 @@ class LoweredStream:
     backend: str
     optimize: str
     max_depth: int | None
+    pipeline: int  # a register stage every N adder levels of each stage's graph (0: combinational)
+    kernel_latency: list[int]  # register stages of each stage's graph
     seconds: dict[str, float]
 
     @property
@@ -63,33 +64,35 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
     check_identifier(top)
     if backend not in ("verilog", "amaranth"):
         raise JpqError(f"unknown backend {backend!r} (known: verilog, amaranth)")
-    if pipeline:
-        raise JpqError("image networks are streams with their own registers; --pipeline applies to flat networks")
+    if pipeline < 0:
+        raise JpqError(f"--pipeline must be >= 0 (0: each stage's graph combinational), got {pipeline}")
     t0 = time.perf_counter()
     with paused_gc():
         net = lower_stream(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
     t1 = time.perf_counter()
+    scheds = [stage_schedule(st.graph, pipeline) for st in net.stages]
     if backend == "verilog":
-        text = emit_stream_verilog(net, top=top, source=source, version=__version__)
+        text = emit_stream_verilog(net, top=top, source=source, version=__version__, pipeline=pipeline)
     else:
         from ..hdl.amaranth_stream import emit_amaranth_stream_verilog
 
-        text = emit_amaranth_stream_verilog(net, top=top)
+        text = emit_amaranth_stream_verilog(net, top=top, pipeline=pipeline)
     t2 = time.perf_counter()
-    timing = simulate_handshakes(net)
+    timing = simulate_handshakes(net, latencies=[s.latency for s in scheds])
     with paused_gc():
         graph_costs = []
-        for st in net.stages:
-            c = cost_model.estimate(st.graph, place_registers(st.graph, 0))
+        for st, sched in zip(net.stages, scheds):
+            c = cost_model.estimate(st.graph, sched)
             graph_costs.append(_merge(st.name, c.layers))
-    stream = stream_cost(net)
+    stream = stream_cost(net, [s.latency for s in scheds])
     bram = sum(s.bram for s in stream.stages)
     if bram > cost_model.largest_device_bram:
         device = cost_model.largest_device[0]
         raise JpqError(f"the line buffers of frames {net.inp.width} pixels wide need {bram} block RAMs, the {device} "
                        f"has {cost_model.largest_device_bram}: use narrower frames or fewer channels")
     return LoweredStream(qnet, cost_model.name, net, timing, graph_costs, stream, text, top, backend, optimize,
-                         max_depth, {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
+                         max_depth, pipeline, [s.latency for s in scheds],
+                         {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
 
 
 def _merge(name: str, layers: list[LayerCost]) -> LayerCost:
@@ -105,7 +108,7 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
     from ..cost import COST_MODELS
 
     stages = []
-    for st, g, s in zip(d.net.stages, d.graph_costs, d.stream.stages):
+    for st, g, s, lat in zip(d.net.stages, d.graph_costs, d.stream.stages, d.kernel_latency):
         layer_nnz = sum(d.qnet.layers[i].nnz for i in st.layers)
         entry = {
             "name": st.name, "kind": "conv2d" if isinstance(st, ConvStage) else "dense",
@@ -114,7 +117,7 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
             "nonzero_weights": layer_nnz, "adders": g.adders, "subtractors": g.subtractors,
             "adder_bits": g.adder_bits, "adder_levels": g.depth,
             "lut4_estimate": g.lut4 + s.lut4, "carry_estimate": g.carry + s.carry, "ff_estimate": g.ff + s.ff,
-            "bram_estimate": s.bram, "stream": s.as_dict(),
+            "bram_estimate": s.bram, "kernel_latency": lat, "stream": s.as_dict(),
         }
         if isinstance(st, ConvStage):
             entry.update(kernel=st.kernel, stride=st.stride, padding=st.padding,
@@ -129,6 +132,7 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
         "backend": d.backend,
         "optimize": d.optimize,
         "max_depth": d.max_depth,
+        "pipeline_every": d.pipeline,
         "checkpoint": {"path": checkpoint, "sha256": sha256},
         "adders": sum(s["adders"] for s in stages),
         "subtractors": sum(s["subtractors"] for s in stages),
@@ -151,7 +155,9 @@ def render_stream_markdown(r: dict) -> str:
         f"# {r['top']}: lowered by {r['generator']}",
         "",
         f"- checkpoint: `{r['checkpoint']['path']}` (sha256 `{r['checkpoint']['sha256'][:16]}...`)",
-        f"- target: {r['target']}, backend: {r['backend']}, adder sharing: --optimize {r['optimize']}",
+        f"- target: {r['target']}, backend: {r['backend']}, adder sharing: --optimize {r['optimize']}, "
+        + (f"each stage's graph pipelined every {r['pipeline_every']} adder levels" if r["pipeline_every"]
+           else "each stage's graph combinational"),
         f"- interface: stream (AXI4-Stream), in {i['channels']} x {i['height']} x {i['width']} of {i['bits']}-bit "
         f"{'signed' if i['signed'] else 'unsigned'}, out {o['channels']} x {o['height']} x {o['width']} of "
         f"{o['bits']}-bit {'signed' if o['signed'] else 'unsigned'}",

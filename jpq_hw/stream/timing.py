@@ -31,20 +31,28 @@ def window_slot(st: ConvStage, r: int, c: int, tail: bool) -> tuple[bool, int, i
 @dataclass
 class _Conv:
     st: ConvStage
+    pipe: list  # valid bits of the kernel's register stages (or of the output register), last = out
     r: int = 0
     c: int = 0
     tail: bool = False
     fake: bool = False
     win_valid: bool = False
-    out_valid: bool = False
+
+    @property
+    def out_valid(self) -> bool:
+        return self.pipe[-1]
 
 
 @dataclass
 class _Dense:
     n: int
+    pipe: list
     count: int = 0
     full: bool = False
-    out_valid: bool = False
+
+    @property
+    def out_valid(self) -> bool:
+        return self.pipe[-1]
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,13 @@ class StreamTiming:
     cycles_per_frame: int
 
 
-def simulate_handshakes(net: StreamNet, frames: int = 4) -> StreamTiming:
-    stages = [_Conv(s) if isinstance(s, ConvStage) else _Dense(s.inp.pixels) for s in net.stages]
+def simulate_handshakes(net: StreamNet, frames: int = 4, latencies=None) -> StreamTiming:
+    """``latencies``: the register stages of each stage's graph (default none: a combinational
+    kernel and one output register); the registers of a stage move together, when its output is
+    empty or taken."""
+    latencies = latencies or [0] * len(net.stages)
+    stages = [_Conv(s, [False] * max(lat, 1)) if isinstance(s, ConvStage) else _Dense(s.inp.pixels, [False] * max(lat, 1))
+              for s, lat in zip(net.stages, latencies)]
     per_frame_out = net.out.pixels
     pixels = net.inp.pixels
     accepted = out_beats = 0
@@ -100,7 +113,7 @@ def simulate_handshakes(net: StreamNet, frames: int = 4) -> StreamTiming:
             if isinstance(s, _Conv):
                 slot, faking = a, b
                 if in_ready:
-                    s.out_valid = s.win_valid
+                    s.pipe = [s.win_valid] + s.pipe[:-1]
                 if slot:
                     st = s.st
                     emit, _, _ = window_slot(st, s.r, s.c, s.tail)
@@ -123,7 +136,7 @@ def simulate_handshakes(net: StreamNet, frames: int = 4) -> StreamTiming:
             else:
                 take, accept = a, b
                 if in_ready:
-                    s.out_valid = s.full
+                    s.pipe = [s.full] + s.pipe[:-1]
                 done = s.count == s.n - 1
                 if accept:
                     s.count = 0 if done else s.count + 1
