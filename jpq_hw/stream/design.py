@@ -16,6 +16,7 @@ from ..arith.optimize import DEFAULT_OPTIMIZE
 from ..cost.model import CostModel, LayerCost
 from ..cost.stream import StreamCost, stream_cost
 from ..design_folder import FramePort, StreamInterface
+from ..errors import JpqError
 from ..gc_pause import paused_gc
 from ..hdl.stream_verilog import emit_stream_verilog, line_buffer_in_ram, stage_schedule
 from ..hdl.verilog import check_identifier
@@ -59,8 +60,6 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
                         optimize: str = DEFAULT_OPTIMIZE, source: str = "", max_depth: int | None = None,
                         pipeline: int = 0) -> LoweredStream:
     """Lower ``qnet`` (a ``[C, H, W]`` input) to a stream design rendered with ``backend``."""
-    from ..errors import JpqError
-
     check_identifier(top)
     if backend not in ("verilog", "amaranth"):
         raise JpqError(f"unknown backend {backend!r} (known: verilog, amaranth)")
@@ -71,6 +70,12 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
         net = lower_stream(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
     t1 = time.perf_counter()
     scheds = [stage_schedule(st.graph, pipeline) for st in net.stages]
+    stream = stream_cost(net, [s.latency for s in scheds])
+    bram = sum(s.bram for s in stream.stages)
+    if bram > cost_model.largest_device_bram:
+        device = cost_model.largest_device[0]
+        raise JpqError(f"the line buffers of frames {net.inp.width} pixels wide need {bram} block RAMs, the {device} "
+                       f"has {cost_model.largest_device_bram}: use narrower frames or fewer channels")
     if backend == "verilog":
         text = emit_stream_verilog(net, top=top, source=source, version=__version__, pipeline=pipeline)
     else:
@@ -84,12 +89,6 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
         for st, sched in zip(net.stages, scheds):
             c = cost_model.estimate(st.graph, sched)
             graph_costs.append(_merge(st.name, c.layers))
-    stream = stream_cost(net, [s.latency for s in scheds])
-    bram = sum(s.bram for s in stream.stages)
-    if bram > cost_model.largest_device_bram:
-        device = cost_model.largest_device[0]
-        raise JpqError(f"the line buffers of frames {net.inp.width} pixels wide need {bram} block RAMs, the {device} "
-                       f"has {cost_model.largest_device_bram}: use narrower frames or fewer channels")
     return LoweredStream(qnet, cost_model.name, net, timing, graph_costs, stream, text, top, backend, optimize,
                          max_depth, pipeline, [s.latency for s in scheds],
                          {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
