@@ -10,9 +10,10 @@ line buffer keeps only the rows and channels that a used window element still ne
   one LUT per used pixel bit (zero pixels while a frame's tail runs on its own);
 - line buffer: one flip-flop per bit (``W`` per used row bit), or block RAM where
   :func:`jpq_hw.hdl.stream_verilog.line_buffer_in_ram` says so (SB_RAM40_4K: 256x16, 512x8,
-  1024x4 or 2048x2, the fewest blocks for the memory's whole width, as yosys maps it) and its
-  address counter;
-- position counters, frame tail, stride and padding tests: fitted to yosys (:data:`CONTROL_FIT`);
+  1024x4 or 2048x2, the fewest blocks for the memory's whole width, as yosys maps it); a flip-flop
+  line buffer shares its first stages with the window's chains (the same bits: yosys merges them);
+- position counters, frame tail, stride and padding tests: fitted to yosys (:data:`CONTROL_BASE`,
+  plus :data:`CONTROL_EDGE` per border row or column in use);
 - collector: one flip-flop per used bit of the frame;
 - output register (a stage whose graph has no pipeline registers): one flip-flop per bit that
   can change and is read.
@@ -29,23 +30,25 @@ from ..stream.net import ConvStage, StreamNet
 
 BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K depth x width
 # The window's position logic (counters, frame tail, stride and padding tests), fitted to yosys
-# synth_ice40 of rtl_templates/stream_lib.v.j2's window on 69 parameter sets (kernels 1/3/5,
-# padding 0 and (K-1)/2, strides 1/2, frames 4x5 to 300 wide, flip-flop and block-RAM line
-# buffers), less what is modelled apart (masks, the tail's zero pixels, shift chains, line buffer):
-# cells = c . (1, b, p > 0, p, ram, b * (p > 0), b * p) with b the bits of the two position
-# counters; a window whose border rows or columns are not all used scales the terms in p.
-# Within 8 cells of yosys on every set.
-CONTROL_FIT = {"lut4": (4.25, 1.66, 27.88, -10.28, 9.42, 0.1, 1.2),
-               "carry": (-4.08, 1.35, 0.46, -10.79, 11.11, 2.31, 1.64),
-               "ff": (0.81, 1.02, 0.93, 4.61, 7.66, 0.11, -0.06)}
+# synth_ice40 of rtl_templates/stream_lib.v.j2's window (kernels 3 and 5, padding 0 and (K-1)/2,
+# frames 4x5 to 300 wide, flip-flop and block-RAM line buffers), less what is modelled apart (masks,
+# the tail's zero pixels, shift chains, line buffer), in two parts: the base, measured with only the
+# window's centre read, cells = c . (1, b, p > 0, ram, b * (p > 0)) with b the bits of the two
+# position counters, within 8 cells of yosys; and the test of each border row or column that holds
+# a used element, measured as the rest with the whole window read, cells = c . (1, b), within 2.
+CONTROL_BASE = {"lut4": (5.77, 1.51, 9.83, 10.94, 1.47), "carry": (-8.63, 1.95, -8.04, 6.78, 2.0),
+                "ff": (0.61, 1.03, 1.94, 7.79, 0.0)}
+CONTROL_EDGE = {"lut4": (0.81, 0.04), "carry": (-1.43, 0.47), "ff": (1.0, 0.0)}
 
 
-def _window_control(k: int, h: int, w: int, p: int, ram: bool, edges: float = 1.0) -> dict[str, int]:
-    """``edges``: the fraction of the 4p border rows and columns that hold a used element (the
-    tests of the others are removed); the terms in ``p`` are theirs."""
+def _window_control(k: int, h: int, w: int, p: int, ram: bool, edge_lines: int) -> dict[str, int]:
+    """``edge_lines``: the border rows and columns (of 4p) that hold a used element."""
     bits = _counter_bits(h + 2 * p + k + 1) + _counter_bits(w + 2 * p + k + 1) + 2
-    feats = (1, bits, p > 0, p * edges, ram, bits * (p > 0), bits * p * edges)
-    return {key: max(0, round(sum(c * f for c, f in zip(coef, feats)))) for key, coef in CONTROL_FIT.items()}
+    base = (1, bits, p > 0, ram, bits * (p > 0))
+    edge = (1, bits)
+    return {key: max(0, round(sum(c * f for c, f in zip(CONTROL_BASE[key], base))
+                              + edge_lines * max(0.0, sum(c * f for c, f in zip(CONTROL_EDGE[key], edge)))))
+            for key in CONTROL_BASE}
 
 
 def _counter_bits(n: int) -> int:
@@ -132,13 +135,13 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
             if p:  # a frame's tail runs on zero pixels: one LUT per pixel bit that goes anywhere
                 c.lut4 += sum(max(used[(u * k + v) * ch + j] for u in range(k) for v in range(k))
                               for j in range(ch))
-            edges = 1.0
+            edge_lines = 0
             if p:
                 is_used = [[any(used[(u * k + v) * ch + j] for j in range(ch)) for v in range(k)] for u in range(k)]
                 border = [u for u in range(k) if u < p or u >= k - p]
-                edges = (sum(any(is_used[u]) for u in border)
-                         + sum(any(is_used[u][v] for u in range(k)) for v in border)) / (2 * len(border))
-            ctl = _window_control(k, st.inp.height, st.inp.width, p, ram, edges)
+                edge_lines = (sum(any(is_used[u]) for u in border)
+                              + sum(any(is_used[u][v] for u in range(k)) for v in border))
+            ctl = _window_control(k, st.inp.height, st.inp.width, p, ram, edge_lines)
             c.lut4 += ctl["lut4"]
             c.carry += ctl["carry"]
             c.ff += ctl["ff"]
