@@ -12,8 +12,8 @@ it vary.
 What cannot stream is refused with one line (:class:`~jpq_hw.errors.JpqError`): a layer kind the
 stream does not support, a kernel that is not square, a padding larger than ``(k - 1) / 2`` (the
 border outputs of one frame are produced while the next frame's first rows arrive, which only those
-paddings allow), a frame too small for its window, and a line buffer larger than the target has
-block RAM for.
+paddings allow) and a frame too small for its window; line buffers larger than the target's block
+RAM are refused by :func:`jpq_hw.stream.design.lower_stream_design`, which knows the target.
 """
 
 from __future__ import annotations
