@@ -105,8 +105,9 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
     out = StreamCost()
     stages = list(net.stages)
     latencies = latencies or [0] * len(stages)
+    used_by = [used_input_bits(st.graph) for st in stages]
     for i, st in enumerate(stages):
-        used = used_input_bits(st.graph)
+        used = used_by[i]
         c = StageStreamCost()
         if isinstance(st, ConvStage):
             k, ch, p = st.kernel, st.inp.channels, st.padding
@@ -118,6 +119,8 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
                 if not rows:
                     continue
                 width = max(max(row) for row in use)
+                if p:  # a frame's tail runs on zero pixels: one LUT per pixel bit that goes anywhere
+                    c.lut4 += width
                 for u in rows:  # masks of the border elements that are used
                     c.lut4 += sum(use[u][v] for v in range(k) if u < p or u >= k - p or v < p or v >= k - p)
                 for u in range(min(rows), k):
@@ -132,9 +135,6 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
             c.line_buffer_bits = stored * st.inp.width
             if ram:  # yosys keeps the memory's full width
                 c.bram = bram_blocks(st.inp.width, (k - 1) * st.inp.pixel_bits)
-            if p:  # a frame's tail runs on zero pixels: one LUT per pixel bit that goes anywhere
-                c.lut4 += sum(max(used[(u * k + v) * ch + j] for u in range(k) for v in range(k))
-                              for j in range(ch))
             edge_lines = 0
             if p:
                 is_used = [[any(used[(u * k + v) * ch + j] for j in range(ch)) for v in range(k)] for u in range(k)]
@@ -156,19 +156,21 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
             c.lut4 += nw + 3
             c.carry += max(nw - 2, 0)
         if not latencies[i]:
-            c.ff += _held_bits(st, stages[i + 1] if i + 1 < len(stages) else None) + 1
+            nxt = (stages[i + 1], used_by[i + 1]) if i + 1 < len(stages) else None
+            c.ff += _held_bits(st, nxt) + 1
         out.stages.append(c)
     return out
 
 
 def _held_bits(st, nxt) -> int:
     """Bits of a stage's output register that can change and that something reads: every such bit
-    at the network's output, else those of the channels the next stage uses."""
+    at the network's output, else those of the channels the next stage uses (``nxt``: that stage
+    and its :func:`used_input_bits`)."""
     g = st.graph
     varying = [varying_bits(g.nodes[o].lo, g.nodes[o].hi) for o in g.outputs]
     if nxt is None:
         return sum(varying)
-    used = used_input_bits(nxt.graph)
+    nxt, used = nxt
     c = st.out.channels
     if isinstance(nxt, ConvStage):
         read = [any(used[e] for e in range(j, len(used), c)) for j in range(c)]

@@ -26,6 +26,9 @@ from .net import ConvStage, StreamNet
 from .timing import StreamTiming, simulate_handshakes
 
 
+GRAPH_COST_KEYS = ("adders", "subtractors", "adder_bits", "lut4", "carry", "ff", "depth")  # summed over a stage's layers
+
+
 @dataclass
 class LoweredStream:
     """An image network lowered for one target, before it is written out."""
@@ -88,19 +91,10 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
         graph_costs = []
         for st, sched in zip(net.stages, scheds):
             c = cost_model.estimate(st.graph, sched)
-            graph_costs.append(_merge(st.name, c.layers))
+            graph_costs.append(LayerCost(st.name, **{key: c.total(key) for key in GRAPH_COST_KEYS}))
     return LoweredStream(qnet, cost_model.name, net, timing, graph_costs, stream, text, top, backend, optimize,
                          max_depth, pipeline, [s.latency for s in scheds],
                          {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
-
-
-def _merge(name: str, layers: list[LayerCost]) -> LayerCost:
-    out = LayerCost(name)
-    for c in layers:
-        for key in ("adders", "subtractors", "adder_bits", "lut4", "carry", "ff"):
-            setattr(out, key, getattr(out, key) + getattr(c, key))
-        out.depth += c.depth
-    return out
 
 
 def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vectors: int) -> dict:
