@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import JpqError
-from .ir.qnet import IntFormat, QLayer, QNet
+from .ir.qnet import ArgminLayer, HammingCostLayer, IntFormat, Layer, QLayer, QNet
 
 
 def requantize(acc: np.ndarray, shift: int, relu: bool, out: IntFormat) -> np.ndarray:
@@ -43,8 +43,28 @@ def accumulate(layer: QLayer, x: np.ndarray) -> np.ndarray:
     return acc + layer.bias[None, :, None, None]
 
 
-def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
+def hamming_cost(layer: HammingCostLayer, x: np.ndarray) -> np.ndarray:
+    """The cost volume [batch, D, H, W] of binary features ``x`` [batch, 2F, H, W] (its docstring)."""
+    x = np.asarray(x, dtype=np.int64)
+    f = x.shape[1] // 2
+    left, right = x[:, :f], x[:, f:]
+    cost = np.full((x.shape[0], layer.disparities, *x.shape[2:]), f, dtype=np.int64)
+    for d in range(layer.disparities):
+        cost[:, d, :, d:] = np.sum(left[:, :, :, d:] ^ right[:, :, :, :x.shape[3] - d], axis=1)
+    return np.minimum(cost, layer.out.hi)
+
+
+def argmin_channels(x: np.ndarray) -> np.ndarray:
+    """[batch, 1, H, W]: the first channel holding the minimum at each pixel."""
+    return np.argmin(np.asarray(x, dtype=np.int64), axis=1)[:, None].astype(np.int64)  # numpy: first on ties
+
+
+def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
     """One layer's integer output for a batch ``x``."""
+    if isinstance(layer, HammingCostLayer):
+        return hamming_cost(layer, x)
+    if isinstance(layer, ArgminLayer):
+        return argmin_channels(x)
     return requantize(accumulate(layer, x), layer.shift, layer.relu, layer.out)
 
 

@@ -32,7 +32,7 @@ import pytest
 
 from jpq_hw.design_folder import StreamInterface, read_design, rtl_files
 from jpq_hw.flow import lower_checkpoint
-from jpq_hw.ir import IntFormat, load_checkpoint, random_conv_qnet, save_checkpoint
+from jpq_hw.ir import IntFormat, load_checkpoint, random_conv_qnet, random_stereo_qnet, save_checkpoint
 from jpq_hw.reference import run_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ EXAMPLE = ROOT / "examples" / "digits-cnn.pt"
 @dataclass(frozen=True)
 class Stream:
     name: str
-    net: dict = field(default_factory=dict)  # random_conv_qnet arguments (empty: the shipped example)
+    net: dict = field(default_factory=dict)  # generator arguments (empty: the shipped example)
     frames: int = 8
     icarus: bool = True
     synth: bool = False
@@ -74,16 +74,27 @@ STREAMS = [
                            output_format=IntFormat(8, False), relu_last=True, seed=102),
            frames=2, icarus=False, synth=True),
     Stream("digits_cnn", frames=4, synth=True),
+    # stereo: a siamese extractor with binary features, a Hamming cost volume, aggregation, argmin
+    Stream("stereo_box", dict(stereo=True, height=8, width=24, convs=[(3, 3), (4, 3)], disparities=6, seed=103),
+           synth=True),
+    Stream("stereo_conv_sat", dict(stereo=True, height=6, width=9, convs=[(5, 5)], disparities=8, cost_bits=2,
+                                   aggregate="conv", box=3, seed=104)),
+    Stream("stereo_cost_only", dict(stereo=True, height=5, width=8, convs=[(2, 3)], disparities=3, aggregate=None,
+                                    argmin=False, seed=105)),
+    Stream("stereo_wta_only", dict(stereo=True, height=6, width=20, convs=[(6, 3)], disparities=16, aggregate=None,
+                                   seed=106), synth=True),
 ]
 _BY_NAME = {s.name: s for s in STREAMS}
 # the same hardware through the Amaranth backend
 STREAMS += [replace(s, backend="amaranth", synth=s.name in ("k5_k3_bram", "digits_cnn"))
-            for s in STREAMS if s.name in ("pad_k3_k5s2", "k1_k3s2_dense2", "k5_k3_bram", "bin_s2_dense", "digits_cnn")]
+            for s in STREAMS if s.name in ("pad_k3_k5s2", "k1_k3s2_dense2", "k5_k3_bram", "bin_s2_dense", "digits_cnn",
+                                           "stereo_box", "stereo_conv_sat")]
 # with the stages' graphs pipelined (--pipeline N), through both backends
 STREAMS += [replace(_BY_NAME["pad_k3_k5s2"], pipeline=2), replace(_BY_NAME["k5_k3_bram"], pipeline=1, icarus=False),
             replace(_BY_NAME["digits_cnn"], pipeline=2),
             replace(_BY_NAME["k1_k3s2_dense2"], backend="amaranth", pipeline=1),
-            replace(_BY_NAME["bin_s2_dense"], backend="amaranth", pipeline=2)]
+            replace(_BY_NAME["bin_s2_dense"], backend="amaranth", pipeline=2),
+            replace(_BY_NAME["stereo_box"], pipeline=1), replace(_BY_NAME["stereo_box"], backend="amaranth", pipeline=2, synth=False)]
 
 
 def _checkpoint(s: Stream, root: Path) -> tuple[Path, np.ndarray | None]:
@@ -92,8 +103,27 @@ def _checkpoint(s: Stream, root: Path) -> tuple[Path, np.ndarray | None]:
 
         return EXAMPLE, load_digits_split()[2][:4]  # real test images after the extremes
     path = root / f"{s.name}.pt"
-    save_checkpoint(random_conv_qnet(**s.net), path)
-    return path, np.empty((0, int(np.prod(s.net["input_shape"]))), dtype=np.int64)
+    args = dict(s.net)
+    stereo = args.pop("stereo", False)
+    qnet = random_stereo_qnet(**args) if stereo else random_conv_qnet(**args)
+    save_checkpoint(qnet, path)
+    if stereo:  # pairs that match: random textures seen at a disparity, so that the argmin varies
+        return path, _stereo_pairs(qnet.input_shape[1], qnet.input_shape[2], 4, seed=args["seed"])
+    return path, np.empty((0, int(np.prod(qnet.input_shape))), dtype=np.int64)
+
+
+def _stereo_pairs(h: int, w: int, n: int, seed: int) -> np.ndarray:
+    """``n`` frames [n, 2*h*w]: a random texture (left) and the same texture moved right by 0 to
+    ``w // 3`` pixels (right: ``right(r, c) = left(r, c + d)``), plus noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        d = int(rng.integers(0, w // 3 + 1))
+        tex = rng.integers(0, 256, size=(h, w + d))
+        left = tex[:, d:]
+        right = np.clip(tex[:, :w] + rng.integers(-8, 9, size=(h, w)), 0, 255)
+        out.append(np.stack([left, right]).reshape(-1))
+    return np.array(out, dtype=np.int64)
 
 
 @pytest.mark.simulator

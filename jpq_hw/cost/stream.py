@@ -16,7 +16,10 @@ line buffer keeps only the rows and channels that a used window element still ne
   plus :data:`CONTROL_EDGE` per border row or column in use);
 - collector: one flip-flop per used bit of the frame;
 - output register (a stage whose graph has no pipeline registers): one flip-flop per bit that
-  can change and is read.
+  can change and is read;
+- the stages without weights, fitted to yosys ``synth_ice40`` of their modules in
+  ``rtl_templates/stream_lib.v.j2``: a Hamming cost volume (:func:`hamming_cells`) and a
+  winner-take-all (:func:`argmin_cells`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from math import ceil
 
 from ..arith.graph import AdderGraph, range_width
 from ..hdl.stream_verilog import line_buffer_in_ram
-from ..stream.net import ConvStage, StreamNet
+from ..stream.net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
 
 BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K depth x width
 # The window's position logic (counters, frame tail, stride and padding tests), fitted to yosys
@@ -39,6 +42,74 @@ BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K depth x
 CONTROL_BASE = {"lut4": (5.77, 1.51, 9.83, 10.94, 1.47), "carry": (-8.63, 1.95, -8.04, 6.78, 2.0),
                 "ff": (0.61, 1.03, 1.94, 7.79, 0.0)}
 CONTROL_EDGE = {"lut4": (0.81, 0.04), "carry": (-1.43, 0.47), "ff": (1.0, 0.0)}
+
+
+# SB_LUT4 of one disparity of a Hamming cost volume (XOR, popcount, border and saturation) for F
+# features, measured with yosys synth_ice40 (D = 16, less the column logic); between and past the
+# measured F, interpolated and extrapolated linearly.
+POPCOUNT_LUT4 = {1: 3.0, 2: 4.0, 3: 6.2, 4: 9.0, 5: 10.0, 6: 12.1, 7: 13.0, 8: 19.0, 9: 20.0, 10: 22.0, 11: 23.0,
+                 12: 27.0, 13: 28.0, 14: 31.0, 15: 32.0, 16: 38.0, 20: 49.0, 24: 59.0, 32: 79.0}
+# SB_LUT4 of a D-way winner-take-all over B-bit values, fitted to yosys synth_ice40 (D 2..32, B 4..12,
+# within 3% from D = 4, 12% below): c . ((D-1)*B, (D-2)*B, index mux bits, signed * (D-1), 1)
+ARGMIN_LUT4 = (0.459, 1.083, 0.651, 2.886, 6.32)
+
+
+def _popcount_lut4(f: int) -> float:
+    keys = sorted(POPCOUNT_LUT4)
+    if f in POPCOUNT_LUT4:
+        return POPCOUNT_LUT4[f]
+    if f > keys[-1]:
+        return POPCOUNT_LUT4[keys[-1]] * f / keys[-1]
+    lo = max(k for k in keys if k < f)
+    hi = min(k for k in keys if k > f)
+    return POPCOUNT_LUT4[lo] + (POPCOUNT_LUT4[hi] - POPCOUNT_LUT4[lo]) * (f - lo) / (hi - lo)
+
+
+def hamming_cells(features: int, disparities: int, width: int, out_bits: int) -> "StageStreamCost":
+    """Cells of ``TOP_hamming``: per disparity a popcount; the right features of D-1 pixels, the
+    column counter and the in-row flags in flip-flops; the output register (its bits that vary)."""
+    f, d = features, disparities
+    count_bits = f.bit_length()  # a count 0..F
+    ww = _counter_bits(width)
+    c = StageStreamCost()
+    c.lut4 = round(d * _popcount_lut4(f)) + (ww + 4 if d > 1 else 0)
+    c.carry = (d * (count_bits - 1) if f > 3 else 0) + (max(ww - 2, 0) if d > 1 else 0)
+    c.ff = ((d - 1) * (f + 1) + ww if d > 1 else 0) + d * min(out_bits, count_bits) + 1
+    return c
+
+
+def argmin_index_mux_bits(d: int) -> int:
+    """Index bits that the winner-take-all tree's inner nodes select (nodes that compare two real
+    channels; channels past ``d`` are never taken)."""
+    levels = max(1, (d - 1).bit_length())
+    total = 0
+
+    def node(lo: int, hi: int, height: int) -> None:
+        nonlocal total
+        if hi - lo <= 1:
+            return
+        mid = (lo + hi) // 2
+        if mid >= d:
+            node(lo, mid, height - 1)
+            return
+        total += height - 1
+        node(lo, mid, height - 1)
+        node(mid, hi, height - 1)
+
+    node(0, 1 << levels, levels)
+    return total
+
+
+def argmin_cells(channels: int, bits: int, signed: bool, out_bits: int) -> "StageStreamCost":
+    """Cells of ``TOP_argmin``: a comparison tree of D-1 comparators (one carry per value bit each),
+    the value and index multiplexers, the output register."""
+    d, b = channels, bits
+    f = ((d - 1) * b, max(d - 2, 0) * b, argmin_index_mux_bits(d), int(signed) * (d - 1), 1)
+    c = StageStreamCost()
+    c.lut4 = round(sum(k * v for k, v in zip(ARGMIN_LUT4, f))) if d > 1 else 0
+    c.carry = (d - 1) * b if b > 2 else 0  # comparisons of 1- and 2-bit values are LUTs alone
+    c.ff = min(out_bits, max(1, (d - 1).bit_length())) + 1
+    return c
 
 
 def _window_control(k: int, h: int, w: int, p: int, ram: bool, edge_lines: int) -> dict[str, int]:
@@ -105,9 +176,16 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
     out = StreamCost()
     stages = list(net.stages)
     latencies = latencies or [0] * len(stages)
-    used_by = [used_input_bits(st.graph) for st in stages]
+    used_by = [used_input_bits(st.graph) if st.graph is not None else [st.inp.fmt.bits] * st.inp.channels
+               for st in stages]
     for i, st in enumerate(stages):
         used = used_by[i]
+        if isinstance(st, HammingStage):
+            out.stages.append(hamming_cells(st.features, st.disparities, st.inp.width, st.out.fmt.bits))
+            continue
+        if isinstance(st, ArgminStage):
+            out.stages.append(argmin_cells(st.inp.channels, st.inp.fmt.bits, st.inp.fmt.signed, st.out.fmt.bits))
+            continue
         c = StageStreamCost()
         if isinstance(st, ConvStage):
             k, ch, p = st.kernel, st.inp.channels, st.padding
@@ -172,7 +250,9 @@ def _held_bits(st, nxt) -> int:
         return sum(varying)
     nxt, used = nxt
     c = st.out.channels
-    if isinstance(nxt, ConvStage):
+    if not isinstance(nxt, (ConvStage, DenseStage)):  # a stage without weights reads every channel
+        read = [True] * c
+    elif isinstance(nxt, ConvStage):
         read = [any(used[e] for e in range(j, len(used), c)) for j in range(c)]
     else:
         n = nxt.inp.pixels

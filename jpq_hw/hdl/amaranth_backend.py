@@ -18,7 +18,7 @@ from amaranth import ClockDomain, ClockSignal, Module, Mux, Signal, signed, unsi
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..arith.graph import Add, AdderGraph, Input, Requant, range_width
+from ..arith.graph import Add, AdderGraph, Input, Requant, range_width, threshold
 from ..arith.optimize import DEFAULT_OPTIMIZE
 from ..arith.registers import RegisterSchedule
 from ..ir.checkpoint import load_checkpoint
@@ -123,6 +123,11 @@ class QNetComponent(wiring.Component):
 
     @staticmethod
     def _requant(m: Module, i: int, n: Requant, term_value, out_signal) -> None:
+        cmp = threshold(n)
+        if cmp is not None:  # a 1-bit output: one comparison, as the Verilog emitter writes it
+            op, c = cmp
+            m.d.comb += out_signal.eq(term_value >= c if op == ">=" else term_value <= c)
+            return
         acc = Signal(_shape(n.acc_lo, n.acc_hi), name=f"n{i}_acc")
         t = term_value << n.term.shift
         m.d.comb += acc.eq(n.offset - t if n.term.neg else t + n.offset)

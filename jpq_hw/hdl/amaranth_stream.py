@@ -3,7 +3,7 @@
 :class:`StreamComponent` is the whole network with an ``i`` and an ``o`` stream
 (``amaranth.lib.stream``, payload one pixel; valid / ready handshakes) in the clock domain it is
 given, ``sync`` by default, whose reset is the stream's ``rst``. It is made of :class:`Window`,
-:class:`Collect` and :class:`Hold`, transcriptions of the Verilog building blocks in
+:class:`Collect`, :class:`Hold`, :class:`HammingCost` and :class:`Argmin`, transcriptions of the Verilog building blocks in
 ``rtl_templates/stream_lib.v.j2`` (their comments state the behaviour, cycle for cycle, that the
 handshake model :mod:`jpq_hw.stream.timing` computes and the simulations check), and of the kernel
 adder graphs as :class:`~jpq_hw.hdl.amaranth_backend.QNetComponent`. :func:`emit_amaranth_stream_verilog`
@@ -19,7 +19,7 @@ from amaranth import Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSig
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..stream.net import ConvStage, DenseStage, StreamNet
+from ..stream.net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
 from .amaranth_backend import QNetComponent
 from .stream_verilog import line_buffer_in_ram, stage_schedule
 
@@ -167,6 +167,76 @@ class Collect(wiring.Component):
         return m
 
 
+class HammingCost(wiring.Component):
+    """A Hamming cost volume (``{p}_hamming``): one beat of ``D`` costs per beat of ``2F`` feature
+    bits, through a handshake register; the right features of the row's last ``D - 1`` pixels wait
+    in a shift register, a disparity that leaves the row costs ``F``."""
+
+    def __init__(self, st: HammingStage):
+        self.st = st
+        super().__init__({"i": In(stream.Signature(st.inp.pixel_bits)), "o": Out(stream.Signature(st.out.pixel_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self.st
+        f, d, w, ob = st.features, st.disparities, st.inp.width, st.out.fmt.bits
+        m.submodules.out = hold = Hold(st.out.pixel_bits)
+        m.d.comb += [hold.i.valid.eq(self.i.valid), self.i.ready.eq(hold.i.ready)]
+        wiring.connect(m, hold.o, wiring.flipped(self.o))
+        accept = self.i.valid & self.i.ready
+        left, right = self.i.payload[:f], self.i.payload[f:]
+        rights, in_row = [right], [Const(1)]
+        if d > 1:
+            hist = [Signal(f, name=f"hist_{j}", reset_less=True) for j in range(d - 1)]  # columns c-1, c-2, ...
+            seen = Signal(d - 1)
+            col = Signal(range(w))
+            end = col == w - 1
+            with m.If(accept):
+                m.d.sync += [col.eq(Mux(end, 0, col + 1)), seen.eq(Mux(end, 0, Cat(1, seen[:-1]) if d > 2 else 1))]
+                m.d.sync += [hist[0].eq(right)] + [hist[j].eq(hist[j - 1]) for j in range(1, d - 1)]
+            rights += hist
+            in_row += [seen[j] for j in range(d - 1)]
+        costs = []
+        for j in range(d):
+            diff = left ^ rights[j]
+            count = sum((diff[b] for b in range(f)), Const(0, range(f + 1)))
+            costs.append(Mux(in_row[j], count, f))
+        top = (1 << ob) - 1
+        m.d.comb += hold.i.payload.eq(Cat(*(Mux(c > top, top, c)[:ob] for c in costs)))
+        return m
+
+
+class Argmin(wiring.Component):
+    """Winner-take-all (``{p}_argmin``): the index of the first channel holding the pixel's minimum,
+    through a handshake register; a tree of comparisons takes the higher half only where it is
+    strictly smaller."""
+
+    def __init__(self, st: ArgminStage):
+        self.st = st
+        super().__init__({"i": In(stream.Signature(st.inp.pixel_bits)), "o": Out(stream.Signature(st.out.pixel_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self.st
+        d, b, sgn = st.inp.channels, st.inp.fmt.bits, st.inp.fmt.signed
+        m.submodules.out = hold = Hold(st.out.pixel_bits)
+        m.d.comb += [hold.i.valid.eq(self.i.valid), self.i.ready.eq(hold.i.ready)]
+        wiring.connect(m, hold.o, wiring.flipped(self.o))
+        level = [(self.i.payload[j * b:(j + 1) * b].as_signed() if sgn else self.i.payload[j * b:(j + 1) * b],
+                  Const(j, range(d))) for j in range(d)]
+        while len(level) > 1:
+            nxt = []
+            for j in range(0, len(level) - 1, 2):
+                (va, ia), (vb, ib) = level[j], level[j + 1]
+                take_b = vb < va
+                nxt.append((Mux(take_b, vb, va), Mux(take_b, ib, ia)))
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        m.d.comb += hold.i.payload.eq(level[0][1])
+        return m
+
+
 class StreamComponent(wiring.Component):
     """An image network as a pixel stream: ``i`` takes pixels (all channels, channel 0 at the least
     significant end) in raster order, frames back to back; ``o`` gives the output pixels (or one
@@ -203,6 +273,12 @@ class StreamComponent(wiring.Component):
         m = Module()
         upstream = self.i
         for idx, st in enumerate(self.net.stages):
+            if isinstance(st, (HammingStage, ArgminStage)):
+                stage = HammingCost(st) if isinstance(st, HammingStage) else Argmin(st)
+                m.submodules[f"s{idx}"] = DomainRenamer(self.domain)(stage)
+                wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, stage.i)
+                upstream = stage.o
+                continue
             sched = stage_schedule(st.graph, self.pipeline)
             kernel = QNetComponent.from_graph(st.graph, sched, b_in=st.inp.fmt.bits, b_out=st.out.fmt.bits,
                                               domain=self.domain)

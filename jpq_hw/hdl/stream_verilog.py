@@ -2,9 +2,10 @@
 
 The file holds, all prefixed with the top module's name so that two designs can share a project:
 
-- ``TOP_window``, ``TOP_delay``, ``TOP_collect``, ``TOP_hold``: the stream's building blocks
-  (``rtl_templates/stream_lib.v.j2``: line buffer and window, delay line, frame collector,
-  handshake register), written once by hand with their exact behaviour in their comments;
+- ``TOP_window``, ``TOP_delay``, ``TOP_collect``, ``TOP_hold``, ``TOP_hamming``, ``TOP_argmin``:
+  the stream's building blocks (``rtl_templates/stream_lib.v.j2``: line buffer and window, delay
+  line, frame collector, handshake register, and the stages without weights: Hamming cost volume
+  and winner-take-all), written once by hand with their exact behaviour in their comments;
 - ``TOP_s<i>``: the adder graph of stage ``i`` as a combinational module with ``x`` and ``y``
   (:func:`jpq_hw.hdl.verilog.emit_verilog`, the same emitter as flat designs);
 - ``TOP``: the stages wired as one stream (``rtl_templates/stream_top.v.j2``).
@@ -15,7 +16,7 @@ Nothing here decides anything: the line buffer's storage comes from :func:`line_
 from __future__ import annotations
 
 from ..arith.registers import place_registers
-from ..stream.net import ConvStage, StreamNet
+from ..stream.net import ArgminStage, ConvStage, HammingStage, StreamNet
 from .verilog import _environment, check_identifier, emit_verilog
 
 LINE_BUFFER_RAM_MIN_BITS = 256  # smaller line buffers stay in flip-flops (a block RAM holds 4096 bits)
@@ -50,6 +51,17 @@ def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: 
     parts = [env.get_template("stream_lib.v.j2").render(p=top, version=version)]
     stages = []
     for i, st in enumerate(net.stages):
+        if isinstance(st, HammingStage):
+            stages.append(dict(kind="hamming", in_width=st.inp.pixel_bits, f=st.features, d=st.disparities,
+                               w=st.inp.width, ob=st.out.fmt.bits,
+                               title=f"{st.name}, Hamming cost of {st.features} binary features over "
+                                     f"{st.disparities} disparities"))
+            continue
+        if isinstance(st, ArgminStage):
+            stages.append(dict(kind="argmin", in_width=st.inp.pixel_bits, d=st.inp.channels, b=st.inp.fmt.bits,
+                               signed=int(st.inp.fmt.signed), ob=st.out.fmt.bits,
+                               title=f"{st.name}, argmin over {st.inp.channels} channels (ties: the lowest)"))
+            continue
         module = kernel_module(top, i)
         g = st.graph
         sched = stage_schedule(g, pipeline)

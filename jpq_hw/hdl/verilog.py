@@ -20,7 +20,7 @@ from importlib import resources
 
 import jinja2
 
-from ..arith.graph import Add, AdderGraph, Input, Requant, range_width
+from ..arith.graph import Add, AdderGraph, Input, Requant, range_width, threshold
 from ..arith.registers import RegisterSchedule
 from ..errors import JpqError
 
@@ -117,6 +117,15 @@ class _Writer:
         return self.requant_lines(nid, n, w, stage)
 
     def requant_lines(self, nid: int, n: Requant, w: int, stage: int | None) -> list[str]:
+        cmp = threshold(n)
+        if cmp is not None:  # a 1-bit output: one comparison (a carry chain), no adder, no saturation
+            op, c = cmp
+            wn, sn = self.g.width(n.term.node)
+            src = self.name(n.term.node, stage)
+            wc = wn + (0 if sn else 1)
+            term = src if sn else f"{{1'b0, {src}}}"
+            return [f"(* keep *) wire [0:0] n{nid} = $signed({term}) {op} $signed({literal(c, wc)});"
+                    f"  // threshold of [{n.acc_lo}, {n.acc_hi}]"]
         t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
         wt, st = range_width(t_lo, t_hi)
         wa = wt + n.shift  # acc modulo 2**wa determines t = floor(acc / 2**shift) modulo 2**wt

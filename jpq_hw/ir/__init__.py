@@ -1,8 +1,8 @@
 """The integer network (:class:`QNet`) and the checkpoint format it is read from and written to."""
 
 from .checkpoint import load_checkpoint, qnet_from_dict, qnet_to_dict, save_checkpoint
-from .qnet import LAYER_KINDS, IntFormat, QLayer, QNet
-from .synthetic import random_conv_qnet, random_qnet
+from .qnet import LAYER_KINDS, WEIGHT_KINDS, ArgminLayer, HammingCostLayer, IntFormat, Layer, QLayer, QNet
+from .synthetic import random_conv_qnet, random_qnet, random_stereo_qnet
 
-__all__ = ["IntFormat", "LAYER_KINDS", "QLayer", "QNet", "load_checkpoint", "qnet_from_dict",
-           "qnet_to_dict", "save_checkpoint", "random_qnet", "random_conv_qnet"]
+__all__ = ["ArgminLayer", "HammingCostLayer", "IntFormat", "Layer", "LAYER_KINDS", "WEIGHT_KINDS", "QLayer", "QNet", "load_checkpoint", "qnet_from_dict",
+           "qnet_to_dict", "save_checkpoint", "random_qnet", "random_conv_qnet", "random_stereo_qnet"]

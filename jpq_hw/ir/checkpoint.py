@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import JpqError
-from .qnet import LAYER_KINDS, IntFormat, QLayer, QNet
+from .qnet import LAYER_KINDS, ArgminLayer, HammingCostLayer, IntFormat, Layer, QLayer, QNet
 
 FORMAT = "jpq-hw-qnet"
 VERSION = 1
@@ -69,6 +69,13 @@ def qnet_to_dict(qnet: QNet) -> dict[str, Any]:
 
     layers = []
     for layer in qnet.layers:
+        if not isinstance(layer, QLayer):
+            d = {"name": layer.name, "kind": layer.kind}
+            if isinstance(layer, HammingCostLayer):
+                d["disparities"] = int(layer.disparities)
+            d.update(out_bits=int(layer.out.bits), out_signed=bool(layer.out.signed))
+            layers.append(d)
+            continue
         d = {
             "name": layer.name,
             "kind": layer.kind,
@@ -156,7 +163,7 @@ def _int_array(source: str, where: str, value: Any, ndim: int) -> np.ndarray:
     return array
 
 
-def _layer(source: str, index: int, d: Any) -> QLayer:
+def _layer(source: str, index: int, d: Any) -> Layer:
     if not isinstance(d, dict):
         raise JpqError(f"{source}: layer {index} must be a dict")
     name = d.get("name", f"layer{index}")
@@ -166,6 +173,14 @@ def _layer(source: str, index: int, d: Any) -> QLayer:
     kind = d.get("kind")
     if kind not in LAYER_KINDS:
         raise JpqError(f"{source}: {where}: unknown layer kind {kind!r} (known: {', '.join(LAYER_KINDS)})")
+    if kind == "hamming_cost":
+        disparities = d.get("disparities")
+        if not _is_int(disparities) or disparities < 1:
+            raise JpqError(f"{source}: {where}: disparities must be an integer >= 1, got {disparities!r}")
+        return HammingCostLayer(name, int(disparities), _format(source, f"{where} out", d.get("out_bits"),
+                                                                 d.get("out_signed")))
+    if kind == "argmin":
+        return ArgminLayer(name, _format(source, f"{where} out", d.get("out_bits"), d.get("out_signed")))
     weight = _int_array(source, f"{where} weight", d.get("weight"), 2 if kind == "linear" else 4)
     n_out = weight.shape[0]
     bias = d.get("bias")

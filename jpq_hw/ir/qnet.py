@@ -9,6 +9,10 @@ contract.md section 1, which :func:`jpq_hw.reference.run_reference` executes:
     t   = max(t, 0)                      if relu
     y   = clamp(t, lo, hi)               the out format's range
 
+Besides the weight layers (:class:`QLayer`) a network of images may hold layers without weights
+(docs/contract.md, "jpq-hw's extensions to section 1"): :class:`HammingCostLayer` (a stereo cost
+volume of binary features) and :class:`ArgminLayer` (winner-take-all over channels).
+
 Every instance is validated on construction: shapes chain, formats are in range, and the
 accumulator of every layer fits in a signed 64-bit integer, so that the reference may use int64.
 """
@@ -23,7 +27,8 @@ import numpy as np
 
 from ..errors import JpqError
 
-LAYER_KINDS = ("linear", "conv2d")
+WEIGHT_KINDS = ("linear", "conv2d")
+LAYER_KINDS = WEIGHT_KINDS + ("hamming_cost", "argmin")
 MAX_ACC_BITS = 62  # |acc| < 2**62 keeps every sum of two accumulator values inside int64
 
 
@@ -96,12 +101,82 @@ class QLayer:
 
 
 @dataclass(frozen=True, eq=False)
+class HammingCostLayer:
+    """A stereo cost volume of binary features over ``disparities`` disparities.
+
+    Input ``[2F, H, W]`` of 1-bit unsigned values: channels ``0..F-1`` are the left image's features,
+    ``F..2F-1`` the right image's, in the same order. Output ``[D, H, W]``::
+
+        cost[d, r, c] = sum_f  x[f, r, c] XOR x[F + f, r, c - d]     where c - d >= 0
+        cost[d, r, c] = F                                            where c - d <  0
+        y = min(cost, hi)        (hi: the largest value of the unsigned ``out`` format)
+    """
+
+    name: str
+    disparities: int
+    out: IntFormat
+    kind = "hamming_cost"
+    nnz = 0
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 3:
+            raise JpqError(f"layer {self.name!r}: hamming_cost needs a [C, H, W] input, got shape {list(input_shape)}")
+        c, h, w = input_shape
+        if c % 2 or c == 0:
+            raise JpqError(f"layer {self.name!r}: hamming_cost needs an even number of channels "
+                           f"(left features, then right features), got {c}")
+        if not 1 <= self.disparities <= w:
+            raise JpqError(f"layer {self.name!r}: {self.disparities} disparities for a frame {w} pixels wide "
+                           "(1 up to the width)")
+        if self.out.signed:
+            raise JpqError(f"layer {self.name!r}: a hamming_cost output is unsigned")
+        return (self.disparities, h, w)
+
+    def check_input(self, fmt: IntFormat) -> None:
+        if fmt != IntFormat(1, False):
+            raise JpqError(f"layer {self.name!r}: hamming_cost reads binary features (1-bit unsigned), "
+                           f"its input is {fmt.bits}-bit {'signed' if fmt.signed else 'unsigned'}")
+
+
+@dataclass(frozen=True, eq=False)
+class ArgminLayer:
+    """Winner-take-all over channels. Input ``[D, H, W]`` of any format; output ``[1, H, W]``::
+
+        y[0, r, c] = the smallest d with x[d, r, c] == min_j x[j, r, c]     (ties: the smallest index)
+
+    The unsigned ``out`` format must hold ``D - 1``.
+    """
+
+    name: str
+    out: IntFormat
+    kind = "argmin"
+    nnz = 0
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 3:
+            raise JpqError(f"layer {self.name!r}: argmin needs a [C, H, W] input, got shape {list(input_shape)}")
+        c, h, w = input_shape
+        if self.out.signed or self.out.hi < c - 1:
+            raise JpqError(f"layer {self.name!r}: argmin over {c} channels needs an unsigned output of at least "
+                           f"{max(c - 1, 1).bit_length()} bits, got {self.out.bits}-bit "
+                           f"{'signed' if self.out.signed else 'unsigned'}")
+        return (1, h, w)
+
+    def check_input(self, fmt: IntFormat) -> None:
+        pass
+
+
+Layer = QLayer | HammingCostLayer | ArgminLayer
+"""Any layer of a :class:`QNet`; weight layers are :class:`QLayer` (``kind`` in :data:`WEIGHT_KINDS`)."""
+
+
+@dataclass(frozen=True, eq=False)
 class QNet:
     """A validated integer network: input format and shape, layers in order, free-form meta."""
 
     input_shape: tuple[int, ...]
     input: IntFormat
-    layers: tuple[QLayer, ...]
+    layers: tuple[Layer, ...]
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -111,11 +186,14 @@ class QNet:
         if len(set(names)) != len(names):
             raise JpqError(f"layer names are not unique: {names}")
         shape = self.input_shape
-        lo, hi = self.input.lo, self.input.hi
+        fmt = self.input
         for layer in self.layers:
             shape = layer.output_shape(shape)
-            _check_accumulator(layer, lo, hi)
-            lo, hi = layer.out.lo, layer.out.hi
+            if isinstance(layer, QLayer):
+                _check_accumulator(layer, fmt.lo, fmt.hi)
+            else:
+                layer.check_input(fmt)
+            fmt = layer.out
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:

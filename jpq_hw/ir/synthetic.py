@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .qnet import IntFormat, QLayer, QNet
-from ..reference import accumulate, requantize
+from .qnet import ArgminLayer, HammingCostLayer, IntFormat, QLayer, QNet
+from ..reference import accumulate, requantize, run_layer
 
 
 def random_qnet(sizes: Sequence[int], *, density: float = 0.15, weight_bits: int = 6,
@@ -75,3 +75,70 @@ def random_conv_qnet(input_shape: Sequence[int], convs: Sequence[tuple[int, int,
         layers.append(layer)
         x = requantize(accumulate(layer, x), shift, relu, out)
     return QNet(tuple(input_shape), input_format, tuple(layers), {"generator": "random_conv_qnet", "seed": seed})
+
+
+def random_stereo_qnet(height: int, width: int, convs: Sequence[tuple[int, int]], *, disparities: int = 4,
+                       cost_bits: int | None = None, aggregate: str | None = "box", box: int = 3, argmin: bool = True,
+                       density: float = 0.3, weight_bits: int = 5, hidden_format: IntFormat = IntFormat(4, False),
+                       seed: int = 0) -> QNet:
+    """A stereo network of the shape ``examples/stereo.pt`` has, with random sparse weights.
+
+    Input ``[2, height, width]`` of 8-bit unsigned grey levels (channel 0 left, 1 right). ``convs``
+    as ``(features, kernel)`` (stride 1, padding ``(k - 1) / 2``) form a siamese extractor: each
+    layer's weight is block-diagonal, the left half reading the left channels and the right half the
+    right ones with the same kernel; the last layer's output is 1 bit (a threshold, its bias set
+    near the median so that about half the bits are set). Then a ``hamming_cost`` over
+    ``disparities`` (``cost_bits``: its output format, default the width that holds F), an
+    aggregation (``"box"``: a ``box x box`` sum of each cost map; ``"conv"``: a random signed
+    conv over all cost maps; None: none) and, with ``argmin``, the winner-take-all."""
+    rng = np.random.default_rng(seed)
+    w_max = (1 << (weight_bits - 1)) - 1
+    in_fmt = IntFormat(8, False)
+    x = rng.integers(0, 255, size=(16, 2, height, width), endpoint=True)
+    layers = []
+    ch = 1
+    for i, (f, k) in enumerate(convs):
+        last = i == len(convs) - 1
+        half = rng.integers(-w_max - 1, w_max, size=(f, ch, k, k), endpoint=True)
+        half = np.where(rng.random(half.shape) < density, half, 0)
+        half[0, 0, k // 2, k // 2] = half[0, 0, k // 2, k // 2] or 1  # no layer without weights
+        w = np.zeros((2 * f, 2 * ch, k, k), dtype=np.int64)
+        w[:f, :ch], w[f:, ch:] = half, half
+        out = IntFormat(1, False) if last else hidden_format
+        layer = QLayer(f"feat{i + 1}", "conv2d", w, np.zeros(2 * f, np.int64), 0, True, out, 1, (k - 1) // 2)
+        acc = accumulate(layer, x)
+        if last:  # bit = 1 where acc + bias >= 1: bias near minus the median of each channel
+            med = np.median(acc.transpose(1, 0, 2, 3).reshape(2 * f, -1)[:f], axis=1).astype(np.int64)
+            b = np.concatenate([1 - med, 1 - med])
+            shift = 0
+        else:
+            p99 = float(np.percentile(np.abs(acc), 99)) if acc.size else 0.0
+            shift = max(int(np.ceil(np.log2(p99 + 1))) - out.bits, 0)
+            b = np.zeros(2 * f, np.int64)
+        layer = QLayer(layer.name, "conv2d", w, b, shift, True, out, 1, (k - 1) // 2)
+        layers.append(layer)
+        x = run_layer(layer, x)
+        ch = f
+    f = ch
+    cost = HammingCostLayer("cost", disparities, IntFormat(cost_bits or f.bit_length(), False))
+    layers.append(cost)
+    x = run_layer(cost, x)
+    if aggregate == "box":
+        w = np.zeros((disparities, disparities, box, box), dtype=np.int64)
+        for d in range(disparities):
+            w[d, d] = 1
+        hi = box * box * cost.out.hi
+        layers.append(QLayer("aggregate", "conv2d", w, np.zeros(disparities, np.int64), 0, False,
+                             IntFormat(hi.bit_length(), False), 1, (box - 1) // 2))
+    elif aggregate == "conv":
+        w = rng.integers(-w_max - 1, w_max, size=(disparities, disparities, box, box), endpoint=True)
+        w = np.where(rng.random(w.shape) < density, w, 0).astype(np.int64)
+        layer = QLayer("aggregate", "conv2d", w, np.zeros(disparities, np.int64), 0, False, IntFormat(6, True),
+                       1, (box - 1) // 2)
+        acc = accumulate(layer, x)
+        p99 = float(np.percentile(np.abs(acc), 99)) if acc.size else 0.0
+        shift = max(int(np.ceil(np.log2(p99 + 1))) - 5, 0)
+        layers.append(QLayer("aggregate", "conv2d", w, layer.bias, shift, False, IntFormat(6, True), 1, (box - 1) // 2))
+    if argmin:
+        layers.append(ArgminLayer("disparity", IntFormat(max(disparities - 1, 1).bit_length(), False)))
+    return QNet((2, height, width), in_fmt, tuple(layers), {"generator": "random_stereo_qnet", "seed": seed})

@@ -22,10 +22,11 @@ from ..hdl.stream_verilog import emit_stream_verilog, line_buffer_in_ram, stage_
 from ..hdl.verilog import check_identifier
 from ..ir.qnet import QNet
 from .lower import lower_stream
-from .net import ConvStage, StreamNet
+from .net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
 from .timing import StreamTiming, simulate_handshakes
 
 
+_STAGE_KINDS = {ConvStage: "conv2d", DenseStage: "dense", HammingStage: "hamming_cost", ArgminStage: "argmin"}
 GRAPH_COST_KEYS = ("adders", "subtractors", "adder_bits", "lut4", "carry", "ff", "depth")  # summed over a stage's layers
 
 
@@ -72,8 +73,9 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
     with paused_gc():
         net = lower_stream(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
     t1 = time.perf_counter()
-    scheds = [stage_schedule(st.graph, pipeline) for st in net.stages]
-    stream = stream_cost(net, [s.latency for s in scheds])
+    scheds = [stage_schedule(st.graph, pipeline) if st.graph is not None else None for st in net.stages]
+    latencies = [s.latency if s is not None else 0 for s in scheds]
+    stream = stream_cost(net, latencies)
     bram = sum(s.bram for s in stream.stages)
     if bram > cost_model.largest_device_bram:
         device = cost_model.largest_device[0]
@@ -86,14 +88,17 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
 
         text = emit_amaranth_stream_verilog(net, top=top, pipeline=pipeline)
     t2 = time.perf_counter()
-    timing = simulate_handshakes(net, latencies=[s.latency for s in scheds])
+    timing = simulate_handshakes(net, latencies=latencies)
     with paused_gc():
         graph_costs = []
         for st, sched in zip(net.stages, scheds):
+            if sched is None:  # a stage without weights: all its cells are the stream cost's
+                graph_costs.append(LayerCost(st.name))
+                continue
             c = cost_model.estimate(st.graph, sched)
             graph_costs.append(LayerCost(st.name, **{key: c.total(key) for key in GRAPH_COST_KEYS}))
     return LoweredStream(qnet, cost_model.name, net, timing, graph_costs, stream, text, top, backend, optimize,
-                         max_depth, pipeline, [s.latency for s in scheds],
+                         max_depth, pipeline, latencies,
                          {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
 
 
@@ -104,7 +109,7 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
     for st, g, s, lat in zip(d.net.stages, d.graph_costs, d.stream.stages, d.kernel_latency):
         layer_nnz = sum(d.qnet.layers[i].nnz for i in st.layers)
         entry = {
-            "name": st.name, "kind": "conv2d" if isinstance(st, ConvStage) else "dense",
+            "name": st.name, "kind": _STAGE_KINDS[type(st)],
             "layers": [d.qnet.layers[i].name for i in st.layers],
             "input": _port(st.inp).to_json(), "output": _port(st.out).to_json(),
             "nonzero_weights": layer_nnz, "adders": g.adders, "subtractors": g.subtractors,
@@ -165,8 +170,9 @@ def render_stream_markdown(r: dict) -> str:
     ]
     for s in r["layers"]:
         a, b = s["input"], s["output"]
-        kind = (f"conv {s['kernel']}x{s['kernel']}/{s['stride']} p{s['padding']}" if s["kind"] == "conv2d"
-                else "flatten + linear")
+        kind = {"conv2d": f"conv {s.get('kernel')}x{s.get('kernel')}/{s.get('stride')} p{s.get('padding')}",
+                "dense": "flatten + linear", "hamming_cost": f"Hamming cost, {b['channels']} disparities",
+                "argmin": "argmin"}[s["kind"]]
         lines.append(f"| {s['name']} | {kind} | {a['channels']}x{a['height']}x{a['width']} | "
                      f"{b['channels']}x{b['height']}x{b['width']} | {s['nonzero_weights']} | {s['adders']} | "
                      f"{s['adder_levels']} | {s['lut4_estimate']} | {s['carry_estimate']} | {s['ff_estimate']} | "

@@ -4,7 +4,8 @@
 Every conv2d layer becomes a :class:`ConvStage`: its weight ``[O, C, k, k]`` unrolled to a matrix
 ``[O, k*k*C]`` over the window (element ``(u*k + v)*C + i``) and lowered with the same adder
 sharing as a linear layer (:func:`jpq_hw.arith.lower.lower_layers`). The first linear layer and
-all that follow it become one :class:`DenseStage`. The kernel's inputs get the exact range of
+all that follow it become one :class:`DenseStage`. The layers without weights become their own
+stages: ``hamming_cost`` a :class:`HammingStage`, ``argmin`` an :class:`ArgminStage`. The kernel's inputs get the exact range of
 the stage before it, widened to hold 0 where the layer pads (the value of the padding): a channel
 that can only be 0 costs nothing, and a constant channel folds into the bias unless padding makes
 it vary.
@@ -27,7 +28,7 @@ from ..arith.lower import lower_layers
 from ..arith.optimize import DEFAULT_OPTIMIZE
 from ..errors import JpqError
 from ..ir.qnet import QNet
-from .net import ConvStage, DenseStage, Frame, StreamNet
+from .net import ArgminStage, ConvStage, DenseStage, Frame, HammingStage, Stage, StreamNet
 
 if TYPE_CHECKING:
     from ..cost.model import CostModel
@@ -59,6 +60,9 @@ def check_streamable(qnet: QNet) -> None:
                                f"a {k}x{k} window with padding {p}")
         elif layer.kind == "linear":
             flat = True
+        elif layer.kind in ("hamming_cost", "argmin"):
+            if flat:
+                raise JpqError(f"layer {layer.name!r}: a {layer.kind} layer after a linear one cannot stream")
         else:
             raise JpqError(f"layer {layer.name!r}: {layer.kind} layers do not stream")
         shape = layer.output_shape(shape)
@@ -71,7 +75,7 @@ def lower_stream(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "C
     c, h, w = qnet.input_shape
     frame = Frame(c, h, w, qnet.input)
     ranges = [(qnet.input.lo, qnet.input.hi)] * c  # per channel
-    stages: list[ConvStage | DenseStage] = []
+    stages: list[Stage] = []
     layers = qnet.layers
     li = 0
     while li < len(layers):
@@ -89,6 +93,17 @@ def lower_stream(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "C
             out = Frame(o, oh, ow, layer.out)
             stages.append(ConvStage(layer.name, (li,), frame, out, k, layer.stride, layer.padding, graph))
             ranges = _output_ranges(graph)
+            frame = out
+            li += 1
+        elif layer.kind in ("hamming_cost", "argmin"):
+            oc, oh, ow = layer.output_shape((frame.channels, frame.height, frame.width))
+            out = Frame(oc, oh, ow, layer.out)
+            if layer.kind == "hamming_cost":
+                stages.append(HammingStage(layer.name, (li,), frame, out, layer.disparities))
+                ranges = [(0, min(frame.channels // 2, layer.out.hi))] * oc
+            else:
+                stages.append(ArgminStage(layer.name, (li,), frame, out))
+                ranges = [(0, frame.channels - 1)]
             frame = out
             li += 1
         else:

@@ -21,6 +21,12 @@ Stage kinds:
     Collects a whole frame into one vector in ``[C, H, W]`` order (``torch.flatten``), runs the
     flat ``graph`` on it and yields one beat per frame: a 1 x 1 frame whose channels are the
     vector.
+:class:`HammingStage` (one ``hamming_cost`` layer; no weights, ``graph`` is None)
+    One beat out per beat in. Keeps the right-hand features of the last ``D - 1`` pixels of the
+    row; pixel ``(r, c)`` yields ``cost[d] = popcount(left(r, c) XOR right(r, c - d))`` for every
+    disparity ``d``, ``F`` where ``c - d < 0``, saturated to the output format.
+:class:`ArgminStage` (one ``argmin`` layer; no weights, ``graph`` is None)
+    One beat out per beat in: the first channel of the pixel that holds its minimum.
 
 The hardware of each kind is written by :mod:`jpq_hw.hdl.stream_verilog`; its handshake timing
 by :mod:`jpq_hw.stream.timing`.
@@ -103,7 +109,55 @@ class DenseStage:
         return y.reshape(x.shape[0], -1, 1, 1)
 
 
-Stage = ConvStage | DenseStage
+@dataclass(frozen=True, eq=False)
+class HammingStage:
+    """A Hamming cost volume over ``disparities`` (module docstring; contract: ``hamming_cost``)."""
+
+    name: str
+    layers: tuple[int, ...]
+    inp: Frame  # 2F channels of 1 bit: left features, then right features
+    out: Frame  # D channels
+    disparities: int
+    graph = None
+
+    @property
+    def features(self) -> int:
+        return self.inp.channels // 2
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        f, w = self.features, self.inp.width
+        left, right = x[:, :f], x[:, f:]
+        cost = np.full((x.shape[0], self.disparities, self.inp.height, w), f, dtype=np.int64)
+        for d in range(self.disparities):
+            cost[:, d, :, d:] = np.sum(left[:, :, :, d:] != right[:, :, :, :w - d], axis=1)
+        return np.minimum(cost, self.out.fmt.hi)
+
+
+@dataclass(frozen=True, eq=False)
+class ArgminStage:
+    """Winner-take-all over channels (module docstring; contract: ``argmin``)."""
+
+    name: str
+    layers: tuple[int, ...]
+    inp: Frame
+    out: Frame  # 1 channel
+    graph = None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        best = x[:, :1].copy()
+        idx = np.zeros_like(best)
+        for d in range(1, x.shape[1]):  # a later channel wins only when strictly smaller
+            better = x[:, d:d + 1] < best
+            best = np.where(better, x[:, d:d + 1], best)
+            idx = np.where(better, d, idx)
+        return idx
+
+
+PixelStage = HammingStage | ArgminStage
+"""Stages that yield one beat per beat they take, without weights."""
+Stage = ConvStage | DenseStage | HammingStage | ArgminStage
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,4 +186,4 @@ class StreamNet:
 
     @property
     def adders(self) -> int:
-        return sum(len(s.graph.adders) for s in self.stages)
+        return sum(len(s.graph.adders) for s in self.stages if s.graph is not None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .net import ConvStage, StreamNet
+from .net import ConvStage, DenseStage, StreamNet
 
 
 def window_slot(st: ConvStage, r: int, c: int, tail: bool) -> tuple[bool, int, int]:
@@ -55,6 +55,17 @@ class _Dense:
         return self.pipe[-1]
 
 
+@dataclass
+class _Pixel:
+    """A stage that yields one beat per beat it takes, through one handshake register."""
+
+    pipe: list
+
+    @property
+    def out_valid(self) -> bool:
+        return self.pipe[-1]
+
+
 @dataclass(frozen=True)
 class StreamTiming:
     """``latency_cycles``: from the cycle the first pixel of a frame is accepted to the cycle its
@@ -70,7 +81,8 @@ def simulate_handshakes(net: StreamNet, frames: int = 4, latencies=None) -> Stre
     kernel and one output register); the registers of a stage move together, when its output is
     empty or taken."""
     latencies = latencies or [0] * len(net.stages)
-    stages = [_Conv(s, [False] * max(lat, 1)) if isinstance(s, ConvStage) else _Dense(s.inp.pixels, [False] * max(lat, 1))
+    stages = [_Conv(s, [False] * max(lat, 1)) if isinstance(s, ConvStage)
+              else _Dense(s.inp.pixels, [False] * max(lat, 1)) if isinstance(s, DenseStage) else _Pixel([False])
               for s, lat in zip(net.stages, latencies)]
     per_frame_out = net.out.pixels
     pixels = net.inp.pixels
@@ -95,6 +107,9 @@ def simulate_handshakes(net: StreamNet, frames: int = 4, latencies=None) -> Stre
                 slot = free and (faking or v)
                 readies[i] = free and not faking
                 actions.append((i, in_ready, slot, faking))
+            elif isinstance(s, _Pixel):
+                readies[i] = in_ready
+                actions.append((i, in_ready, v, None))
             else:
                 take = s.full and in_ready
                 readies[i] = not s.full or take
@@ -133,6 +148,9 @@ def simulate_handshakes(net: StreamNet, frames: int = 4, latencies=None) -> Stre
                     s.win_valid = emit
                 elif in_ready:
                     s.win_valid = False
+            elif isinstance(s, _Pixel):
+                if in_ready:
+                    s.pipe = [a]
             else:
                 take, accept = a, b
                 if in_ready:
