@@ -63,6 +63,8 @@ def _print_summary(r: dict, out: str) -> None:
 def _print_stream_summary(console, r: dict, out: str) -> None:
     from rich.table import Table
 
+    from .stream.design import stage_kind_text
+
     i, o = r["input"], r["output"]
     console.print(f"[bold]{r['top']}[/bold]: stream of {i['channels']}x{i['height']}x{i['width']} frames -> "
                   f"{o['channels']}x{o['height']}x{o['width']}, {r['nonzero_weights']} nonzero weights, "
@@ -74,8 +76,7 @@ def _print_stream_summary(console, r: dict, out: str) -> None:
         table.add_column(col, justify="left" if col in ("stage", "kind", "in", "out") else "right", no_wrap=True)
     for s in r["layers"]:
         a, b = s["input"], s["output"]
-        kind = f"conv {s['kernel']}x{s['kernel']}/{s['stride']} p{s['padding']}" if s["kind"] == "conv2d" \
-            else "flatten+linear"
+        kind = stage_kind_text(s)
         table.add_row(s["name"], kind, f"{a['channels']}x{a['height']}x{a['width']}",
                       f"{b['channels']}x{b['height']}x{b['width']}", str(s["nonzero_weights"]), str(s["adders"]),
                       str(s["adder_levels"]), str(s["lut4_estimate"]), str(s["carry_estimate"]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import JpqError
-from .ir.qnet import ArgminLayer, HammingCostLayer, IntFormat, Layer, QLayer, QNet
+from .ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, Layer, QLayer, QNet
 
 
 def requantize(acc: np.ndarray, shift: int, relu: bool, out: IntFormat) -> np.ndarray:
@@ -54,6 +54,19 @@ def hamming_cost(layer: HammingCostLayer, x: np.ndarray) -> np.ndarray:
     return np.minimum(cost, layer.out.hi)
 
 
+def box_sum(layer: BoxSumLayer, x: np.ndarray) -> np.ndarray:
+    """Each channel's zero-padded ``size x size`` sum, clamped to the output format."""
+    x = np.asarray(x, dtype=np.int64)
+    k, (h, w) = layer.size, x.shape[2:]
+    r = (k - 1) // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (r, r), (r, r)))
+    y = np.zeros_like(x)
+    for u in range(k):
+        for v in range(k):
+            y += xp[:, :, u:u + h, v:v + w]
+    return np.clip(y, layer.out.lo, layer.out.hi)
+
+
 def argmin_channels(x: np.ndarray) -> np.ndarray:
     """[batch, 1, H, W]: the first channel holding the minimum at each pixel."""
     return np.argmin(np.asarray(x, dtype=np.int64), axis=1)[:, None].astype(np.int64)  # numpy: first on ties
@@ -65,6 +78,8 @@ def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
         return hamming_cost(layer, x)
     if isinstance(layer, ArgminLayer):
         return argmin_channels(x)
+    if isinstance(layer, BoxSumLayer):
+        return box_sum(layer, x)
     return requantize(accumulate(layer, x), layer.shift, layer.relu, layer.out)
 
 

@@ -81,6 +81,8 @@ STREAMS = [
                                    aggregate="conv", box=3, seed=104)),
     Stream("stereo_cost_only", dict(stereo=True, height=5, width=8, convs=[(2, 3)], disparities=3, aggregate=None,
                                     argmin=False, seed=105)),
+    Stream("stereo_box_sum", dict(stereo=True, height=9, width=26, convs=[(4, 5)], disparities=8, cost_bits=2,
+                                  aggregate="box_sum", box=5, seed=107), synth=True),
     Stream("stereo_wta_only", dict(stereo=True, height=6, width=20, convs=[(6, 3)], disparities=16, aggregate=None,
                                    seed=106), synth=True),
 ]
@@ -88,13 +90,13 @@ _BY_NAME = {s.name: s for s in STREAMS}
 # the same hardware through the Amaranth backend
 STREAMS += [replace(s, backend="amaranth", synth=s.name in ("k5_k3_bram", "digits_cnn"))
             for s in STREAMS if s.name in ("pad_k3_k5s2", "k1_k3s2_dense2", "k5_k3_bram", "bin_s2_dense", "digits_cnn",
-                                           "stereo_box", "stereo_conv_sat")]
+                                           "stereo_box", "stereo_conv_sat", "stereo_box_sum")]
 # with the stages' graphs pipelined (--pipeline N), through both backends
 STREAMS += [replace(_BY_NAME["pad_k3_k5s2"], pipeline=2), replace(_BY_NAME["k5_k3_bram"], pipeline=1, icarus=False),
             replace(_BY_NAME["digits_cnn"], pipeline=2),
             replace(_BY_NAME["k1_k3s2_dense2"], backend="amaranth", pipeline=1),
             replace(_BY_NAME["bin_s2_dense"], backend="amaranth", pipeline=2),
-            replace(_BY_NAME["stereo_box"], pipeline=1), replace(_BY_NAME["stereo_box"], backend="amaranth", pipeline=2, synth=False)]
+            replace(_BY_NAME["stereo_box"], pipeline=1), replace(_BY_NAME["stereo_box_sum"], pipeline=1), replace(_BY_NAME["stereo_box"], backend="amaranth", pipeline=2, synth=False)]
 
 
 def _checkpoint(s: Stream, root: Path) -> tuple[Path, np.ndarray | None]:

@@ -1,4 +1,4 @@
-"""The layer kinds without weights (``hamming_cost``, ``argmin``): their integer semantics against a
+"""The layer kinds without weights (``hamming_cost``, ``box_sum``, ``argmin``): their integer semantics against a
 direct per-pixel reading of docs/contract.md, the checkpoint format, the refusals, the stream stages
 and their timing, the cost model, and the 1-bit threshold output stage."""
 
@@ -16,7 +16,7 @@ from jpq_hw.cli import main
 from jpq_hw.cost import ICE40
 from jpq_hw.cost.stream import argmin_cells, argmin_index_mux_bits, hamming_cells
 from jpq_hw.errors import JpqError
-from jpq_hw.ir import (ArgminLayer, HammingCostLayer, IntFormat, QLayer, QNet, load_checkpoint, qnet_from_dict,
+from jpq_hw.ir import (ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet, load_checkpoint, qnet_from_dict,
                        qnet_to_dict, random_stereo_qnet, save_checkpoint)
 from jpq_hw.reference import run_layer, run_reference
 from jpq_hw.stream import ArgminStage, HammingStage, check_stream, lower_stream
@@ -60,6 +60,22 @@ def test_argmin_takes_the_first_minimum(c, signed, seed):
         assert y[b, 0, r, col] == v.index(min(v))
 
 
+@settings(max_examples=30, deadline=None)
+@given(k=st.sampled_from([1, 3, 5]), c=st.integers(1, 3), signed=st.booleans(), bits=st.integers(2, 8),
+       seed=st.integers(0, 2**16))
+def test_box_sum_is_a_conv_of_ones_per_channel(k, c, signed, bits, seed):
+    """box_sum equals the conv2d of contract.md section 1 with a kernel of ones on each channel alone."""
+    rng = np.random.default_rng(seed)
+    fmt = IntFormat(bits, signed)
+    x = rng.integers(-4 if signed else 0, 5, size=(2, c, 6, 7))
+    box = BoxSumLayer("box", k, fmt)
+    w = np.zeros((c, c, k, k), np.int64)
+    for i in range(c):
+        w[i, i] = 1
+    conv = QLayer("conv", "conv2d", w, np.zeros(c, np.int64), 0, False, fmt, 1, (k - 1) // 2)
+    assert np.array_equal(run_layer(box, x), run_layer(conv, x))
+
+
 def test_checkpoint_round_trip_and_validation(tmp_path):
     qnet = random_stereo_qnet(5, 9, [(3, 3)], disparities=4, seed=1)
     assert [layer.kind for layer in qnet.layers] == ["conv2d", "hamming_cost", "conv2d", "argmin"]
@@ -69,6 +85,12 @@ def test_checkpoint_round_trip_and_validation(tmp_path):
     assert back.layers[1].disparities == 4 and back.output_shape == (1, 5, 9)
     x = np.random.default_rng(0).integers(0, 256, size=(3, 2, 5, 9))
     assert np.array_equal(run_reference(qnet, x), run_reference(back, x))
+    boxed = random_stereo_qnet(5, 9, [(3, 3)], disparities=4, aggregate="box_sum", box=5, seed=1)
+    save_checkpoint(boxed, tmp_path / "b.pt")
+    again = load_checkpoint(tmp_path / "b.pt")
+    assert again.layers[2].kind == "box_sum" and again.layers[2].size == 5
+    assert qnet_to_dict(boxed)["layers"][2] == {"name": "aggregate", "kind": "box_sum", "size": 5, "out_bits": 7,
+                                                "out_signed": False}
     d = qnet_to_dict(qnet)
     assert d["layers"][1] == {"name": "cost", "kind": "hamming_cost", "disparities": 4, "out_bits": 2,
                               "out_signed": False}
@@ -100,6 +122,10 @@ def test_flat_networks_refuse_them():
     d["layers"][1]["disparities"] = 0
     with pytest.raises(JpqError, match="disparities must be an integer >= 1"):
         qnet_from_dict(d)
+    d = qnet_to_dict(random_stereo_qnet(5, 9, [(3, 3)], aggregate="box_sum", seed=1))
+    d["layers"][2]["size"] = 4
+    with pytest.raises(JpqError, match="size must be an odd integer"):
+        qnet_from_dict(d)
 
 
 @pytest.mark.parametrize("spec", [
@@ -107,6 +133,8 @@ def test_flat_networks_refuse_them():
     dict(height=5, width=8, convs=[(5, 5)], disparities=8, cost_bits=2, aggregate="conv"),
     dict(height=4, width=7, convs=[(2, 3)], disparities=1, aggregate=None),
     dict(height=4, width=7, convs=[(2, 3)], disparities=3, aggregate=None, argmin=False),
+    dict(height=7, width=9, convs=[(3, 3)], disparities=4, cost_bits=2, aggregate="box_sum", box=5),
+    dict(height=5, width=6, convs=[(2, 3)], disparities=3, aggregate="box_sum", box=3),
 ])
 def test_stream_stages_equal_reference(spec):
     qnet = random_stereo_qnet(**spec, seed=7)

@@ -101,7 +101,7 @@ def test_lower_writes_a_stream_report(tmp_path, capsys):
     assert r["layers"][2]["layers"] == ["fc3", "fc4"]
     assert r["test_vectors"] == 16  # frames by default
     out = capsys.readouterr().out
-    assert "cycles per frame" in out and "flatten+linear" in out
+    assert "cycles per frame" in out and "flatten + linear" in out
 
 
 def _conv(k=3, stride=1, padding=1, shape=(1, 1, 3, 3)):

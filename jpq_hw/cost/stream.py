@@ -122,6 +122,41 @@ def _window_control(k: int, h: int, w: int, p: int, ram: bool, edge_lines: int) 
             for key in CONTROL_BASE}
 
 
+def box_window_cells(st: ConvStage, used: list[int]) -> "StageStreamCost":
+    """Cells of a box stage's window (``column_sums``) outside its kernel graph: the line buffer
+    (as a conv window's), per used channel ``k - 1`` adders that sum the entering column (a
+    masking LUT per bit of a border row), the shift register of ``k`` column sums from the first
+    used column, and the position logic (:data:`CONTROL_BASE`, :data:`CONTROL_EDGE`)."""
+    from ..hdl.stream_verilog import column_sum_bits
+
+    k, ch, p, b = st.kernel, st.inp.channels, st.padding, st.inp.fmt.bits
+    sb = column_sum_bits(st)
+    ram = line_buffer_in_ram(st)
+    c = StageStreamCost()
+    stored = 0
+    for j in range(ch):
+        cols = [v for v in range(k) if used[v * ch + j]]
+        if not cols:
+            continue
+        width = max(used[v * ch + j] for v in cols)  # the bits of the column sum that are read
+        stored += b
+        if p:
+            c.lut4 += b  # the tail's zero pixels
+        c.lut4 += 2 * p * b  # masks of the border rows
+        c.lut4 += (k - 1) * sb
+        c.carry += (k - 1) * max(sb - 2, 0)
+        c.ff += (k - min(cols)) * width + (0 if ram else (k - 1) * st.inp.width * b)
+    c.line_buffer_bits = stored * (k - 1) * st.inp.width
+    if ram:
+        c.bram = bram_blocks(st.inp.width, (k - 1) * st.inp.pixel_bits)
+    edge_lines = 4 * p if stored else 0
+    ctl = _window_control(k, st.inp.height, st.inp.width, p, ram, edge_lines)
+    c.lut4 += ctl["lut4"]
+    c.carry += ctl["carry"]
+    c.ff += ctl["ff"]
+    return c
+
+
 def _counter_bits(n: int) -> int:
     return max(1, (n - 1).bit_length())  # $clog2(n)
 
@@ -187,7 +222,9 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
             out.stages.append(argmin_cells(st.inp.channels, st.inp.fmt.bits, st.inp.fmt.signed, st.out.fmt.bits))
             continue
         c = StageStreamCost()
-        if isinstance(st, ConvStage):
+        if isinstance(st, ConvStage) and st.column_sums:
+            c = box_window_cells(st, used)
+        elif isinstance(st, ConvStage):
             k, ch, p = st.kernel, st.inp.channels, st.padding
             ram = line_buffer_in_ram(st)
             stored = 0  # bits per frame column that the line buffer holds

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..stream.net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
 from .amaranth_backend import QNetComponent
-from .stream_verilog import line_buffer_in_ram, stage_schedule
+from .stream_verilog import column_sum_bits, line_buffer_in_ram, stage_schedule
 
 
 class Hold(wiring.Component):
@@ -44,12 +44,15 @@ class Hold(wiring.Component):
 
 class Window(wiring.Component):
     """Line buffer and ``k x k`` window of a conv stage; ``o.payload`` is the masked window, element
-    ``u*k + v`` (row ``u``, column ``v``) at pixel-width slice ``u*k + v``."""
+    ``u*k + v`` (row ``u``, column ``v``) at pixel-width slice ``u*k + v``. For a box stage
+    (``column_sums``) it holds each column's sum over its rows instead, channel ``i`` of column ``v``
+    at slice ``v*C + i`` of :func:`~jpq_hw.hdl.stream_verilog.column_sum_bits` bits."""
 
     def __init__(self, st: ConvStage):
         self.st = st
         pix = st.inp.pixel_bits
-        super().__init__({"i": In(stream.Signature(pix)), "o": Out(stream.Signature(st.kernel ** 2 * pix))})
+        width = st.kernel * st.inp.channels * column_sum_bits(st) if st.column_sums else st.kernel ** 2 * pix
+        super().__init__({"i": In(stream.Signature(pix)), "o": Out(stream.Signature(width))})
 
     def elaborate(self, platform):
         m = Module()
@@ -99,6 +102,9 @@ class Window(wiring.Component):
             above = Signal((k - 1) * pix)
             m.d.comb += above.eq(self._delay(m, Cat(above[pix:], pixel), slot, (k - 1) * pix, w))
             rows = [above[u * pix:(u + 1) * pix] for u in range(k - 1)] + [pixel]
+        if st.column_sums:
+            self._column_sums(m, rows, slot, r, tail, pc)
+            return m
         shreg = [[Signal(pix, name=f"win_{u}_{v}", reset_less=True) for v in range(k)] for u in range(k)]
         with m.If(slot):
             for u in range(k):
@@ -120,6 +126,39 @@ class Window(wiring.Component):
         m.d.comb += self.o.payload.eq(Cat(*(Mux(row_ok[u] & col_ok[v], shreg[u][v], 0)
                                             for u in range(k) for v in range(k))))
         return m
+
+    def _column_sums(self, m: Module, rows, slot, r, tail, pc) -> None:
+        """Box stage: each entering column summed over its rows in the frame (those of the padded
+        row its own pixel stands for), ``k`` column sums shifting left, border columns masked."""
+        st = self.st
+        k, p, h, w, ch, b = st.kernel, st.padding, st.inp.height, st.inp.width, st.inp.channels, st.inp.fmt.bits
+        sb = column_sum_bits(st)
+        pr_own = r + p + Mux(tail & (r < p), h, 0)
+        shape = signed(sb) if st.inp.fmt.signed else sb
+        entering = []
+        for i in range(ch):
+            acc = Const(0, shape)
+            for u in range(k):
+                v = rows[u][i * b:(i + 1) * b]
+                v = v.as_signed() if st.inp.fmt.signed else v
+                if u < p or u >= k - p:
+                    v = Mux((pr_own >= k - 1 + p - u) & (pr_own < k - 1 + p + h - u), v, 0)
+                acc = acc + v
+            entering.append(acc[:sb])
+        sums = [Signal(ch * sb, name=f"sums_{v}", reset_less=True) for v in range(k)]
+        with m.If(slot):
+            for v in range(k):
+                m.d.sync += sums[v].eq(Cat(*entering) if v == k - 1 else sums[v + 1])
+        col_ok = []
+        for v in range(k):
+            if v < p or v >= k - p:
+                co = Signal(name=f"col_ok_{v}", reset_less=True)
+                with m.If(slot):
+                    m.d.sync += co.eq(((v >= p) | (pc >= k - 1 + p - v)) & ((v < k - p) | (pc < k - 1 + p + w - v)))
+                col_ok.append(co)
+            else:
+                col_ok.append(Const(1))
+        m.d.comb += self.o.payload.eq(Cat(*(Mux(col_ok[v], sums[v], 0) for v in range(k))))
 
     def _delay(self, m: Module, d, en, width: int, depth: int):
         """``d`` of ``depth`` enables ago (see ``{p}_delay`` in the Verilog library)."""
@@ -280,8 +319,8 @@ class StreamComponent(wiring.Component):
                 upstream = stage.o
                 continue
             sched = stage_schedule(st.graph, self.pipeline)
-            kernel = QNetComponent.from_graph(st.graph, sched, b_in=st.inp.fmt.bits, b_out=st.out.fmt.bits,
-                                              domain=self.domain)
+            b_in = column_sum_bits(st) if isinstance(st, ConvStage) and st.column_sums else st.inp.fmt.bits
+            kernel = QNetComponent.from_graph(st.graph, sched, b_in=b_in, b_out=st.out.fmt.bits, domain=self.domain)
             if isinstance(st, ConvStage):
                 front = Window(st)
                 x = front.o.payload

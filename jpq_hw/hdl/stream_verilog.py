@@ -32,6 +32,15 @@ def line_buffer_in_ram(stage: ConvStage) -> bool:
     return stage.kernel > 1 and line_buffer_bits(stage) >= LINE_BUFFER_RAM_MIN_BITS
 
 
+def column_sum_bits(stage: ConvStage) -> int:
+    """Bits of one column sum of a box stage's window (two's complement where the input is signed):
+    the sum of ``k`` values of the input format, and more than the input's own bits."""
+    from ..arith.graph import range_width
+
+    k, fmt = stage.kernel, stage.inp.fmt
+    return max(range_width(k * min(fmt.lo, 0), k * max(fmt.hi, 0))[0], fmt.bits + 1)
+
+
 def stage_schedule(graph, pipeline: int):
     """The registers of a stage's graph: a register stage every ``pipeline`` adder levels (none
     for 0, or for a graph without adders)."""
@@ -65,17 +74,23 @@ def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: 
         module = kernel_module(top, i)
         g = st.graph
         sched = stage_schedule(g, pipeline)
-        parts.append(emit_verilog(g, sched, top=module, b_in=st.inp.fmt.bits, b_out=st.out.fmt.bits,
+        sums = isinstance(st, ConvStage) and st.column_sums
+        b_in = column_sum_bits(st) if sums else st.inp.fmt.bits
+        parts.append(emit_verilog(g, sched, top=module, b_in=b_in, b_out=st.out.fmt.bits,
                                   source=source, version=version, enable=True))
         common = dict(module=module, in_width=st.inp.pixel_bits, out_width=st.out.pixel_bits, pix=st.inp.pixel_bits,
                       latency=sched.latency)
         if isinstance(st, ConvStage):
+            title = (f"{st.name}, box sum {st.kernel}x{st.kernel} of {st.inp.channels} channels (column sums, then rows)"
+                     if sums else f"{st.name}, conv2d {st.kernel}x{st.kernel}/{st.stride} pad {st.padding}, "
+                                  f"{st.inp.channels} -> {st.out.channels} channels, "
+                                  f"{st.inp.height}x{st.inp.width} -> {st.out.height}x{st.out.width}")
             stages.append(dict(common, kind="conv", k=st.kernel, h=st.inp.height, w=st.inp.width, s=st.stride,
-                               p=st.padding, ram=int(line_buffer_in_ram(st)),
-                               kernel_in_width=st.kernel ** 2 * st.inp.pixel_bits,
-                               title=f"{st.name}, conv2d {st.kernel}x{st.kernel}/{st.stride} pad {st.padding}, "
-                                     f"{st.inp.channels} -> {st.out.channels} channels, "
-                                     f"{st.inp.height}x{st.inp.width} -> {st.out.height}x{st.out.width}"))
+                               p=st.padding, ram=int(line_buffer_in_ram(st)), sum=sums, c=st.inp.channels,
+                               b=st.inp.fmt.bits, sb=b_in, signed=int(st.inp.fmt.signed),
+                               kernel_in_width=(st.kernel * st.inp.channels * b_in if sums
+                                                else st.kernel ** 2 * st.inp.pixel_bits),
+                               title=title))
         else:
             n, b, c = st.inp.pixels, st.inp.fmt.bits, st.inp.channels
             pix = st.inp.pixel_bits

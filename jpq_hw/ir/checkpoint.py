@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import JpqError
-from .qnet import LAYER_KINDS, ArgminLayer, HammingCostLayer, IntFormat, Layer, QLayer, QNet
+from .qnet import LAYER_KINDS, ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, Layer, QLayer, QNet
 
 FORMAT = "jpq-hw-qnet"
 VERSION = 1
@@ -73,6 +73,8 @@ def qnet_to_dict(qnet: QNet) -> dict[str, Any]:
             d = {"name": layer.name, "kind": layer.kind}
             if isinstance(layer, HammingCostLayer):
                 d["disparities"] = int(layer.disparities)
+            if isinstance(layer, BoxSumLayer):
+                d["size"] = int(layer.size)
             d.update(out_bits=int(layer.out.bits), out_signed=bool(layer.out.signed))
             layers.append(d)
             continue
@@ -179,6 +181,11 @@ def _layer(source: str, index: int, d: Any) -> Layer:
             raise JpqError(f"{source}: {where}: disparities must be an integer >= 1, got {disparities!r}")
         return HammingCostLayer(name, int(disparities), _format(source, f"{where} out", d.get("out_bits"),
                                                                  d.get("out_signed")))
+    if kind == "box_sum":
+        size = d.get("size")
+        if not _is_int(size) or size < 1 or size % 2 == 0:
+            raise JpqError(f"{source}: {where}: size must be an odd integer >= 1, got {size!r}")
+        return BoxSumLayer(name, int(size), _format(source, f"{where} out", d.get("out_bits"), d.get("out_signed")))
     if kind == "argmin":
         return ArgminLayer(name, _format(source, f"{where} out", d.get("out_bits"), d.get("out_signed")))
     weight = _int_array(source, f"{where} weight", d.get("weight"), 2 if kind == "linear" else 4)

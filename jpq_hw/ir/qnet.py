@@ -11,7 +11,8 @@ contract.md section 1, which :func:`jpq_hw.reference.run_reference` executes:
 
 Besides the weight layers (:class:`QLayer`) a network of images may hold layers without weights
 (docs/contract.md, "jpq-hw's extensions to section 1"): :class:`HammingCostLayer` (a stereo cost
-volume of binary features) and :class:`ArgminLayer` (winner-take-all over channels).
+volume of binary features), :class:`BoxSumLayer` (a box filter of each channel) and
+:class:`ArgminLayer` (winner-take-all over channels).
 
 Every instance is validated on construction: shapes chain, formats are in range, and the
 accumulator of every layer fits in a signed 64-bit integer, so that the reference may use int64.
@@ -28,7 +29,7 @@ import numpy as np
 from ..errors import JpqError
 
 WEIGHT_KINDS = ("linear", "conv2d")
-LAYER_KINDS = WEIGHT_KINDS + ("hamming_cost", "argmin")
+LAYER_KINDS = WEIGHT_KINDS + ("hamming_cost", "argmin", "box_sum")
 MAX_ACC_BITS = 62  # |acc| < 2**62 keeps every sum of two accumulator values inside int64
 
 
@@ -166,7 +167,35 @@ class ArgminLayer:
         pass
 
 
-Layer = QLayer | HammingCostLayer | ArgminLayer
+@dataclass(frozen=True, eq=False)
+class BoxSumLayer:
+    """The sum of each channel over a ``size x size`` window centred on each pixel (a box filter;
+    ``size`` odd), zero padded by ``(size - 1) / 2`` on every side. Input ``[C, H, W]`` of any
+    format; output ``[C, H, W]``::
+
+        y[c, r, col] = clamp(sum_{|u|, |v| <= (size - 1) / 2} xpad[c, r + u, col + v], lo, hi)
+
+    (the same as a conv2d of ones on each channel alone, stride 1; streamed as column sums and a
+    row sum: ``2 (size - 1)`` adders per channel instead of ``size**2 - 1``)."""
+
+    name: str
+    size: int
+    out: IntFormat
+    kind = "box_sum"
+    nnz = 0
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 3:
+            raise JpqError(f"layer {self.name!r}: box_sum needs a [C, H, W] input, got shape {list(input_shape)}")
+        if self.size < 1 or self.size % 2 == 0:
+            raise JpqError(f"layer {self.name!r}: the box size must be odd and >= 1, got {self.size}")
+        return tuple(input_shape)
+
+    def check_input(self, fmt: IntFormat) -> None:
+        pass
+
+
+Layer = QLayer | HammingCostLayer | ArgminLayer | BoxSumLayer
 """Any layer of a :class:`QNet`; weight layers are :class:`QLayer` (``kind`` in :data:`WEIGHT_KINDS`)."""
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .qnet import ArgminLayer, HammingCostLayer, IntFormat, QLayer, QNet
+from .qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet
 from ..reference import accumulate, requantize, run_layer
 
 
@@ -89,8 +89,9 @@ def random_stereo_qnet(height: int, width: int, convs: Sequence[tuple[int, int]]
     right ones with the same kernel; the last layer's output is 1 bit (a threshold, its bias set
     near the median so that about half the bits are set). Then a ``hamming_cost`` over
     ``disparities`` (``cost_bits``: its output format, default the width that holds F), an
-    aggregation (``"box"``: a ``box x box`` sum of each cost map; ``"conv"``: a random signed
-    conv over all cost maps; None: none) and, with ``argmin``, the winner-take-all."""
+    aggregation (``"box_sum"``: a ``box_sum`` layer of size ``box``; ``"box"``: the same as a conv2d
+    of ones; ``"conv"``: a random signed conv over all cost maps; None: none) and, with ``argmin``,
+    the winner-take-all."""
     rng = np.random.default_rng(seed)
     w_max = (1 << (weight_bits - 1)) - 1
     in_fmt = IntFormat(8, False)
@@ -123,7 +124,10 @@ def random_stereo_qnet(height: int, width: int, convs: Sequence[tuple[int, int]]
     cost = HammingCostLayer("cost", disparities, IntFormat(cost_bits or f.bit_length(), False))
     layers.append(cost)
     x = run_layer(cost, x)
-    if aggregate == "box":
+    if aggregate == "box_sum":
+        hi = box * box * cost.out.hi
+        layers.append(BoxSumLayer("aggregate", box, IntFormat(hi.bit_length(), False)))
+    elif aggregate == "box":
         w = np.zeros((disparities, disparities, box, box), dtype=np.int64)
         for d in range(disparities):
             w[d, d] = 1

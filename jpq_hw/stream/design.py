@@ -109,7 +109,8 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
     for st, g, s, lat in zip(d.net.stages, d.graph_costs, d.stream.stages, d.kernel_latency):
         layer_nnz = sum(d.qnet.layers[i].nnz for i in st.layers)
         entry = {
-            "name": st.name, "kind": _STAGE_KINDS[type(st)],
+            "name": st.name,
+            "kind": "box_sum" if isinstance(st, ConvStage) and st.column_sums else _STAGE_KINDS[type(st)],
             "layers": [d.qnet.layers[i].name for i in st.layers],
             "input": _port(st.inp).to_json(), "output": _port(st.out).to_json(),
             "nonzero_weights": layer_nnz, "adders": g.adders, "subtractors": g.subtractors,
@@ -147,6 +148,14 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
     }
 
 
+def stage_kind_text(s: dict) -> str:
+    """A stage of a stream report (``report["layers"][i]``) in a few words."""
+    k, n = s.get("kernel"), s["output"]["channels"]
+    return {"conv2d": f"conv {k}x{k}/{s.get('stride')} p{s.get('padding')}", "box_sum": f"box sum {k}x{k}",
+            "dense": "flatten + linear", "hamming_cost": f"Hamming cost, {n} disparities",
+            "argmin": "argmin"}[s["kind"]]
+
+
 def render_stream_markdown(r: dict) -> str:
     i, o = r["input"], r["output"]
     lines = [
@@ -170,9 +179,7 @@ def render_stream_markdown(r: dict) -> str:
     ]
     for s in r["layers"]:
         a, b = s["input"], s["output"]
-        kind = {"conv2d": f"conv {s.get('kernel')}x{s.get('kernel')}/{s.get('stride')} p{s.get('padding')}",
-                "dense": "flatten + linear", "hamming_cost": f"Hamming cost, {b['channels']} disparities",
-                "argmin": "argmin"}[s["kind"]]
+        kind = stage_kind_text(s)
         lines.append(f"| {s['name']} | {kind} | {a['channels']}x{a['height']}x{a['width']} | "
                      f"{b['channels']}x{b['height']}x{b['width']} | {s['nonzero_weights']} | {s['adders']} | "
                      f"{s['adder_levels']} | {s['lut4_estimate']} | {s['carry_estimate']} | {s['ff_estimate']} | "

@@ -5,7 +5,9 @@ Every conv2d layer becomes a :class:`ConvStage`: its weight ``[O, C, k, k]`` unr
 ``[O, k*k*C]`` over the window (element ``(u*k + v)*C + i``) and lowered with the same adder
 sharing as a linear layer (:func:`jpq_hw.arith.lower.lower_layers`). The first linear layer and
 all that follow it become one :class:`DenseStage`. The layers without weights become their own
-stages: ``hamming_cost`` a :class:`HammingStage`, ``argmin`` an :class:`ArgminStage`. The kernel's inputs get the exact range of
+stages: ``hamming_cost`` a :class:`HammingStage`, ``argmin`` an :class:`ArgminStage`, ``box_sum`` a
+:class:`ConvStage` whose window sums its columns (``column_sums``) and whose kernel graph adds the
+``k`` column sums of each channel. The kernel's inputs get the exact range of
 the stage before it, widened to hold 0 where the layer pads (the value of the padding): a channel
 that can only be 0 costs nothing, and a constant channel folds into the bias unless padding makes
 it vary.
@@ -27,7 +29,7 @@ from ..arith.graph import AdderGraph, Requant
 from ..arith.lower import lower_layers
 from ..arith.optimize import DEFAULT_OPTIMIZE
 from ..errors import JpqError
-from ..ir.qnet import QNet
+from ..ir.qnet import QLayer, QNet
 from .net import ArgminStage, ConvStage, DenseStage, Frame, HammingStage, Stage, StreamNet
 
 if TYPE_CHECKING:
@@ -41,12 +43,17 @@ def check_streamable(qnet: QNet) -> None:
     shape = qnet.input_shape
     flat = False
     for layer in qnet.layers:
-        if layer.kind == "conv2d":
+        if layer.kind in ("conv2d", "box_sum"):
             if flat:
-                raise JpqError(f"layer {layer.name!r}: a conv2d layer after a linear one cannot stream")
-            _, c, kh, kw = layer.weight.shape
+                raise JpqError(f"layer {layer.name!r}: a {layer.kind} layer after a linear one cannot stream")
+            if layer.kind == "box_sum":
+                kh = kw = layer.size
+                p = (layer.size - 1) // 2
+            else:
+                _, _, kh, kw = layer.weight.shape
+                p = layer.padding
             _, h, w = shape
-            k, p = kh, layer.padding
+            k = kh
             if kh != kw:
                 raise JpqError(f"layer {layer.name!r}: only square kernels stream, got {kh}x{kw}")
             if 2 * p > k - 1:
@@ -92,6 +99,22 @@ def lower_stream(qnet: QNet, optimize: str = DEFAULT_OPTIMIZE, *, cost_model: "C
             _, oh, ow = layer.output_shape((frame.channels, frame.height, frame.width))
             out = Frame(o, oh, ow, layer.out)
             stages.append(ConvStage(layer.name, (li,), frame, out, k, layer.stride, layer.padding, graph))
+            ranges = _output_ranges(graph)
+            frame = out
+            li += 1
+        elif layer.kind == "box_sum":
+            k, ci = layer.size, frame.channels
+            ones = np.zeros((ci, k * ci), dtype=np.int64)  # column sum v*C + i feeds channel i
+            for v in range(k):
+                ones[np.arange(ci), v * ci + np.arange(ci)] = 1
+            p = (k - 1) // 2
+            # a column sum: k values, any of them the padding's zero where the layer pads
+            col_ranges = [(k * min(lo, 0), k * max(hi, 0)) if p else (k * lo, k * hi) for lo, hi in ranges]
+            as_linear = QLayer(layer.name, "linear", ones, np.zeros(ci, np.int64), 0, False, layer.out)
+            graph = lower_layers([as_linear], col_ranges * k, optimize, cost_model=cost_model, max_depth=max_depth,
+                                 weights=[ones], first_layer=li)
+            out = Frame(ci, frame.height, frame.width, layer.out)
+            stages.append(ConvStage(layer.name, (li,), frame, out, k, 1, p, graph, column_sums=True))
             ranges = _output_ranges(graph)
             frame = out
             li += 1

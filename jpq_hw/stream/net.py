@@ -16,7 +16,10 @@ Stage kinds:
     (``xpad``: the frame zero-padded by ``padding`` on every side), element ``(u*k + v)*C + i``:
     pixel by pixel in raster order, channels inside a pixel, as on the bus. The kernel ``graph``
     (an AdderGraph over the ``k*k*C`` window values, its Requant nodes the layer's output stage)
-    gives the output pixel's channels.
+    gives the output pixel's channels. With ``column_sums`` (a ``box_sum`` layer) the window
+    hands the kernel, instead, the sum over its ``k`` rows of each column and channel, element
+    ``v*C + i`` (column ``v``, channel ``i``), and the kernel adds the ``k`` columns of each
+    channel: a box filter in ``2 (k - 1)`` adders per channel.
 :class:`DenseStage` (a flatten and one or more linear layers)
     Collects a whole frame into one vector in ``[C, H, W]`` order (``torch.flatten``), runs the
     flat ``graph`` on it and yields one beat per frame: a 1 x 1 frame whose channels are the
@@ -72,7 +75,8 @@ class ConvStage:
     kernel: int
     stride: int
     padding: int
-    graph: AdderGraph  # k*k*C window values in, the output pixel's channels out
+    graph: AdderGraph  # k*k*C window values in (k*C column sums with column_sums), the output pixel's channels out
+    column_sums: bool = False
 
     def windows(self, x: np.ndarray) -> np.ndarray:
         """Every output pixel's window: [batch, out_h, out_w, k*k*C] for frames ``x`` [batch, C, H, W]."""
@@ -89,6 +93,10 @@ class ConvStage:
         """Output frames [batch, C_out, H_out, W_out] for input frames [batch, C, H, W]."""
         win = self.windows(x)
         batch, oh, ow, n = win.shape
+        if self.column_sums:  # [.., u, v, C] summed over the rows u: element v*C + i
+            k, c = self.kernel, self.inp.channels
+            win = win.reshape(batch, oh, ow, k, k * c).sum(axis=3)
+            n = k * c
         y = self.graph.evaluate(win.reshape(-1, n))
         return y.reshape(batch, oh, ow, self.out.channels).transpose(0, 3, 1, 2)
 
