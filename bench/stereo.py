@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from jpq_hw.compress.metrics import layer_memory
+from jpq_hw.errors import JpqError
 from jpq_hw.ir import QLayer, QNet, load_checkpoint, save_checkpoint
 from jpq_hw.reference import run_reference
 from jpq_hw.stereo.baselines import box_sum, census_transform, census_wta, hamming_cost_volume, sgbm, wta
@@ -140,7 +141,12 @@ def main(argv=None) -> int:
 
         for pipeline in (0, 2):
             t0 = time.perf_counter()
-            x = measure("stereo", Path(args.checkpoint), work, 1, frame.reshape(1, -1), pipeline=pipeline)
+            try:
+                x = measure("stereo", Path(args.checkpoint), work, 1, frame.reshape(1, -1), pipeline=pipeline)
+            except JpqError as e:  # nextpnr: the design does not fit (or fails otherwise): say so
+                print(f"--pipeline {pipeline}: {e}")
+                hw.append({"pipeline": pipeline, "failed": str(e)})
+                continue
             x["seconds"] = time.perf_counter() - t0
             hw.append(x)
         # the simulation checked every output pixel of the frame against the reference
@@ -191,6 +197,9 @@ def main(argv=None) -> int:
                   "| --pipeline | SB_LUT4 (est) | SB_CARRY (est) | FF (est) | BRAM (est) | cycles/frame | latency | "
                   "Fmax MHz | frames/s at Fmax | sim px/s |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for x in hw:
+            if "failed" in x:
+                lines.append(f"| {x['pipeline']} | {x['failed']} |||||||||")
+                continue
             r = x["report"]
             lines.append(f"| {x['pipeline']} | {x['lut4']} ({r['lut4_estimate']}) | {x['carry']} ({r['carry_estimate']}) | "
                          f"{x['ff']} ({r['ff_estimate']}) | {x['bram']} ({r['bram_estimate']}) | {r['cycles_per_frame']} | "

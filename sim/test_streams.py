@@ -83,6 +83,8 @@ STREAMS = [
                                     argmin=False, seed=105)),
     Stream("stereo_box_sum", dict(stereo=True, height=9, width=26, convs=[(4, 5)], disparities=8, cost_bits=2,
                                   aggregate="box_sum", box=5, seed=107), synth=True),
+    Stream("box_sum_short_frame", dict(stereo=True, height=3, width=10, convs=[(2, 3)], disparities=3, aggregate="box_sum",
+                                       box=5, seed=108)),
     Stream("stereo_wta_only", dict(stereo=True, height=6, width=20, convs=[(6, 3)], disparities=16, aggregate=None,
                                    seed=106), synth=True),
 ]
@@ -90,7 +92,7 @@ _BY_NAME = {s.name: s for s in STREAMS}
 # the same hardware through the Amaranth backend
 STREAMS += [replace(s, backend="amaranth", synth=s.name in ("k5_k3_bram", "digits_cnn"))
             for s in STREAMS if s.name in ("pad_k3_k5s2", "k1_k3s2_dense2", "k5_k3_bram", "bin_s2_dense", "digits_cnn",
-                                           "stereo_box", "stereo_conv_sat", "stereo_box_sum")]
+                                           "stereo_box", "stereo_conv_sat", "stereo_box_sum", "box_sum_short_frame")]
 # with the stages' graphs pipelined (--pipeline N), through both backends
 STREAMS += [replace(_BY_NAME["pad_k3_k5s2"], pipeline=2), replace(_BY_NAME["k5_k3_bram"], pipeline=1, icarus=False),
             replace(_BY_NAME["digits_cnn"], pipeline=2),

@@ -124,8 +124,8 @@ def _window_control(k: int, h: int, w: int, p: int, ram: bool, edge_lines: int) 
 
 def box_window_cells(st: ConvStage, used: list[int]) -> "StageStreamCost":
     """Cells of a box stage's window (``column_sums``) outside its kernel graph: the line buffer
-    (as a conv window's), per used channel ``k - 1`` adders that sum the entering column (a
-    masking LUT per bit of a border row), the shift register of ``k`` column sums from the first
+    (as a conv window's), per used channel one sum of the entering column's ``k`` rows (yosys: a
+    tree of LUTs and one carry chain; a masking LUT per bit of a border row), the shift register of ``k`` column sums from the first
     used column, and the position logic (:data:`CONTROL_BASE`, :data:`CONTROL_EDGE`)."""
     from ..hdl.stream_verilog import column_sum_bits
 
@@ -144,7 +144,7 @@ def box_window_cells(st: ConvStage, used: list[int]) -> "StageStreamCost":
             c.lut4 += b  # the tail's zero pixels
         c.lut4 += 2 * p * b  # masks of the border rows
         c.lut4 += (k - 1) * sb
-        c.carry += (k - 1) * max(sb - 2, 0)
+        c.carry += max(sb - 2, 0)  # one sum of k terms: a compressor tree in LUTs, one carry chain
         c.ff += (k - min(cols)) * width + (0 if ram else (k - 1) * st.inp.width * b)
     c.line_buffer_bits = stored * (k - 1) * st.inp.width
     if ram:

@@ -20,6 +20,7 @@ from ..stream.net import ArgminStage, ConvStage, HammingStage, StreamNet
 from .verilog import _environment, check_identifier, emit_verilog
 
 LINE_BUFFER_RAM_MIN_BITS = 256  # smaller line buffers stay in flip-flops (a block RAM holds 4096 bits)
+MAX_BOX = 15  # the largest box_sum the window's column adder is written for
 
 
 def line_buffer_bits(stage: ConvStage) -> int:
@@ -57,7 +58,7 @@ def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: 
     stage's graph gets a register stage every N adder levels (:func:`stage_schedule`)."""
     check_identifier(top)
     env = _environment()
-    parts = [env.get_template("stream_lib.v.j2").render(p=top, version=version)]
+    parts = [env.get_template("stream_lib.v.j2").render(p=top, version=version, max_box=MAX_BOX)]
     stages = []
     for i, st in enumerate(net.stages):
         if isinstance(st, HammingStage):

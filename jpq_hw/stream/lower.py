@@ -47,6 +47,11 @@ def check_streamable(qnet: QNet) -> None:
             if flat:
                 raise JpqError(f"layer {layer.name!r}: a {layer.kind} layer after a linear one cannot stream")
             if layer.kind == "box_sum":
+                from ..hdl.stream_verilog import MAX_BOX
+
+                if layer.size > MAX_BOX:
+                    raise JpqError(f"layer {layer.name!r}: a {layer.size}x{layer.size} box_sum is larger than the "
+                                   f"{MAX_BOX}x{MAX_BOX} the stream supports")
                 kh = kw = layer.size
                 p = (layer.size - 1) // 2
             else:
