@@ -100,15 +100,20 @@ def argmin_index_mux_bits(d: int) -> int:
     return total
 
 
-def argmin_cells(channels: int, bits: int, signed: bool, out_bits: int) -> "StageStreamCost":
+def argmin_cells(channels: int, bits: int, signed: bool, out_bits: int, pipeline: int = 0) -> "StageStreamCost":
     """Cells of ``TOP_argmin``: a comparison tree of D-1 comparators (one carry per value bit each),
-    the value and index multiplexers, the output register."""
+    the value and index multiplexers, the output register; with ``pipeline`` N the registers of
+    the nodes every N levels (value and index bits) and their valid bits."""
     d, b = channels, bits
     f = ((d - 1) * b, max(d - 2, 0) * b, argmin_index_mux_bits(d), int(signed) * (d - 1), 1)
     c = StageStreamCost()
     c.lut4 = round(sum(k * v for k, v in zip(ARGMIN_LUT4, f))) if d > 1 else 0
     c.carry = (d - 1) * b if b > 2 else 0  # comparisons of 1- and 2-bit values are LUTs alone
     c.ff = min(out_bits, max(1, (d - 1).bit_length())) + 1
+    levels = max(1, (d - 1).bit_length())
+    if pipeline > 0:
+        for h in range(pipeline, levels, pipeline):  # registered nodes: ceil(d / 2**h) hold real channels
+            c.ff += -(-d // (1 << h)) * (b + h) + 1
     return c
 
 
@@ -204,10 +209,10 @@ def bram_blocks(depth: int, width: int) -> int:
     return min(ceil(depth / d) * ceil(width / w) for d, w in BRAM_SHAPES)
 
 
-def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
+def stream_cost(net: StreamNet, latencies=None, pipeline: int = 0) -> StreamCost:
     """``latencies``: the register stages of each stage's graph (their flip-flops, valid bits
     included, are the graph's, :meth:`RegisterSchedule.register_bits`); a stage without any has an
-    output register instead."""
+    output register instead. ``pipeline``: ``--pipeline N`` (an argmin's tree registers)."""
     out = StreamCost()
     stages = list(net.stages)
     latencies = latencies or [0] * len(stages)
@@ -219,7 +224,8 @@ def stream_cost(net: StreamNet, latencies=None) -> StreamCost:
             out.stages.append(hamming_cells(st.features, st.disparities, st.inp.width, st.out.fmt.bits))
             continue
         if isinstance(st, ArgminStage):
-            out.stages.append(argmin_cells(st.inp.channels, st.inp.fmt.bits, st.inp.fmt.signed, st.out.fmt.bits))
+            out.stages.append(argmin_cells(st.inp.channels, st.inp.fmt.bits, st.inp.fmt.signed, st.out.fmt.bits,
+                                           pipeline))
             continue
         c = StageStreamCost()
         if isinstance(st, ConvStage) and st.column_sums:

@@ -246,24 +246,27 @@ class HammingCost(wiring.Component):
 
 
 class Argmin(wiring.Component):
-    """Winner-take-all (``{p}_argmin``): the index of the first channel holding the pixel's minimum,
-    through a handshake register; a tree of comparisons takes the higher half only where it is
-    strictly smaller."""
+    """Winner-take-all (``{p}_argmin``): the index of the first channel holding the pixel's minimum;
+    a tree of comparisons takes the higher half only where it is strictly smaller. With
+    ``pipeline`` N the nodes every N levels above the leaves (below the root) are registers; all
+    registers, the output's included, move together when the output is free or taken."""
 
-    def __init__(self, st: ArgminStage):
-        self.st = st
+    def __init__(self, st: ArgminStage, pipeline: int = 0):
+        self.st, self.pipeline = st, pipeline
         super().__init__({"i": In(stream.Signature(st.inp.pixel_bits)), "o": Out(stream.Signature(st.out.pixel_bits))})
 
     def elaborate(self, platform):
         m = Module()
         st = self.st
         d, b, sgn = st.inp.channels, st.inp.fmt.bits, st.inp.fmt.signed
-        m.submodules.out = hold = Hold(st.out.pixel_bits)
-        m.d.comb += [hold.i.valid.eq(self.i.valid), self.i.ready.eq(hold.i.ready)]
-        wiring.connect(m, hold.o, wiring.flipped(self.o))
+        levels = max(1, (d - 1).bit_length())
+        en = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(en)
         level = [(self.i.payload[j * b:(j + 1) * b].as_signed() if sgn else self.i.payload[j * b:(j + 1) * b],
                   Const(j, range(d))) for j in range(d)]
+        height = 0
         while len(level) > 1:
+            height += 1
             nxt = []
             for j in range(0, len(level) - 1, 2):
                 (va, ia), (vb, ib) = level[j], level[j + 1]
@@ -271,8 +274,24 @@ class Argmin(wiring.Component):
                 nxt.append((Mux(take_b, vb, va), Mux(take_b, ib, ia)))
             if len(level) % 2:
                 nxt.append(level[-1])
+            if self.pipeline and height % self.pipeline == 0 and height < levels:
+                regs = []
+                for j, (v, i) in enumerate(nxt):
+                    rv = Signal.like(v, name=f"h{height}_v{j}", reset_less=True)
+                    ri = Signal.like(i, name=f"h{height}_i{j}", reset_less=True)
+                    with m.If(en):
+                        m.d.sync += [rv.eq(v), ri.eq(i)]
+                    regs.append((rv, ri))
+                nxt = regs
             level = nxt
-        m.d.comb += hold.i.payload.eq(level[0][1])
+        stages = (levels - 1) // self.pipeline if self.pipeline else 0
+        valid = Signal(stages + 1)
+        with m.If(en):
+            m.d.sync += valid.eq(Cat(self.i.valid, valid[:-1]) if stages else self.i.valid)
+        out = Signal(st.out.pixel_bits, reset_less=True)
+        with m.If(en):
+            m.d.sync += out.eq(level[0][1])
+        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(out)]
         return m
 
 
@@ -313,7 +332,7 @@ class StreamComponent(wiring.Component):
         upstream = self.i
         for idx, st in enumerate(self.net.stages):
             if isinstance(st, (HammingStage, ArgminStage)):
-                stage = HammingCost(st) if isinstance(st, HammingStage) else Argmin(st)
+                stage = HammingCost(st) if isinstance(st, HammingStage) else Argmin(st, self.pipeline)
                 m.submodules[f"s{idx}"] = DomainRenamer(self.domain)(stage)
                 wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, stage.i)
                 upstream = stage.o

@@ -42,6 +42,13 @@ def column_sum_bits(stage: ConvStage) -> int:
     return max(range_width(k * min(fmt.lo, 0), k * max(fmt.hi, 0))[0], fmt.bits + 1)
 
 
+def argmin_latency(channels: int, pipeline: int) -> int:
+    """Register stages inside an argmin's comparison tree: one every ``pipeline`` levels below its
+    root (``{p}_argmin``'s ``PIPE``); its output register comes on top."""
+    levels = max(1, (channels - 1).bit_length())
+    return (levels - 1) // pipeline if pipeline > 0 else 0
+
+
 def stage_schedule(graph, pipeline: int):
     """The registers of a stage's graph: a register stage every ``pipeline`` adder levels (none
     for 0, or for a graph without adders)."""
@@ -69,7 +76,7 @@ def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: 
             continue
         if isinstance(st, ArgminStage):
             stages.append(dict(kind="argmin", in_width=st.inp.pixel_bits, d=st.inp.channels, b=st.inp.fmt.bits,
-                               signed=int(st.inp.fmt.signed), ob=st.out.fmt.bits,
+                               signed=int(st.inp.fmt.signed), ob=st.out.fmt.bits, pipe=pipeline,
                                title=f"{st.name}, argmin over {st.inp.channels} channels (ties: the lowest)"))
             continue
         module = kernel_module(top, i)

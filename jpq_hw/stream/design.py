@@ -18,7 +18,7 @@ from ..cost.stream import StreamCost, stream_cost
 from ..design_folder import FramePort, StreamInterface
 from ..errors import JpqError
 from ..gc_pause import paused_gc
-from ..hdl.stream_verilog import emit_stream_verilog, line_buffer_in_ram, stage_schedule
+from ..hdl.stream_verilog import argmin_latency, emit_stream_verilog, line_buffer_in_ram, stage_schedule
 from ..hdl.verilog import check_identifier
 from ..ir.qnet import QNet
 from .lower import lower_stream
@@ -74,8 +74,10 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
         net = lower_stream(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
     t1 = time.perf_counter()
     scheds = [stage_schedule(st.graph, pipeline) if st.graph is not None else None for st in net.stages]
-    latencies = [s.latency if s is not None else 0 for s in scheds]
-    stream = stream_cost(net, latencies)
+    latencies = [s.latency if s is not None
+                 else argmin_latency(st.inp.channels, pipeline) if isinstance(st, ArgminStage) else 0
+                 for st, s in zip(net.stages, scheds)]
+    stream = stream_cost(net, latencies, pipeline)
     bram = sum(s.bram for s in stream.stages)
     if bram > cost_model.largest_device_bram:
         device = cost_model.largest_device[0]

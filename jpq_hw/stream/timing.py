@@ -57,7 +57,8 @@ class _Dense:
 
 @dataclass
 class _Pixel:
-    """A stage that yields one beat per beat it takes, through one handshake register."""
+    """A stage that yields one beat per beat it takes: its registers (``lat`` inside, then the
+    output's) move together when its output is free or taken."""
 
     pipe: list
 
@@ -77,12 +78,12 @@ class StreamTiming:
 
 
 def simulate_handshakes(net: StreamNet, frames: int = 4, latencies=None) -> StreamTiming:
-    """``latencies``: the register stages of each stage's graph (default none: a combinational
-    kernel and one output register); the registers of a stage move together, when its output is
-    empty or taken."""
+    """``latencies``: the register stages of each stage's graph, or inside a stage without weights
+    (default none: a combinational kernel and one output register); the registers of a stage move
+    together, when its output is empty or taken."""
     latencies = latencies or [0] * len(net.stages)
     stages = [_Conv(s, [False] * max(lat, 1)) if isinstance(s, ConvStage)
-              else _Dense(s.inp.pixels, [False] * max(lat, 1)) if isinstance(s, DenseStage) else _Pixel([False])
+              else _Dense(s.inp.pixels, [False] * max(lat, 1)) if isinstance(s, DenseStage) else _Pixel([False] * (lat + 1))
               for s, lat in zip(net.stages, latencies)]
     per_frame_out = net.out.pixels
     pixels = net.inp.pixels
@@ -150,7 +151,7 @@ def simulate_handshakes(net: StreamNet, frames: int = 4, latencies=None) -> Stre
                     s.win_valid = False
             elif isinstance(s, _Pixel):
                 if in_ready:
-                    s.pipe = [a]
+                    s.pipe = [a] + s.pipe[:-1]
             else:
                 take, accept = a, b
                 if in_ready:
