@@ -37,7 +37,7 @@ import numpy as np
 
 from jpq_hw.compress.metrics import layer_memory
 from jpq_hw.errors import JpqError
-from jpq_hw.ir import QLayer, QNet, load_checkpoint, save_checkpoint
+from jpq_hw.ir import QLayer, QNet, load_checkpoint
 from jpq_hw.reference import run_reference
 from jpq_hw.stereo.baselines import box_sum, census_transform, census_wta, hamming_cost_volume, sgbm, wta
 from jpq_hw.stereo.compress import load_float_model

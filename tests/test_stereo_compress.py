@@ -12,7 +12,7 @@ from jpq_hw.ir import load_checkpoint
 from jpq_hw.reference import run_reference
 from jpq_hw.stereo.baselines import census_wta
 from jpq_hw.stereo.compress import (StereoCompressConfig, check_stereo_exact, compress_stereo, load_float_model,
-                                    quant_disparity, save_float_model)
+                                    save_float_model)
 from jpq_hw.stereo.data import make_training_pairs, motorcycle_quarter
 from jpq_hw.stereo.metrics import score
 from jpq_hw.stereo.model import StereoNet, census_init, hard_disparity
