@@ -8,6 +8,8 @@ Submodules (import them directly; this package imports nothing heavy):
 - :mod:`jpq_hw.stereo.metrics`: EPE, bad>1, bad>2 on valid ground-truth pixels.
 - :mod:`jpq_hw.stereo.model`: the siamese binary-feature network, Hamming cost, box, argmin.
 - :mod:`jpq_hw.stereo.train`: its training loop (with hooks for a pruner) and loss.
+- :mod:`jpq_hw.stereo.compress`: its compression by jpq-hw's pruner and QuantNet, and the export
+  as a stream-ready checkpoint (hamming_cost, box_sum, argmin).
 
 Convention everywhere: left is the reference, ``left(y, x) = right(y, x - d(y, x))``, 16 integer
 disparities 0..15.
