@@ -40,7 +40,7 @@ from jpq_hw.errors import JpqError
 from jpq_hw.ir import QLayer, QNet, load_checkpoint
 from jpq_hw.reference import run_reference
 from jpq_hw.stereo.baselines import box_sum, census_transform, census_wta, hamming_cost_volume, sgbm, wta
-from jpq_hw.stereo.compress import load_float_model
+from jpq_hw.stereo.compress import block_diagonal, load_float_model, single_image_weights
 from jpq_hw.stereo.data import motorcycle_quarter
 from jpq_hw.stereo.metrics import score
 from jpq_hw.stereo.model import hard_disparity
@@ -51,37 +51,29 @@ FLOAT = ROOT / "examples" / "stereo-float.pt"
 
 
 def dense_twin(qnet: QNet, seed: int = 0) -> QNet:
-    """The same network with every weight of its learned convs nonzero (the feature convs; the box
-    of ones stays as it is): random nonzero weights of the same width and the same shifts."""
+    """The same network with every weight of its learned convs nonzero (the feature convs, before the
+    cost volume): random nonzero weights of the same width, the same shifts, siamese again."""
     rng = np.random.default_rng(seed)
-    layers = []
-    for layer in qnet.layers:
-        if isinstance(layer, QLayer) and layer.name.startswith("feat"):
-            top = max(int(np.abs(layer.weight).max()), 1)
-            o, c = layer.weight.shape[:2]
-            half = rng.integers(1, top, size=(o // 2, c // 2, *layer.weight.shape[2:]), endpoint=True)
-            half *= rng.choice([-1, 1], size=half.shape)
-            w = np.zeros_like(layer.weight)
-            w[:o // 2, :c // 2] = half
-            w[o // 2:, c // 2:] = half
-            layer = QLayer(layer.name, layer.kind, w, layer.bias, layer.shift, layer.relu, layer.out, layer.stride,
-                           layer.padding)
-        layers.append(layer)
+    learned = single_image_weights(qnet)  # the first layers of the network
+    layers = list(qnet.layers)
+    for i, half in enumerate(learned):
+        layer = layers[i]
+        top = max(int(np.abs(half).max()), 1)
+        dense = rng.integers(1, top, size=half.shape, endpoint=True) * rng.choice([-1, 1], size=half.shape)
+        layers[i] = QLayer(layer.name, layer.kind, block_diagonal(dense), layer.bias, layer.shift, layer.relu,
+                           layer.out, layer.stride, layer.padding)
     return QNet(qnet.input_shape, qnet.input, tuple(layers), {})
 
 
 def memory(qnet: QNet, weight_bits: int) -> dict:
     """Weight memory of the learned convs, one image's extractor (the two halves share weights)."""
     dense = sparse = kept = total = 0
-    for layer in qnet.layers:
-        if isinstance(layer, QLayer) and layer.name.startswith("feat"):
-            o, c = layer.weight.shape[:2]
-            w = layer.weight[:o // 2, :c // 2]
-            m = layer_memory(w.shape[0], int(np.prod(w.shape[1:])), int(np.count_nonzero(w)), weight_bits)
-            dense += m["dense_float32_bits"]
-            sparse += m["sparse_bits"]
-            kept += int(np.count_nonzero(w))
-            total += w.size
+    for w in single_image_weights(qnet):
+        m = layer_memory(w.shape[0], int(np.prod(w.shape[1:])), int(np.count_nonzero(w)), weight_bits)
+        dense += m["dense_float32_bits"]
+        sparse += m["sparse_bits"]
+        kept += int(np.count_nonzero(w))
+        total += w.size
     return {"weights": total, "nonzero": kept, "sparsity": 1 - kept / total, "dense_float32_bits": dense,
             "sparse_bits": sparse, "memory_cut": 1 - sparse / dense}
 
@@ -161,9 +153,11 @@ def main(argv=None) -> int:
     dense = dense_twin(qnet)
     dense_design = lower_stream_design(dense, ICE40)
 
+    features = len(single_image_weights(qnet))  # the first layers, one conv stage each
+
     def lut(d, feature_only=False):
         return sum(g.lut4 + s.lut4 for st, g, s in zip(d.net.stages, d.graph_costs, d.stream.stages)
-                   if not feature_only or st.name.startswith("feat"))
+                   if not feature_only or st.layers[0] < features)
 
     cost = {"lut4_sparse": lut(sparse_design), "lut4_dense": lut(dense_design),
             "features_lut4_sparse": lut(sparse_design, True), "features_lut4_dense": lut(dense_design, True),

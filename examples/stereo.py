@@ -44,7 +44,7 @@ from jpq_hw.ir import QNet, save_checkpoint  # noqa: E402
 from jpq_hw.reference import run_reference  # noqa: E402
 from jpq_hw.stereo.baselines import census_wta  # noqa: E402
 from jpq_hw.stereo.compress import (StereoCompressConfig, check_stereo_exact, compress_stereo,  # noqa: E402
-                                    save_float_model)
+                                    save_float_model, single_image_weights)
 from jpq_hw.stereo.data import make_training_pairs, motorcycle_quarter  # noqa: E402
 from jpq_hw.stereo.metrics import score  # noqa: E402
 from jpq_hw.stereo.model import StereoNet, census_init, hard_disparity  # noqa: E402
@@ -62,13 +62,8 @@ COMPRESS = StereoCompressConfig(sparsity=0.951, criterion="taylor", mode="recove
 def learned_weights(qnet: QNet, masks) -> dict:
     """One image's feature extractor (the checkpoint's block-diagonal convs hold it twice): its
     weights, those the pruning mask kept, and those nonzero after quantization."""
-    nonzero = 0
-    for layer in qnet.layers:
-        if layer.kind == "conv2d" and layer.name.startswith("feat"):
-            o, c = layer.weight.shape[:2]
-            nonzero += int(np.count_nonzero(layer.weight[:o // 2, :c // 2]))
     return {"total": int(sum(m.numel() for m in masks)), "kept_by_mask": int(sum(int(m.sum()) for m in masks)),
-            "nonzero": nonzero}
+            "nonzero": sum(int(np.count_nonzero(w)) for w in single_image_weights(qnet))}
 
 
 def _rounded(s: dict) -> dict:

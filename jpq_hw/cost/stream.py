@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from math import ceil
 
 from ..arith.graph import AdderGraph, range_width
-from ..hdl.stream_verilog import line_buffer_in_ram
+from ..hdl.stream_verilog import column_sum_bits, line_buffer_in_ram
 from ..stream.net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
 
 BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K depth x width
@@ -132,8 +132,6 @@ def box_window_cells(st: ConvStage, used: list[int]) -> "StageStreamCost":
     (as a conv window's), per used channel one sum of the entering column's ``k`` rows (yosys: a
     tree of LUTs and one carry chain; a masking LUT per bit of a border row), the shift register of ``k`` column sums from the first
     used column, and the position logic (:data:`CONTROL_BASE`, :data:`CONTROL_EDGE`)."""
-    from ..hdl.stream_verilog import column_sum_bits
-
     k, ch, p, b = st.kernel, st.inp.channels, st.padding, st.inp.fmt.bits
     sb = column_sum_bits(st)
     ram = line_buffer_in_ram(st)

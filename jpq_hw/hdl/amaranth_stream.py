@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..stream.net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
 from .amaranth_backend import QNetComponent
-from .stream_verilog import column_sum_bits, line_buffer_in_ram, stage_schedule
+from .stream_verilog import column_sum_bits, kernel_input_bits, line_buffer_in_ram, stage_schedule
 
 
 class Hold(wiring.Component):
@@ -338,8 +338,8 @@ class StreamComponent(wiring.Component):
                 upstream = stage.o
                 continue
             sched = stage_schedule(st.graph, self.pipeline)
-            b_in = column_sum_bits(st) if isinstance(st, ConvStage) and st.column_sums else st.inp.fmt.bits
-            kernel = QNetComponent.from_graph(st.graph, sched, b_in=b_in, b_out=st.out.fmt.bits, domain=self.domain)
+            kernel = QNetComponent.from_graph(st.graph, sched, b_in=kernel_input_bits(st), b_out=st.out.fmt.bits,
+                                              domain=self.domain)
             if isinstance(st, ConvStage):
                 front = Window(st)
                 x = front.o.payload

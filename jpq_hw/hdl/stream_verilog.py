@@ -15,6 +15,7 @@ Nothing here decides anything: the line buffer's storage comes from :func:`line_
 
 from __future__ import annotations
 
+from ..arith.graph import range_width
 from ..arith.registers import place_registers
 from ..stream.net import ArgminStage, ConvStage, HammingStage, StreamNet
 from .verilog import _environment, check_identifier, emit_verilog
@@ -36,8 +37,6 @@ def line_buffer_in_ram(stage: ConvStage) -> bool:
 def column_sum_bits(stage: ConvStage) -> int:
     """Bits of one column sum of a box stage's window (two's complement where the input is signed):
     the sum of ``k`` values of the input format, and more than the input's own bits."""
-    from ..arith.graph import range_width
-
     k, fmt = stage.kernel, stage.inp.fmt
     return max(range_width(k * min(fmt.lo, 0), k * max(fmt.hi, 0))[0], fmt.bits + 1)
 
@@ -47,6 +46,11 @@ def argmin_latency(channels: int, pipeline: int) -> int:
     root (``{p}_argmin``'s ``PIPE``); its output register comes on top."""
     levels = max(1, (channels - 1).bit_length())
     return (levels - 1) // pipeline if pipeline > 0 else 0
+
+
+def kernel_input_bits(stage) -> int:
+    """Bits of one input element of a stage's graph: a window value, or a box stage's column sum."""
+    return column_sum_bits(stage) if isinstance(stage, ConvStage) and stage.column_sums else stage.inp.fmt.bits
 
 
 def stage_schedule(graph, pipeline: int):
@@ -83,7 +87,7 @@ def emit_stream_verilog(net: StreamNet, *, top: str, source: str = "", version: 
         g = st.graph
         sched = stage_schedule(g, pipeline)
         sums = isinstance(st, ConvStage) and st.column_sums
-        b_in = column_sum_bits(st) if sums else st.inp.fmt.bits
+        b_in = kernel_input_bits(st)
         parts.append(emit_verilog(g, sched, top=module, b_in=b_in, b_out=st.out.fmt.bits,
                                   source=source, version=version, enable=True))
         common = dict(module=module, in_width=st.inp.pixel_bits, out_width=st.out.pixel_bits, pix=st.inp.pixel_bits,

@@ -101,8 +101,25 @@ class QLayer:
         return (self.n_out, oh, ow)
 
 
+class _ImageLayer:
+    """What the layers without weights share: an image input, and no rule on its format unless
+    the layer says so (:meth:`check_input`)."""
+
+    name: str
+    kind: str
+    nnz = 0
+
+    def _image_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        if len(input_shape) != 3:
+            raise JpqError(f"layer {self.name!r}: {self.kind} needs a [C, H, W] input, got shape {list(input_shape)}")
+        return input_shape  # type: ignore[return-value]
+
+    def check_input(self, fmt: IntFormat) -> None:
+        pass
+
+
 @dataclass(frozen=True, eq=False)
-class HammingCostLayer:
+class HammingCostLayer(_ImageLayer):
     """A stereo cost volume of binary features over ``disparities`` disparities.
 
     Input ``[2F, H, W]`` of 1-bit unsigned values: channels ``0..F-1`` are the left image's features,
@@ -117,12 +134,9 @@ class HammingCostLayer:
     disparities: int
     out: IntFormat
     kind = "hamming_cost"
-    nnz = 0
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 3:
-            raise JpqError(f"layer {self.name!r}: hamming_cost needs a [C, H, W] input, got shape {list(input_shape)}")
-        c, h, w = input_shape
+        c, h, w = self._image_shape(input_shape)
         if c % 2 or c == 0:
             raise JpqError(f"layer {self.name!r}: hamming_cost needs an even number of channels "
                            f"(left features, then right features), got {c}")
@@ -140,7 +154,7 @@ class HammingCostLayer:
 
 
 @dataclass(frozen=True, eq=False)
-class ArgminLayer:
+class ArgminLayer(_ImageLayer):
     """Winner-take-all over channels. Input ``[D, H, W]`` of any format; output ``[1, H, W]``::
 
         y[0, r, c] = the smallest d with x[d, r, c] == min_j x[j, r, c]     (ties: the smallest index)
@@ -151,24 +165,18 @@ class ArgminLayer:
     name: str
     out: IntFormat
     kind = "argmin"
-    nnz = 0
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 3:
-            raise JpqError(f"layer {self.name!r}: argmin needs a [C, H, W] input, got shape {list(input_shape)}")
-        c, h, w = input_shape
+        c, h, w = self._image_shape(input_shape)
         if self.out.signed or self.out.hi < c - 1:
             raise JpqError(f"layer {self.name!r}: argmin over {c} channels needs an unsigned output of at least "
                            f"{max(c - 1, 1).bit_length()} bits, got {self.out.bits}-bit "
                            f"{'signed' if self.out.signed else 'unsigned'}")
         return (1, h, w)
 
-    def check_input(self, fmt: IntFormat) -> None:
-        pass
-
 
 @dataclass(frozen=True, eq=False)
-class BoxSumLayer:
+class BoxSumLayer(_ImageLayer):
     """The sum of each channel over a ``size x size`` window centred on each pixel (a box filter;
     ``size`` odd), zero padded by ``(size - 1) / 2`` on every side. Input ``[C, H, W]`` of any
     format; output ``[C, H, W]``::
@@ -182,17 +190,12 @@ class BoxSumLayer:
     size: int
     out: IntFormat
     kind = "box_sum"
-    nnz = 0
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 3:
-            raise JpqError(f"layer {self.name!r}: box_sum needs a [C, H, W] input, got shape {list(input_shape)}")
+        self._image_shape(input_shape)
         if self.size < 1 or self.size % 2 == 0:
             raise JpqError(f"layer {self.name!r}: the box size must be odd and >= 1, got {self.size}")
         return tuple(input_shape)
-
-    def check_input(self, fmt: IntFormat) -> None:
-        pass
 
 
 Layer = QLayer | HammingCostLayer | ArgminLayer | BoxSumLayer

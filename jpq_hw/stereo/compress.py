@@ -105,10 +105,7 @@ class QuantStereoNet(nn.Module):
     def forward(self, left: torch.Tensor, right: torch.Tensor):
         bl = _SigmoidSTE.apply(self.preactivation(left), self.net.tau)
         br = _SigmoidSTE.apply(self.preactivation(right), self.net.tau)
-        agg = self.net.aggregate(self.net.cost_volume(bl, br))
-        prob = torch.softmax(-agg / self.net.log_t.exp(), dim=1)
-        disp = (prob * torch.arange(self.D, dtype=prob.dtype, device=prob.device).view(1, -1, 1, 1)).sum(1)
-        return disp, agg
+        return self.net.disparity_from_bits(bl, br)
 
 
 def quant_bits(quant: QuantNet, img_u8: np.ndarray) -> np.ndarray:
@@ -219,7 +216,21 @@ def _observe_once(model: StereoNet, data: Data, pruner: Pruner, config: StereoCo
     model.eval()
 
 
-def _block_diagonal(weight: np.ndarray) -> np.ndarray:
+def single_image_weights(qnet: QNet) -> list[np.ndarray]:
+    """The learned weights of one image: the left block of each siamese (block-diagonal) feature
+    conv of a network :func:`stereo_qnet` wrote (its first layers, the conv2d layers before the
+    ``hamming_cost``), in order."""
+    out = []
+    for layer in qnet.layers:
+        if layer.kind == "hamming_cost":
+            break
+        if isinstance(layer, QLayer) and layer.kind == "conv2d":
+            o, c = layer.weight.shape[:2]
+            out.append(layer.weight[:o // 2, :c // 2])
+    return out
+
+
+def block_diagonal(weight: np.ndarray) -> np.ndarray:
     """[O, C, k, k] -> [2O, 2C, k, k]: the left channels to the first half, the right to the second."""
     o, c, kh, kw = weight.shape
     w = np.zeros((2 * o, 2 * c, kh, kw), dtype=np.int64)
@@ -242,7 +253,7 @@ def stereo_qnet(quant: QuantNet, net: StereoNet, shape: tuple[int, int], meta: d
             out, relu = IntFormat(1, False), True
         else:
             out, relu = layer.out, layer.relu
-        layers.append(QLayer(layer.name, "conv2d", _block_diagonal(layer.weight), np.concatenate([layer.bias] * 2),
+        layers.append(QLayer(layer.name, "conv2d", block_diagonal(layer.weight), np.concatenate([layer.bias] * 2),
                              layer.shift, relu, out, layer.stride, layer.padding))
     f, d, k = net.F, net.D, net.box
     cap = min(net.cost_cap or f, f)

@@ -137,7 +137,11 @@ class StereoNet(nn.Module):
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Relaxed pipeline: ``(soft disparity [B, H, W], aggregated cost [B, D, H, W])``."""
-        agg = self.aggregate(self.cost_volume(self.bits(left), self.bits(right)))
+        return self.disparity_from_bits(self.bits(left), self.bits(right))
+
+    def disparity_from_bits(self, bl: torch.Tensor, br: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The relaxed pipeline after the feature bits: cost volume, box, soft-argmin."""
+        agg = self.aggregate(self.cost_volume(bl, br))
         prob = torch.softmax(-agg / self.log_t.exp(), dim=1)
         disp = (prob * torch.arange(self.D, dtype=prob.dtype, device=prob.device).view(1, -1, 1, 1)).sum(1)
         return disp, agg

@@ -22,11 +22,10 @@ from ..hdl.stream_verilog import argmin_latency, emit_stream_verilog, line_buffe
 from ..hdl.verilog import check_identifier
 from ..ir.qnet import QNet
 from .lower import lower_stream
-from .net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
+from .net import ArgminStage, ConvStage, StreamNet
 from .timing import StreamTiming, simulate_handshakes
 
 
-_STAGE_KINDS = {ConvStage: "conv2d", DenseStage: "dense", HammingStage: "hamming_cost", ArgminStage: "argmin"}
 GRAPH_COST_KEYS = ("adders", "subtractors", "adder_bits", "lut4", "carry", "ff", "depth")  # summed over a stage's layers
 
 
@@ -111,8 +110,7 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
     for st, g, s, lat in zip(d.net.stages, d.graph_costs, d.stream.stages, d.kernel_latency):
         layer_nnz = sum(d.qnet.layers[i].nnz for i in st.layers)
         entry = {
-            "name": st.name,
-            "kind": "box_sum" if isinstance(st, ConvStage) and st.column_sums else _STAGE_KINDS[type(st)],
+            "name": st.name, "kind": st.kind,
             "layers": [d.qnet.layers[i].name for i in st.layers],
             "input": _port(st.inp).to_json(), "output": _port(st.out).to_json(),
             "nonzero_weights": layer_nnz, "adders": g.adders, "subtractors": g.subtractors,

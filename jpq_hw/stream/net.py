@@ -78,6 +78,11 @@ class ConvStage:
     graph: AdderGraph  # k*k*C window values in (k*C column sums with column_sums), the output pixel's channels out
     column_sums: bool = False
 
+    @property
+    def kind(self) -> str:
+        """The stage's kind in the report: the layer kind it was lowered from."""
+        return "box_sum" if self.column_sums else "conv2d"
+
     def windows(self, x: np.ndarray) -> np.ndarray:
         """Every output pixel's window: [batch, out_h, out_w, k*k*C] for frames ``x`` [batch, C, H, W]."""
         k, s, p = self.kernel, self.stride, self.padding
@@ -110,6 +115,7 @@ class DenseStage:
     inp: Frame
     out: Frame  # channels = the vector's length, 1 x 1
     graph: AdderGraph  # C*H*W inputs in [C, H, W] order
+    kind = "dense"
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.int64)
@@ -127,6 +133,7 @@ class HammingStage:
     out: Frame  # D channels
     disparities: int
     graph = None
+    kind = "hamming_cost"
 
     @property
     def features(self) -> int:
@@ -151,6 +158,7 @@ class ArgminStage:
     inp: Frame
     out: Frame  # 1 channel
     graph = None
+    kind = "argmin"
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.int64)
