@@ -25,6 +25,9 @@ def _lower(args: argparse.Namespace) -> int:
         print(f"jpq-hw: warning: the estimate, {report['lut4_estimate']:,} SB_LUT4, is more than the "
               f"{device['name']} has ({device['lut4']:,} LUT4): sparsify further, or use fewer or narrower "
               "weights", file=sys.stderr)
+    if args.verify:
+        from .verify.command import verify_and_print
+        return verify_and_print(args.output)
     return 0
 
 
@@ -123,9 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace an existing output folder that an earlier jpq-hw lower wrote")
     lo.set_defaults(run=_lower)
 
-    from .compress.command import add_compress_parser
+    lo.add_argument("--verify", action="store_true",
+                    help="then prove the design equal to the checkpoint for every input (jpq-hw verify)")
+    lo.set_defaults(run=_lower)
 
-    for command in (lo, add_compress_parser(sub)):  # also after the sub-command: jpq-hw lower ... --debug
+    from .compress.command import add_compress_parser
+    from .verify.command import add_verify_parser
+
+    for command in (lo, add_compress_parser(sub), add_verify_parser(sub)):  # also after the sub-command: jpq-hw lower ... --debug
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks for errors")
     return p

@@ -1,0 +1,68 @@
+"""``jpq-hw verify OUT`` (and ``jpq-hw lower --verify``): run the proof, print what it proved or
+the counterexample, exit 0 when proven and 1 when not."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .design import verify_design
+from .prove import ProofFailure
+
+EXIT_NOT_PROVEN = 1
+
+
+def add_verify_parser(sub) -> argparse.ArgumentParser:
+    v = sub.add_parser("verify", help="prove a lowered design equal to its checkpoint for every input")
+    v.add_argument("design", help="a folder written by jpq-hw lower (its rtl/ and report.json)")
+    v.add_argument("--checkpoint", metavar="FILE",
+                   help="the checkpoint (default: the one report.json names; its sha256 must match)")
+    v.add_argument("--no-simulate", action="store_true",
+                   help="do not replay a counterexample in the design's own cocotb test bench")
+    v.add_argument("--max-values", type=int, default=None, metavar="N",
+                   help="most accumulator values one output stage is run on (default 2**26)")
+    v.set_defaults(run=run_verify)
+    return v
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    return verify_and_print(args.design, checkpoint=args.checkpoint, simulate=not args.no_simulate,
+                            max_values=args.max_values)
+
+
+def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bool = True,
+                     max_values: int | None = None) -> int:
+    try:
+        proof = verify_design(design, checkpoint=checkpoint, max_enumeration=max_values)
+    except ProofFailure as failure:
+        _print_failure(design, failure, simulate)
+        return EXIT_NOT_PROVEN
+    first = proof.parts[0][1]
+    timing = "combinational" if not first.latency else f"pipelined, {first.latency} register stages on every path"
+    print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly, for every input")
+    for what, part in proof.parts:
+        lo, hi = part.widest_accumulator
+        print(f"  {what}: {part.layers} layer(s), {part.outputs} outputs; {part.neurons} output stages run on "
+              f"all {part.values_enumerated:,} accumulator values; widest accumulator [{lo}, {hi}]")
+    print(f"  {timing}; read by yosys (read_verilog; proc; flatten), {len(proof.parts)} unit(s) proven in "
+          f"{proof.seconds:.1f} s")
+    for line in proof.assumed:
+        print(f"  assumed: {line}")
+    return 0
+
+
+def _print_failure(design: str, failure: ProofFailure, simulate: bool) -> None:
+    print(f"jpq-hw verify: NOT PROVEN: {failure}", file=sys.stderr)
+    ce = getattr(failure, "counterexample", None)
+    if ce is None:
+        print("  no input vector found that shows it (the proof over-approximates the values a layer's "
+              "outputs can take together; the design may still be wrong for some input)", file=sys.stderr)
+        return
+    i = ce.first_difference()
+    print(f"  counterexample: x = {ce.x}", file=sys.stderr)
+    print(f"  output {i}: the circuit gives {ce.got[i]}, the checkpoint {ce.want[i]} "
+          f"(yosys's netlist run cycle by cycle)", file=sys.stderr)
+    if simulate:
+        from .counterexample import replay_in_simulator
+        verdict = replay_in_simulator(design, ce)
+        print(f"  {verdict}", file=sys.stderr)

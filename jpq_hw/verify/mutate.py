@@ -1,0 +1,131 @@
+"""Mutants of generated Verilog: small, plausible bugs that the proof must reject.
+
+Each :class:`Mutant` changes one line of a design's Verilog text (either backend's output), as a
+bug in an emitter or a hand edit would:
+
+- ``add_to_sub``: an adder subtracts (``a + b`` becomes ``a - b``);
+- ``shift_by_one``: a shifted operand moves one place further (``{v, 2'b0}`` becomes ``{v, 3'b0}``);
+- ``constant_by_one``: a constant in an addition, e.g. a bias, is one larger;
+- ``truncate_wire``: an adder's result wire loses its top bit;
+- ``saturation_bound``: a saturation constant (the value or the threshold) is one smaller;
+- ``skip_register``: one use of a pipeline register reads the stage before it (pipelined only).
+
+A mutant can be *equivalent* (truncating a wire whose values never need the top bit changes
+nothing); the proof rightly accepts those. :func:`mutants` picks sites spread over the file with a
+fixed seed, so the same design always gives the same mutants.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+KINDS = ("add_to_sub", "shift_by_one", "constant_by_one", "truncate_wire", "saturation_bound", "skip_register")
+
+
+@dataclass
+class Mutant:
+    kind: str
+    line: int          # 1-based
+    before: str
+    after: str
+    text: str          # the whole mutated file
+
+    def describe(self) -> str:
+        return f"{self.kind} at line {self.line}: {self.before.strip()[:90]}  ->  {self.after.strip()[:90]}"
+
+
+_COMMENT = re.compile(r"//.*$")
+_ASSIGN = re.compile(r"^\s*(?:\(\* keep \*\)\s*)?(?:wire\s+\[\d+:\d+\]\s+(\S+)\s*=|assign\s+(\S+)\s*=)(.*);")
+_CONST = re.compile(r"(\d+)'h([0-9a-fA-F]+)")
+_SHIFT = re.compile(r"(,\s*)(\d+)'([bh])0(\s*)\}")  # the zeros that end a concatenation: a left shift
+_REG_USE = re.compile(r"\b(\w+)_d(\d+)\b")
+
+
+def _code(line: str) -> str:
+    return _COMMENT.sub("", line)
+
+
+def _sites(lines: list[str], kind: str) -> list[tuple[int, str]]:
+    """(line index, mutated line) for every place ``kind`` applies."""
+    out = []
+    regs = {}
+    for i, line in enumerate(lines):
+        m = re.match(r"^\s*(\w+_d\d+)\s*<=\s*(.*?);", line)
+        if m:
+            regs[m.group(1)] = m.group(2)
+    for i, line in enumerate(lines):
+        code = _code(line)
+        m = _ASSIGN.match(code)
+        if not m:
+            continue
+        rhs = m.group(3)
+        comment = line[len(code):]
+        head = code[:code.index(rhs)] if rhs else code
+        if kind == "add_to_sub" and " + " in rhs and "?" not in rhs:
+            out.append((i, head + rhs.replace(" + ", " - ", 1) + ";" + comment))
+        elif kind == "shift_by_one" and " + " in rhs or kind == "shift_by_one" and " - " in rhs \
+                or kind == "shift_by_one" and re.match(r"\s*\{", rhs):
+            s = _SHIFT.search(rhs)
+            if s and "?" not in rhs:
+                k = int(s.group(2))
+                new = rhs[:s.start()] + f"{s.group(1)}{k + 1}'{s.group(3)}0{s.group(4)}}}" + rhs[s.end():]
+                out.append((i, head + new + ";" + comment))
+        elif kind == "constant_by_one" and (" + " in rhs or " - " in rhs) and "?" not in rhs:
+            c = _CONST.search(rhs)
+            if c:
+                w, v = int(c.group(1)), int(c.group(2), 16)
+                new = rhs[:c.start()] + f"{w}'h{(v + 1) % (1 << w):x}" + rhs[c.end():]
+                out.append((i, head + new + ";" + comment))
+        elif kind == "saturation_bound" and "?" in rhs:
+            for c in _CONST.finditer(rhs):
+                w, v = int(c.group(1)), int(c.group(2), 16)
+                if v:
+                    new = rhs[:c.start()] + f"{w}'h{v - 1:x}" + rhs[c.end():]
+                    out.append((i, head + new + ";" + comment))
+                    break
+        elif kind == "skip_register":
+            for r in _REG_USE.finditer(rhs):
+                name, k = r.group(0), int(r.group(2))
+                prev = f"{r.group(1)}_d{k - 1}" if k > 1 else regs.get(name)
+                if prev and "[" in prev and rhs[r.end():].lstrip().startswith("["):
+                    continue  # the source is a part-select: selecting from it is not Verilog
+                if name in regs and prev:
+                    new = rhs[:r.start()] + prev + rhs[r.end():]
+                    out.append((i, head + new + ";" + comment))
+                    break
+    if kind == "truncate_wire":
+        out += _truncations(lines)
+    return out
+
+
+def _truncations(lines: list[str]) -> list[tuple[int, str]]:
+    """Declarations of adder results with their width one smaller."""
+    sums = set()
+    for line in lines:
+        m = _ASSIGN.match(_code(line))
+        if m and (" + " in m.group(3) or " - " in m.group(3)) and "?" not in m.group(3):
+            sums.add(m.group(1) or m.group(2))
+    out = []
+    decl = re.compile(r"^(\s*(?:\(\* keep \*\)\s*)?(?:wire|reg)\s+\[)(\d+)(:0\]\s+)(\S+)(.*)$")
+    for i, line in enumerate(lines):
+        m = decl.match(line)
+        if m and m.group(4) in sums and int(m.group(2)) >= 1:
+            out.append((i, f"{m.group(1)}{int(m.group(2)) - 1}{m.group(3)}{m.group(4)}{m.group(5)}"))
+    return out
+
+
+def mutants(text: str, kinds=KINDS, per_kind: int = 3, seed: int = 0) -> list[Mutant]:
+    """Up to ``per_kind`` mutants of each kind, at sites spread over ``text`` (fixed ``seed``)."""
+    lines = text.split("\n")
+    rng = random.Random(seed)
+    out = []
+    for kind in kinds:
+        sites = _sites(lines, kind)
+        if len(sites) > per_kind:
+            sites = sorted(rng.sample(sites, per_kind))
+        for i, new in sites:
+            mutated = lines[:i] + [new] + lines[i + 1:]
+            out.append(Mutant(kind, i + 1, lines[i], new, "\n".join(mutated)))
+    return out

@@ -1,0 +1,278 @@
+"""A generated design as yosys reads it: the word-level netlist the proof works on.
+
+yosys reads the Verilog files (``read_verilog -sv``, the front end that the simulators' reading of
+the language is assumed to agree with), and only the passes that give its word-level cells a
+netlist form run: ``hierarchy; proc; flatten; opt_clean; write_json``. No optimisation or
+technology mapping touches the arithmetic, so the cells the proof sees are the ``+``, ``-``,
+comparisons and multiplexers of the source.
+
+:class:`Netlist` is that JSON, with every wire bit traced through the cells that only move bits
+(``$pos``, shifts by a constant amount, a ``$mux`` whose select is constant, and ``$dff``
+registers) to where its value is made: a :class:`BitRef` into a *word* (a module input field or the
+output of a value cell: arithmetic, comparison, logic, a multiplexer), seen through ``delay``
+registers, or a constant bit. A register counts as a delay of one clock cycle; which registers
+are allowed (clock, enable, initial values) is checked by :meth:`Netlist.registers_check`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import JpqError
+from ..synth.yosys import find_yosys
+
+
+@dataclass(frozen=True)
+class BitRef:
+    """Bit ``bit`` of word ``word``, as it was ``delay`` clock cycles ago."""
+
+    word: int
+    bit: int
+    delay: int = 0
+
+
+Bit = BitRef | str  # a BitRef, or a constant "0" / "1" / "x"
+
+
+@dataclass
+class Word:
+    """A value the netlist makes: an input field (``cell`` None) or a value cell's output ``Y``."""
+
+    name: str
+    width: int
+    cell: dict | None = None
+    ports: dict[str, list[Bit]] = field(default_factory=dict)  # the value cell's inputs, resolved
+
+    @property
+    def type(self) -> str:
+        return self.cell["type"] if self.cell else "input"
+
+    def param(self, name: str) -> int:
+        v = self.cell["parameters"][name]
+        return int(v, 2) if isinstance(v, str) else int(v)
+
+
+# cells that only move bits (resolved away) and cells the proof never needs to look into
+_SHIFTS = {"$shl", "$sshl", "$shr", "$sshr"}
+_IGNORED = {"$scopeinfo"}
+_REGISTERS = {"$dff"}
+
+
+class NetlistError(JpqError):
+    """The netlist holds something the proof cannot reason about."""
+
+
+def read_netlist_json(files: Sequence[Path], top: str, workdir: Path) -> dict:
+    """Run yosys on ``files`` and return the flattened top module of its ``write_json``."""
+    out = workdir / "netlist.json"
+    rel = [os.path.relpath(f, workdir) for f in files]
+    script = (" ".join(["read_verilog -sv", *[_quote(r) for r in rel]]) +
+              f"; hierarchy -check -top {top}; proc; flatten; opt_clean; write_json netlist.json")
+    cmd = [*find_yosys(), "-q", "-p", script]
+    run = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if run.returncode != 0 or not out.exists():
+        msg = (run.stderr or run.stdout).strip().splitlines()
+        raise NetlistError(f"yosys could not read the design: {msg[-1] if msg else 'no output'}")
+    modules = json.loads(out.read_text())["modules"]
+    if top not in modules:
+        raise NetlistError(f"yosys wrote no module {top}")
+    return modules[top]
+
+
+def _quote(path: str) -> str:
+    return '"' + path.replace('"', '\\"') + '"' if any(c in path for c in ' ;"') else path
+
+
+def load_netlist(files: Sequence[Path], top: str, inputs: dict[str, list[int]]) -> "Netlist":
+    """yosys's netlist of ``files`` with the input ports cut into the fields ``inputs`` names
+    (port name -> field widths, least significant field first)."""
+    with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
+        module = read_netlist_json(files, top, Path(tmp))
+    return Netlist(module, inputs)
+
+
+class Netlist:
+    """The top module of a yosys JSON netlist, its bits traced to words (see the module notes)."""
+
+    def __init__(self, module: dict, inputs: dict[str, list[int]]):
+        self.module = module
+        self.words: list[Word] = []
+        self.word_of_cell: dict[str, int] = {}
+        self.input_fields: dict[str, list[int]] = {}      # port -> word index of each field
+        self._driver: dict[int, tuple[str, str, int]] = {}  # net -> (cell, port, index)
+        self._input_bit: dict[int, Bit] = {}
+        self._resolved: dict[int, Bit] = {}
+        self.registers: list[str] = []
+        self.init: dict[int, str] = {}
+        ports = module["ports"]
+        for name, port in ports.items():
+            if port["direction"] != "input":
+                continue
+            bits = port["bits"]
+            widths = inputs.get(name, [1] * len(bits))
+            if sum(widths) != len(bits):
+                raise NetlistError(f"input port {name} has {len(bits)} bits, the interface says {sum(widths)}")
+            fields, pos = [], 0
+            for i, w in enumerate(widths):
+                idx = len(self.words)
+                self.words.append(Word(f"{name}[{i}]" if len(widths) > 1 else name, w))
+                fields.append(idx)
+                for b in range(w):
+                    net = bits[pos + b]
+                    if isinstance(net, int):
+                        self._input_bit[net] = BitRef(idx, b)
+                pos += w
+            self.input_fields[name] = fields
+        for name, cell in module["cells"].items():
+            kind = cell["type"]
+            if kind in _IGNORED:
+                continue
+            if kind.startswith("$") is False:
+                raise NetlistError(f"cell {name} is an instance of {kind}, which the proof cannot look into")
+            for port, direction in cell["port_directions"].items():
+                if direction == "output":
+                    for i, net in enumerate(cell["connections"][port]):
+                        if isinstance(net, int):
+                            if net in self._driver or net in self._input_bit:
+                                raise NetlistError(f"wire bit {net} has two drivers (cell {name})")
+                            self._driver[net] = (name, port, i)
+            if kind in _REGISTERS:
+                self.registers.append(name)
+            elif not self._is_wiring(cell):
+                idx = len(self.words)
+                self.words.append(Word(name, len(cell["connections"]["Y"]), cell))
+                self.word_of_cell[name] = idx
+        for net in module["netnames"].values():
+            init = net.get("attributes", {}).get("init")
+            if isinstance(init, str):
+                for i, b in enumerate(reversed(init)):
+                    if i < len(net["bits"]) and isinstance(net["bits"][i], int):
+                        self.init[net["bits"][i]] = b
+        for w in self.words:
+            if w.cell is not None:
+                w.ports = {p: self.resolve_bits(w.cell["connections"][p])
+                           for p, d in w.cell["port_directions"].items() if d == "input"}
+
+    # ------------------------------------------------------------------ wiring
+
+    @staticmethod
+    def _is_wiring(cell: dict) -> bool:
+        kind = cell["type"]
+        if kind == "$pos":
+            return True
+        if kind in _SHIFTS:
+            return all(b in ("0", "1") for b in cell["connections"]["B"])
+        if kind == "$mux":
+            return all(b in ("0", "1") for b in cell["connections"]["S"])
+        return False
+
+    def output_bits(self, port: str) -> list[Bit]:
+        return self.resolve_bits(self.module["ports"][port]["bits"])
+
+    def resolve_bits(self, nets: Sequence) -> list[Bit]:
+        return [self.resolve(n) for n in nets]
+
+    def resolve(self, net) -> Bit:
+        """Where the value of wire bit ``net`` is made (see the module notes)."""
+        if isinstance(net, str):
+            return net if net in ("0", "1") else "x"
+        stack, out = [net], None
+        while stack:  # iterative: register and wiring chains can be long
+            top = stack[-1]
+            if top in self._resolved:
+                stack.pop()
+                continue
+            got = self._step(top)
+            if isinstance(got, tuple):  # needs another bit first: (net, delay)
+                dep, _ = got
+                if dep in stack:
+                    raise NetlistError(f"a combinational loop through wire bit {dep}")
+                stack.append(dep)
+                continue
+            self._resolved[top] = got
+            stack.pop()
+        out = self._resolved[net]
+        return out
+
+    def _step(self, net: int):
+        """The resolved value of ``net``, or ``(other_net, delay)`` when ``other_net`` must be resolved first."""
+        if net in self._input_bit:
+            return self._input_bit[net]
+        if net not in self._driver:
+            raise NetlistError(f"wire bit {net} ({self.net_name(net)}) has no driver")
+        name, port, i = self._driver[net]
+        if name in self.word_of_cell:
+            return BitRef(self.word_of_cell[name], i)
+        cell = self.module["cells"][name]
+        src, delay = self._wiring_source(cell, i)
+        if isinstance(src, str):
+            return src
+        if src not in self._resolved:
+            return (src, delay)
+        got = self._resolved[src]
+        if isinstance(got, BitRef) and delay:
+            return BitRef(got.word, got.bit, got.delay + delay)
+        return got
+
+    def _wiring_source(self, cell: dict, i: int):
+        """(net or constant, registers crossed) that output bit ``i`` of a wiring cell copies."""
+        kind, conn = cell["type"], cell["connections"]
+        if kind == "$dff":
+            return conn["D"][i], 1
+        if kind == "$mux":
+            return (conn["B"] if conn["S"][0] == "1" else conn["A"])[i], 0
+        p = cell["parameters"]
+        a, signed = conn["A"], bool(int(str(p["A_SIGNED"]), 2) if isinstance(p["A_SIGNED"], str) else p["A_SIGNED"])
+        y_width = len(conn["Y"])
+        width = max(len(a), y_width)
+        ext = list(a) + [a[-1] if signed else "0"] * (width - len(a))
+        if kind == "$pos":
+            return ext[i], 0
+        k = int("".join(reversed(["1" if b == "1" else "0" for b in conn["B"]])) or "0", 2)
+        if kind in ("$shl", "$sshl"):
+            return (ext[i - k] if i >= k else "0"), 0
+        j = i + k
+        if j < width:
+            return ext[j], 0
+        return (ext[-1] if kind == "$sshr" and signed else "0"), 0
+
+    def topological(self) -> list[int]:
+        """The words in an order where each comes after every word it reads (registers included:
+        a feed-forward design has no loop even through registers)."""
+        words = self.words
+        users: list[list[int]] = [[] for _ in words]
+        pending = [0] * len(words)
+        for u, w in enumerate(words):
+            deps = {b.word for bits in w.ports.values() for b in bits if isinstance(b, BitRef)}
+            pending[u] = len(deps)
+            for d in deps:
+                users[d].append(u)
+        queue = deque(u for u in range(len(words)) if pending[u] == 0)
+        order = []
+        while queue:
+            u = queue.popleft()
+            order.append(u)
+            for v in users[u]:
+                pending[v] -= 1
+                if pending[v] == 0:
+                    queue.append(v)
+        if len(order) != len(words):
+            stuck = next(words[u].name for u in range(len(words)) if pending[u])
+            raise NetlistError(f"a feedback loop through registers (cell {stuck}): a feed-forward design has none")
+        return order
+
+    def net_name(self, net: int) -> str:
+        for name, n in self.module["netnames"].items():
+            if net in n["bits"]:
+                return f"{name}[{n['bits'].index(net)}]"
+        return f"net {net}"
+
+    def register_cells(self) -> list[dict]:
+        return [self.module["cells"][n] for n in self.registers]
