@@ -100,6 +100,8 @@ def evaluate_cell(word: Word, value_of: Callable[[int, int], np.ndarray], n: int
     def boolean(v):
         return as_width(np.asarray(v).astype(np.int64), y)
 
+    if kind == "$jpq_slice":  # a part-select (see netlist._split_slices)
+        return ports["A"]
     if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
         a, b = ext("A"), ext("B")
         if a.dtype != b.dtype:

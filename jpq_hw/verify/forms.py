@@ -15,6 +15,7 @@ wrap around never passes as exact.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 
 from .netlist import Bit, BitRef
@@ -62,6 +63,19 @@ class Form:
     def shape_key(self) -> frozenset:
         """The non-constant part, hashable: forms that differ by a constant share it."""
         return frozenset(self.coef.items())
+
+    def normalized(self) -> tuple[frozenset, int]:
+        """``(key, scale)`` with ``self - const == scale * N`` for the form ``N`` that ``key`` holds:
+        its coefficients divided by their gcd, the first variable's made positive. Forms that are
+        multiples of one another up to a constant share the key."""
+        if not self.coef:
+            return frozenset(), 0
+        g = 0
+        for c in self.coef.values():
+            g = math.gcd(g, c)
+        if self.coef[min(self.coef)] < 0:
+            g = -g
+        return frozenset((v, c // g) for v, c in self.coef.items()), g
 
     def range(self, ranges: dict) -> tuple[int, int]:
         if self._range is None:

@@ -107,12 +107,32 @@ def _truncations(lines: list[str]) -> list[tuple[int, str]]:
         m = _ASSIGN.match(_code(line))
         if m and (" + " in m.group(3) or " - " in m.group(3)) and "?" not in m.group(3):
             sums.add(m.group(1) or m.group(2))
-    out = []
     decl = re.compile(r"^(\s*(?:\(\* keep \*\)\s*)?(?:wire|reg)\s+\[)(\d+)(:0\]\s+)(\S+)(.*)$")
+    whole = set()  # sums that some line reads whole (not through a part-select, which may drop the top bit)
+    for line in lines:
+        code = _code(line)
+        if decl.match(code) and "=" not in code:
+            continue
+        m = _ASSIGN.match(code)
+        rhs = m.group(3) if m else code
+        for name in sums:
+            at = rhs.find(name)
+            while at >= 0:
+                end = at + len(name)
+                if not (rhs[end:end + 1].isalnum() or rhs[end:end + 1] == "_") and \
+                        not rhs[end:].lstrip().startswith("[") and not (at and (rhs[at - 1].isalnum() or rhs[at - 1] in "_\\")):
+                    whole.add(name)
+                    break
+                at = rhs.find(name, end)
+    out = []
+    select = re.compile(r"^(\s*(?:assign\s+\S+\s*=|\S+\s*<=)\s*)(\S+)(\s*\[)(\d+)(:0\]\s*;.*)$")
     for i, line in enumerate(lines):
         m = decl.match(line)
-        if m and m.group(4) in sums and int(m.group(2)) >= 1:
+        if m and m.group(4) in whole and int(m.group(2)) >= 1:
             out.append((i, f"{m.group(1)}{int(m.group(2)) - 1}{m.group(3)}{m.group(4)}{m.group(5)}"))
+        m = select.match(line)  # a sum kept through a part-select (Amaranth): the select loses a bit
+        if m and m.group(2) in sums and int(m.group(4)) >= 1:
+            out.append((i, f"{m.group(1)}{m.group(2)}{m.group(3)}{int(m.group(4)) - 1}{m.group(5)}"))
     return out
 
 

@@ -90,19 +90,28 @@ def _quote(path: str) -> str:
     return '"' + path.replace('"', '\\"') + '"' if any(c in path for c in ' ;"') else path
 
 
-def load_netlist(files: Sequence[Path], top: str, inputs: dict[str, list[int]]) -> "Netlist":
+def load_netlist(files: Sequence[Path], top: str, inputs: dict[str, list[int]], enable: str | None = None
+                 ) -> "Netlist":
     """yosys's netlist of ``files`` with the input ports cut into the fields ``inputs`` names
-    (port name -> field widths, least significant field first)."""
+    (port name -> field widths, least significant field first); ``enable``: see :class:`Netlist`."""
     with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
         module = read_netlist_json(files, top, Path(tmp))
-    return Netlist(module, inputs)
+    return Netlist(module, inputs, enable)
 
 
 class Netlist:
-    """The top module of a yosys JSON netlist, its bits traced to words (see the module notes)."""
+    """The top module of a yosys JSON netlist, its bits traced to words (see the module notes).
 
-    def __init__(self, module: dict, inputs: dict[str, list[int]]):
+    With ``enable`` (the name of a 1-bit input port, a stream kernel's ``en``), every register must
+    load only where that input is high: its ``D`` is a ``$mux`` selecting, on ``en``, between the
+    register's own ``Q`` and the new value. Such a pipeline computes the same function, counted in
+    cycles where ``en`` is high, as with ``en`` always high, which is how it is read here (the
+    multiplexer becomes a wire from its new value); :meth:`unenabled_registers` lists those that break
+    the rule."""
+
+    def __init__(self, module: dict, inputs: dict[str, list[int]], enable: str | None = None):
         self.module = module
+        self.enable_muxes = self._enable_muxes(module, enable) if enable else set()
         self.words: list[Word] = []
         self.word_of_cell: dict[str, int] = {}
         self.input_fields: dict[str, list[int]] = {}      # port -> word index of each field
@@ -145,7 +154,7 @@ class Netlist:
                             self._driver[net] = (name, port, i)
             if kind in _REGISTERS:
                 self.registers.append(name)
-            elif not self._is_wiring(cell):
+            elif name not in self.enable_muxes and not self._is_wiring(cell):
                 idx = len(self.words)
                 self.words.append(Word(name, len(cell["connections"]["Y"]), cell))
                 self.word_of_cell[name] = idx
@@ -155,12 +164,44 @@ class Netlist:
                 for i, b in enumerate(reversed(init)):
                     if i < len(net["bits"]) and isinstance(net["bits"][i], int):
                         self.init[net["bits"][i]] = b
-        for w in self.words:
+        self._slices: dict[tuple, int] = {}
+        for w in list(self.words):
             if w.cell is not None:
-                w.ports = {p: self.resolve_bits(w.cell["connections"][p])
+                w.ports = {p: self._split_slices(self.resolve_bits(w.cell["connections"][p]))
                            for p, d in w.cell["port_directions"].items() if d == "input"}
+        self._outputs = {name: self._split_slices(self.resolve_bits(port["bits"]))
+                         for name, port in module["ports"].items() if port["direction"] == "output"}
 
     # ------------------------------------------------------------------ wiring
+
+    def _enable_muxes(self, module: dict, enable: str) -> set[str]:
+        """The ``$mux`` cells that give a register its own value unless ``enable`` is high."""
+        en = module["ports"][enable]["bits"][0]
+        d_of: dict = {}  # net -> (register, index) where the net is the register's D input
+        for name, cell in module["cells"].items():
+            if cell["type"] in _REGISTERS:
+                for i, net in enumerate(cell["connections"]["D"]):
+                    d_of[net] = (name, i)
+        out, enabled = set(), set()
+        for name, cell in module["cells"].items():
+            if cell["type"] != "$mux" or cell["connections"]["S"] != [en]:
+                continue
+            conn, ok, regs = cell["connections"], True, set()
+            for i, y in enumerate(conn["Y"]):
+                reg = d_of.get(y)
+                if reg is None or module["cells"][reg[0]]["connections"]["Q"][reg[1]] != conn["A"][i]:
+                    ok = False
+                    break
+                regs.add(reg[0])
+            if ok:
+                out.add(name)
+                enabled |= regs
+        self._enabled_registers = enabled
+        return out
+
+    def unenabled_registers(self) -> list[str]:
+        """With ``enable``: the registers that load whatever ``enable`` is."""
+        return [n for n in self.registers if n not in getattr(self, "_enabled_registers", set())]
 
     @staticmethod
     def _is_wiring(cell: dict) -> bool:
@@ -174,7 +215,40 @@ class Netlist:
         return False
 
     def output_bits(self, port: str) -> list[Bit]:
-        return self.resolve_bits(self.module["ports"][port]["bits"])
+        return self._outputs[port]
+
+    def _split_slices(self, bits: list[Bit]) -> list[Bit]:
+        """``bits`` with each run of a word's bits that does not start at bit 0 (a part-select or a
+        right shift: ``floor(v / 2**b)``, not a linear function of ``v``) replaced by the bits of a
+        *slice word*, a value cell of type ``$jpq_slice`` that copies the run."""
+        out, i = list(bits), 0
+        while i < len(bits):
+            b = bits[i]
+            if not isinstance(b, BitRef):
+                i += 1
+                continue
+            j = i + 1
+            while j < len(bits) and isinstance(bits[j], BitRef) and bits[j].word == b.word and \
+                    bits[j].delay == b.delay and bits[j].bit == b.bit + (j - i):
+                j += 1
+            k = j  # copies of the run's top bit (a sign extension) belong to it
+            while k < len(bits) and bits[k] == bits[j - 1]:
+                k += 1
+            if b.bit == 0:
+                i = k
+                continue
+            key = (b.word, b.bit, j - i, b.delay)
+            if key not in self._slices:
+                self._slices[key] = len(self.words)
+                src = self.words[b.word]
+                cell = {"type": "$jpq_slice", "parameters": {},
+                        "port_directions": {"A": "input", "Y": "output"}}
+                self.words.append(Word(f"{src.name}[{b.bit + j - i - 1}:{b.bit}]", j - i, cell,
+                                       {"A": list(bits[i:j])}))
+            word = self._slices[key]
+            out[i:k] = [BitRef(word, n) for n in range(j - i)] + [BitRef(word, j - i - 1)] * (k - j)
+            i = k
+        return out
 
     def resolve_bits(self, nets: Sequence) -> list[Bit]:
         return [self.resolve(n) for n in nets]
@@ -211,6 +285,8 @@ class Netlist:
         if name in self.word_of_cell:
             return BitRef(self.word_of_cell[name], i)
         cell = self.module["cells"][name]
+        if cell["type"] == "$mux" and name not in self.enable_muxes and not self._is_wiring(cell):
+            raise NetlistError(f"cell {name} has no word")  # pragma: no cover
         src, delay = self._wiring_source(cell, i)
         if isinstance(src, str):
             return src
@@ -227,7 +303,8 @@ class Netlist:
         if kind == "$dff":
             return conn["D"][i], 1
         if kind == "$mux":
-            return (conn["B"] if conn["S"][0] == "1" else conn["A"])[i], 0
+            enabled = conn["S"][0] not in ("0", "1")  # an enable multiplexer: read with enable high
+            return (conn["B"] if enabled or conn["S"][0] == "1" else conn["A"])[i], 0
         p = cell["parameters"]
         a, signed = conn["A"], bool(int(str(p["A_SIGNED"]), 2) if isinstance(p["A_SIGNED"], str) else p["A_SIGNED"])
         y_width = len(conn["Y"])

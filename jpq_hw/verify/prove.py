@@ -176,18 +176,34 @@ class FlatProver:
 
     # ---------------------------------------------------------------- output stages
 
-    def _resolve(self, w: int, prefer: Neuron | None = None) -> None:
-        """Prove what the opaque word ``w`` holds (a neuron's output), or record why not."""
-        if self.form[w] is not None or w in self._tried and (prefer is None or self._tried[w] is None):
-            return
+    def _resolve(self, w: int, prefer: Neuron | None = None, record: bool = True) -> bool:
+        """Prove what the opaque word ``w`` holds (a neuron's output), or record why not.
+
+        Where the cone down to linear words is not one neuron's output stage, it may run through
+        another layer's output (a threshold of the previous layer's output, say): the opaque words
+        inside it that are neuron outputs are resolved first (deepest first), and ``w`` is tried
+        again over them."""
+        if self.form[w] is not None:
+            return True
+        if w in self._tried and (prefer is None or self._tried[w] is None):
+            return False
         try:
             order, frontier = self._cone(w)
-            form = self._prove_cone(w, order, frontier, prefer)
-            self.form[w] = form
+            try:
+                self.form[w] = self._prove_cone(w, order, frontier, prefer)
+            except ProofFailure:
+                inner = [u for u in order[:-1] if self.form[u] is None and u not in self._tried]
+                if not any([self._resolve(u, record=False) for u in inner]):
+                    raise
+                order, frontier = self._cone(w)
+                self.form[w] = self._prove_cone(w, order, frontier, prefer)
             self._tried[w] = None
+            return True
         except ProofFailure as e:
             self._tried[w] = e
-            self.failures.append(e)
+            if record:
+                self.failures.append(e)
+            return False
 
     def _cone(self, w: int) -> tuple[list[int], list[int]]:
         order, frontier, seen = [], {}, set()
@@ -224,55 +240,57 @@ class FlatProver:
             for u in order:
                 vals[u] = evaluate_cell(words[u], lambda v, d: vals[v], 1)
             return Form.constant(int(vals[w][0]))
-        shapes = {self.form[f].shape_key() for f in frontier}
-        if len(shapes) != 1:
+        norm = {f: self.form[f].normalized() for f in frontier}
+        if len({key for key, _ in norm.values()}) != 1:
             names = ", ".join(self._name(f) for f in frontier[:4])
             raise ProofFailure(f"{self._name(w)} is a function of several different sums ({names}): "
                                "not one neuron's output stage")
-        base = self.form[frontier[0]]
-        shape = Form(base.coef, 0)
-        candidates = list(self.ref.by_shape.get(shape.shape_key(), []))
+        key = norm[frontier[0]][0]
+        base = Form(dict(key))  # every frontier word holds scale * base + constant
+        candidates = list(self.ref.by_shape.get(key, []))
         if not candidates:
-            raise ProofFailure(f"{self._name(w)} is computed from {self._name(frontier[0])} = {base}, "
-                               "which is no neuron's weighted sum in the checkpoint")
-        if prefer is not None and prefer in candidates:
-            candidates.remove(prefer)
-            candidates.insert(0, prefer)
-        lo, hi = shape.range(self.ref.ranges)
+            raise ProofFailure(f"{self._name(w)} is computed from {self._name(frontier[0])} = "
+                               f"{self.form[frontier[0]]}, which is no neuron's weighted sum in the checkpoint")
+        if prefer is not None:
+            candidates.sort(key=lambda c: c[0] is not prefer)
+        lo, hi = base.range(self.ref.ranges)
         if hi - lo + 1 > self.max_enumeration:
             raise ProofFailure(f"{self._name(w)}: the accumulator takes {hi - lo + 1:,} values, more than the "
                                f"{self.max_enumeration:,} an output stage is run on")
+        inputs = [(f, norm[f][1], self.form[f].const) for f in frontier]
         first_failure = None
-        for neuron in candidates:
-            bad = self._run_cone(w, order, frontier, neuron, lo, hi)
+        for neuron, scale in candidates:
+            bad = self._run_cone(w, order, inputs, neuron, scale, lo, hi)
             if bad is None:
                 self.cones += 1
                 self.enumerated += hi - lo + 1
                 return neuron.out
             if first_failure is None:
-                first_failure = (neuron, bad)
-        neuron, (t, got, want, where) = first_failure
+                first_failure = (neuron, scale, bad)
+        neuron, scale, (u, got, want, where) = first_failure
         layer = self.ref.qnet.layers[neuron.layer]
-        acc = t + neuron.acc.const
+        acc = scale * u + neuron.acc.const
         raise ProofFailure(f"layer {layer.name} output {neuron.index}: at accumulator {acc} the circuit's output "
                            f"stage gives {got}, the contract {want} (modulo 2**{words[w].width})",
-                           neuron=neuron, acc=acc, form=shape, targets=where)
+                           neuron=neuron, acc=acc, form=base, targets=where)
 
-    def _run_cone(self, w, order, frontier, neuron: Neuron, lo: int, hi: int):
-        """None if the cone equals the neuron's output stage on every accumulator value, else the
-        first ``(t, got, want)`` where it does not."""
+    def _run_cone(self, w, order, inputs, neuron: Neuron, scale: int, lo: int, hi: int):
+        """None if the cone equals the neuron's output stage for every value ``u`` in ``[lo, hi]``
+        of the base sum (the neuron's accumulator is ``scale * u + const``; frontier word ``f``
+        holds ``s_f * u + c_f``, ``inputs`` lists ``(f, s_f, c_f)``), else the first
+        ``(u, got, want, sample of failing u)``."""
         words = self.nl.words
         width = words[w].width
         g = self.ref.stage(neuron.layer)
         for start in range(lo, hi + 1, CHUNK):
             t = np.arange(start, min(hi + 1, start + CHUNK), dtype=np.int64)
             vals: dict[int, np.ndarray] = {}
-            for f in frontier:
-                vals[f] = as_width(t + self.form[f].const, words[f].width)
+            for f, s_f, c_f in inputs:
+                vals[f] = as_width(s_f * t + c_f, words[f].width)
             for u in order:
                 vals[u] = evaluate_cell(words[u], lambda v, d: vals[v], len(t))
             got = vals[w]
-            want = as_width(np.asarray(g(t + neuron.acc.const)), width)
+            want = as_width(np.asarray(g(scale * t + neuron.acc.const)), width)
             bad = np.flatnonzero(got != want)
             if len(bad):
                 i = int(bad[0])
@@ -318,8 +336,9 @@ class FlatProver:
             pol = cell["parameters"]["CLK_POLARITY"]
             if not (isinstance(c, BitRef) and c.word == clk and c.delay == 0) or int(str(pol), 2) != 1:
                 raise ProofFailure(f"register {name} is not clocked by the rising edge of clk")
-        if en is not None:
-            self._check_enables(en)
+        if en is not None and self.nl.unenabled_registers():
+            raise ProofFailure(f"register {self.nl.unenabled_registers()[0]} loads whatever en is: a stalled "
+                               "pipeline would lose or change its value")
 
     def check_valid(self, out_port: str = "out_valid", in_port: str = "in_valid") -> None:
         """``out_valid`` is ``in_valid`` through exactly ``latency`` registers that power up at 0."""
@@ -349,6 +368,3 @@ class FlatProver:
                 raise ProofFailure(f"{out_port} is computed by {cell['type']} {name}, not delayed {in_port}")
         if crossed != self.latency:
             raise ProofFailure(f"{out_port} follows {in_port} by {crossed} cycles, the report says {self.latency}")
-
-    def _check_enables(self, en: int) -> None:
-        raise NetlistError("enable registers are checked by the stream kernel proof")  # pragma: no cover
