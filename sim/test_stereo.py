@@ -44,6 +44,9 @@ def test_stereo_example_streams_motorcycle_bit_exact(sim_build_root, simulators,
     report = lower_checkpoint(EXAMPLE, out, top="stereo", n_vectors=1, force=True, extra_inputs=frame.reshape(1, -1))
     assert report["interface"] == "stream" and report["cycles_per_frame"] == 125 * 185
     assert lint_verilog(rtl_files(out), "stereo") == []
+    from jpq_hw.verify import verify_design
+    proof = verify_design(out, checkpoint=EXAMPLE)  # the feature conv and the box filter, proven
+    assert [p.outputs for _, p in proof.parts] == [32, 16]
     x = np.array(read_design(out).x)
     assert any(np.array_equal(row, frame.reshape(-1)) for row in x)  # the Motorcycle frame is among them
     result = run_design(out, "verilator", build_dir=sim_build_root / "sim_build" / "stereo_example")

@@ -9,7 +9,8 @@ each design:
 
 1. ``jpq_hw.flow.lower_checkpoint`` writes the design folder (its own check: the stream's stage
    interpreters equal the reference on every frame); its report must state the stream interface;
-2. the Verilog must pass ``verilator --lint-only -Wall`` with no warning;
+2. the Verilog must pass ``verilator --lint-only -Wall`` with no warning, and ``jpq-hw verify`` must
+   prove every kernel (the verilog backend's);
 3. the design folder's test bench (``tb/stream_tb.v``, clocked by :mod:`jpq_hw.sim.cocotb_bench`)
    streams the frames through it: a reset in the middle of a frame, then every frame with random
    bubbles on the input and random back-pressure on the output, then every frame again back to
@@ -34,6 +35,7 @@ from jpq_hw.design_folder import StreamInterface, read_design, rtl_files
 from jpq_hw.flow import lower_checkpoint
 from jpq_hw.ir import IntFormat, load_checkpoint, random_conv_qnet, random_stereo_qnet, save_checkpoint
 from jpq_hw.reference import run_reference
+from jpq_hw.verify import verify_design
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits-cnn.pt"
@@ -155,6 +157,8 @@ def test_stream_matches_reference(case, sim_build_root, simulators, sim_results)
     assert report["adders"] == sum(s["adders"] for s in report["layers"])
     if case.backend == "verilog":
         assert lint_verilog(rtl_files(out), top) == []
+        proof = verify_design(out, checkpoint=ckpt)  # every kernel proven (jpq-hw verify)
+        assert len(proof.parts) == sum(s["kind"] in ("conv2d", "box_sum", "dense") for s in report["layers"])
     # every layer's output varies over the frames, so a design that computed a constant would fail
     frames = np.array(read_design(out).x).reshape(-1, *qnet.input_shape)
     for layer, y in zip(qnet.layers, run_reference(qnet, frames, all_layers=True)):

@@ -159,6 +159,16 @@ THRESHOLD_OF_OUTPUT = _net(IntFormat(2, True),
                                       (9, 2): -64}, 0, IntFormat(12, False)),
                            ((4, 10), {(0, 6): 7, (1, 9): -8, (3, 4): -8}, 0, IntFormat(8, True)),
                            ((10, 4), {(1, 1): 127, (2, 1): 127, (6, 1): -128, (8, 3): -128}, 8, IntFormat(1, False)))
+# ... and 3 x computed as -x on two bits (0 - x is 3 x modulo 4 where x is one bit), read zero-extended.
+_W0 = [[-20, -28, 12], [-15, 18, -13], [11, -13, -21], [-23, 15, -31], [7, 25, -19]]
+_W1 = [[0, 0, 0, 0, -1], [0, 0, -1, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 5], [0, -8, 0, -7, 3], [-1, 0, 7, 3, 0],
+       [0, 0, -7, 0, 0], [0, 4, 0, 0, 0], [0, -5, 7, 0, 0], [2, 0, 6, 0, 0]]
+NEGATION_MODULO = _net(IntFormat(1, False),
+                       ((5, 3), {(r, c): v for r, row in enumerate(_W0) for c, v in enumerate(row) if v}, 0,
+                        IntFormat(1, False)),
+                       ((10, 5), {(r, c): v for r, row in enumerate(_W1) for c, v in enumerate(row) if v}, 0,
+                        IntFormat(1, False)),
+                       ((1, 10), {(0, 0): -2, (0, 1): 1, (0, 3): -1}, 0, IntFormat(1, False)))
 
 
 FUZZ_EXAMPLES = int(os.environ.get("JPQ_FUZZ_EXAMPLES", "20"))  # a longer hunt: JPQ_FUZZ_EXAMPLES=500
@@ -171,6 +181,7 @@ FUZZ_EXAMPLES = int(os.environ.get("JPQ_FUZZ_EXAMPLES", "20"))  # a longer hunt:
 @example(qnet=random_qnet([1, 1]), backend="verilog", pipeline=0, optimize="best")
 @example(qnet=SHARED_SATURATION, backend="verilog", pipeline=0, optimize="best")
 @example(qnet=THRESHOLD_OF_OUTPUT, backend="verilog", pipeline=0, optimize="best")
+@example(qnet=NEGATION_MODULO, backend="verilog", pipeline=0, optimize="best")
 @example(qnet=QNet((3,), IntFormat(4, True), (QLayer("l0", "linear", np.zeros((2, 3), np.int64),
                                                      np.array([5, -7]), 1, False, IntFormat(3, True)),)),
          backend="verilog", pipeline=1, optimize="best")

@@ -39,7 +39,13 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
         return EXIT_NOT_PROVEN
     first = proof.parts[0][1]
     timing = "combinational" if not first.latency else f"pipelined, {first.latency} register stages on every path"
-    print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly, for every input")
+    if proof.interface == "stream":
+        timing = "kernels " + ("combinational" if not any(p.latency for _, p in proof.parts) else
+                               "pipelined: " + ", ".join(str(p.latency) for _, p in proof.parts) + " register stages")
+        print(f"proven: every kernel of {proof.top} ({design}/rtl) computes its layer of {proof.checkpoint} exactly, "
+              "for every window")
+    else:
+        print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly, for every input")
     for what, part in proof.parts:
         lo, hi = part.widest_accumulator
         print(f"  {what}: {part.layers} layer(s), {part.outputs} outputs; {part.neurons} output stages run on "

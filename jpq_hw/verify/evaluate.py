@@ -53,6 +53,7 @@ def assemble(bits: Sequence[Bit], value_of: Callable[[int, int], np.ndarray], n:
     was ``delay`` cycles before."""
     width = len(bits)
     out = np.zeros(n, dtype=_dtype(width))
+    const = 0
     i = 0
     while i < width:
         b = bits[i]
@@ -60,7 +61,7 @@ def assemble(bits: Sequence[Bit], value_of: Callable[[int, int], np.ndarray], n:
             if b == "x":
                 raise NetlistError("an undefined (x) bit reaches a value the proof evaluates")
             if b == "1":
-                out = out + (1 << i)
+                const |= 1 << i
             i += 1
             continue
         j = i + 1  # a run of consecutive bits of one word
@@ -73,6 +74,8 @@ def assemble(bits: Sequence[Bit], value_of: Callable[[int, int], np.ndarray], n:
             out = np.asarray(out, dtype=object)
         out = out + (((v >> b.bit) & _mask(j - i)) << i)
         i = j
+    if const:
+        out = out + const
     return as_width(out, width)
 
 
@@ -103,7 +106,9 @@ def evaluate_cell(word: Word, value_of: Callable[[int, int], np.ndarray], n: int
     if kind == "$jpq_slice":  # a part-select (see netlist._split_slices)
         return ports["A"]
     if kind in ("$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor"):
-        a, b = ext("A"), ext("B")
+        both = signed("A") and signed("B")  # simlib.v: signed only where both operands are
+        a = _ext(ports["A"], widths["A"], both, y)
+        b = _ext(ports["B"], widths["B"], both, y)
         if a.dtype != b.dtype:
             a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
         r = {"$add": lambda: a + b, "$sub": lambda: a - b, "$mul": lambda: np.asarray(a, dtype=object) * b,

@@ -15,6 +15,7 @@ wrap around never passes as exact.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -194,15 +195,38 @@ def read_port(bits: Sequence[Bit], form_of: Callable[[int], "Form | None"], rang
 
 
 def _representative(f: Form, ranges: dict, bits: int, signed: bool, modulus_bits: int) -> "Form | None":
-    """``f + k * 2**modulus_bits`` (the same bits) whose range lies in the ``bits``-bit signed or
-    unsigned range, or None if no ``k`` does."""
-    lo, hi = f.range(ranges)
+    """A form with the same bits as ``f`` modulo ``2**modulus_bits`` (its constant and coefficients
+    changed by multiples of it) whose range lies in the ``bits``-bit signed or unsigned range, or
+    None if none is found. First the constant alone; then, as a lowering may compute ``3 x`` as
+    ``-x`` on two bits, each coefficient's two nearest representatives (every combination up to
+    ten coefficients, else all-positive, all-negative and the smallest)."""
     t0, t1 = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     step = 1 << modulus_bits
-    k = -((lo - t0) // step)  # the smallest k with lo + k * step >= t0
-    if hi + k * step > t1:
-        return None
-    return f if k == 0 else Form(f.coef, f.const + k * step)
+
+    def shifted(g: Form) -> "Form | None":
+        lo, hi = g.range(ranges)
+        k = -((lo - t0) // step)  # the smallest k with lo + k * step >= t0
+        if hi + k * step > t1:
+            return None
+        return g if k == 0 else Form(g.coef, g.const + k * step)
+
+    got = shifted(f)
+    if got is not None or not f.coef:
+        return got
+    names = list(f.coef)
+    pos = [f.coef[v] % step for v in names]
+    neg = [p - step for p in pos]
+    if len(names) <= 10:
+        choices = itertools.product(*[(p, n) for p, n in zip(pos, neg)])
+    else:
+        small = [p if p <= -n else n for p, n in zip(pos, neg)]
+        choices = [pos, neg, small]
+    for coefs in choices:
+        g = Form({v: c for v, c in zip(names, coefs) if c}, f.const)
+        got = shifted(g)
+        if got is not None:
+            return got
+    return None
 
 
 def reduce_mod(f: Form, width: int) -> Form:

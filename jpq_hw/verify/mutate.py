@@ -136,13 +136,30 @@ def _truncations(lines: list[str]) -> list[tuple[int, str]]:
     return out
 
 
-def mutants(text: str, kinds=KINDS, per_kind: int = 3, seed: int = 0) -> list[Mutant]:
-    """Up to ``per_kind`` mutants of each kind, at sites spread over ``text`` (fixed ``seed``)."""
+def module_lines(text: str, prefix: str) -> list[range]:
+    """The line ranges (0-based) of the modules whose name starts with ``prefix`` (a stream's
+    kernels: ``TOP_s``)."""
+    out, start = [], None
+    for i, line in enumerate(text.split("\n")):
+        if re.match(rf"^module {re.escape(prefix)}", line):
+            start = i
+        elif line.startswith("endmodule") and start is not None:
+            out.append(range(start, i + 1))
+            start = None
+    return out
+
+
+def mutants(text: str, kinds=KINDS, per_kind: int = 3, seed: int = 0, within: list[range] | None = None
+            ) -> list[Mutant]:
+    """Up to ``per_kind`` mutants of each kind, at sites spread over ``text`` (fixed ``seed``),
+    only on the lines ``within`` where given."""
     lines = text.split("\n")
     rng = random.Random(seed)
     out = []
     for kind in kinds:
         sites = _sites(lines, kind)
+        if within is not None:
+            sites = [(i, new) for i, new in sites if any(i in r for r in within)]
         if len(sites) > per_kind:
             sites = sorted(rng.sample(sites, per_kind))
         for i, new in sites:

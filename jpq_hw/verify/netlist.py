@@ -61,6 +61,10 @@ class Word:
 
 # cells that only move bits (resolved away) and cells the proof never needs to look into
 _SHIFTS = {"$shl", "$sshl", "$shr", "$sshr"}
+_COMBINATIONAL = {"$add", "$sub", "$mul", "$neg", "$pos", "$not", "$and", "$or", "$xor", "$xnor", "$lt", "$le",
+                  "$gt", "$ge", "$eq", "$ne", "$eqx", "$nex", "$reduce_and", "$reduce_or", "$reduce_xor",
+                  "$reduce_xnor", "$reduce_bool", "$logic_not", "$logic_and", "$logic_or", "$mux", "$pmux",
+                  *_SHIFTS}
 _IGNORED = {"$scopeinfo"}
 _REGISTERS = {"$dff"}
 
@@ -143,8 +147,10 @@ class Netlist:
             kind = cell["type"]
             if kind in _IGNORED:
                 continue
-            if kind.startswith("$") is False:
-                raise NetlistError(f"cell {name} is an instance of {kind}, which the proof cannot look into")
+            if kind not in _COMBINATIONAL and kind not in _REGISTERS:
+                what = "an instance of" if not kind.startswith("$") else "a"
+                raise NetlistError(f"cell {name} is {what} {kind}, which the proof does not model (it takes "
+                                   "combinational word-level cells and $dff registers)")
             for port, direction in cell["port_directions"].items():
                 if direction == "output":
                     for i, net in enumerate(cell["connections"][port]):

@@ -79,10 +79,12 @@ class FlatProver:
         self.form: list[Form | None] = [None] * n
         self.age: list[int | None] = [None] * n
         self.control = {}
-        for role, port in control.items():
-            for w in netlist.input_fields.get(port, []):
-                self.control[w] = role
-                self.age[w] = 0
+        for port, fields in netlist.input_fields.items():  # every input that carries no data
+            if port not in data_inputs:
+                role = next((r for r, p in control.items() if p == port), port)
+                for w in fields:
+                    self.control[w] = role
+                    self.age[w] = 0
         for port, prefix in data_inputs.items():
             for i, w in enumerate(netlist.input_fields[port]):
                 self.form[w] = Form.var((prefix, i))
@@ -155,8 +157,10 @@ class FlatProver:
         word = self.nl.words[u]
         m, kind = word.width, word.type
 
-        def port(p):
-            signed = word.param(f"{p}_SIGNED") == 1
+        both = kind in ("$add", "$sub", "$mul") and word.param("A_SIGNED") == 1 and word.param("B_SIGNED") == 1
+
+        def port(p):  # simlib.v: a binary operation is signed only where both operands are
+            signed = both if kind != "$neg" else word.param("A_SIGNED") == 1
             return self._read(extend(word.ports[p], signed, m))
 
         if kind == "$neg":
