@@ -226,7 +226,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--per-kind", type=int, default=3, help="mutants of each kind per design")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="jpq-bench-verify-", dir=ROOT / "bench") as tmp:
+    with tempfile.TemporaryDirectory(prefix="jpq-bench-verify-") as tmp:
         work = Path(tmp)
         proofs = []
         for d in proof_designs(work, args.quick):

@@ -33,3 +33,14 @@ def test_the_lower_output_in_the_readme_is_real(tmp_path, command):
     assert done.returncode == 0, done.stderr
     shown = _shown((ROOT / "README.md").read_text(), command)
     assert _timeless(shown) == _timeless(done.stdout.splitlines())
+
+
+def test_the_verify_output_in_the_readme_is_real(tmp_path):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "jpq_hw.cli", *args], cwd=tmp_path,  # noqa: E731
+                                       capture_output=True, text=True)
+    assert run(*COMMANDS[0].split()[1:]).returncode == 0
+    done = run("verify", "out/digits-mlp")
+    assert done.returncode == 0, done.stderr
+    shown = _shown((ROOT / "README.md").read_text(), "jpq-hw verify out/digits-mlp")
+    assert _timeless(shown) == _timeless(done.stdout.splitlines())

@@ -24,18 +24,24 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import JpqError
 from ..synth.yosys import find_yosys
 
 
-@dataclass(frozen=True)
-class BitRef:
+class BitRef(NamedTuple):
     """Bit ``bit`` of word ``word``, as it was ``delay`` clock cycles ago."""
 
     word: int
     bit: int
     delay: int = 0
+
+
+class _Need(NamedTuple):
+    """What :meth:`Netlist._step` returns when wire bit ``net`` must be resolved first."""
+
+    net: int
 
 
 Bit = BitRef | str  # a BitRef, or a constant "0" / "1" / "x"
@@ -263,26 +269,28 @@ class Netlist:
         """Where the value of wire bit ``net`` is made (see the module notes)."""
         if isinstance(net, str):
             return net if net in ("0", "1") else "x"
-        stack, out = [net], None
+        got = self._resolved.get(net)
+        if got is not None:
+            return got
+        stack = [net]
         while stack:  # iterative: register and wiring chains can be long
             top = stack[-1]
             if top in self._resolved:
                 stack.pop()
                 continue
             got = self._step(top)
-            if isinstance(got, tuple):  # needs another bit first: (net, delay)
-                dep, _ = got
+            if isinstance(got, _Need):  # needs another bit first
+                dep = got.net
                 if dep in stack:
                     raise NetlistError(f"a combinational loop through wire bit {dep}")
                 stack.append(dep)
                 continue
             self._resolved[top] = got
             stack.pop()
-        out = self._resolved[net]
-        return out
+        return self._resolved[net]
 
     def _step(self, net: int):
-        """The resolved value of ``net``, or ``(other_net, delay)`` when ``other_net`` must be resolved first."""
+        """The resolved value of ``net``, or ``_Need(other)`` when wire bit ``other`` must be resolved first."""
         if net in self._input_bit:
             return self._input_bit[net]
         if net not in self._driver:
@@ -297,7 +305,7 @@ class Netlist:
         if isinstance(src, str):
             return src
         if src not in self._resolved:
-            return (src, delay)
+            return _Need(src)
         got = self._resolved[src]
         if isinstance(got, BitRef) and delay:
             return BitRef(got.word, got.bit, got.delay + delay)
