@@ -14,11 +14,15 @@ from .errors import JpqError
 
 
 def _lower(args: argparse.Namespace) -> int:
+    from .budget import DEFAULT_LIMITS
     from .flow import lower_checkpoint
+    from .progress import StderrDisplay, shown
 
-    report = lower_checkpoint(args.checkpoint, args.output, target=args.target, backend=args.backend,
-                              pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,
-                              force=args.force, optimize=args.optimize, inputs=args.inputs, max_depth=args.max_depth)
+    with shown(StderrDisplay()):  # a long lowering says what it is about to spend, on stderr
+        report = lower_checkpoint(args.checkpoint, args.output, target=args.target, backend=args.backend,
+                                  pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,
+                                  force=args.force, optimize=args.optimize, inputs=args.inputs,
+                                  max_depth=args.max_depth, limits=None if args.no_limit else DEFAULT_LIMITS)
     _print_summary(report, args.output)
     device = report["largest_common_device"]
     if not device["fits"]:
@@ -124,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--seed", type=int, default=0, help="seed of the random test vectors")
     lo.add_argument("--force", action="store_true",
                     help="replace an existing output folder that an earlier jpq-hw lower wrote")
+    lo.add_argument("--no-limit", action="store_true",
+                    help="lower even a network estimated beyond the limits (checked from the weights before "
+                         "anything is built: 10 minutes, 8 GB of memory, 50x the target's largest common "
+                         "device in LUT4, 264,000 for iCE40); without it such a network is refused with the "
+                         "estimate")
     lo.set_defaults(run=_lower)
 
     lo.add_argument("--verify", action="store_true",

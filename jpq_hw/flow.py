@@ -2,8 +2,11 @@
 
 Everything is written to a temporary folder beside ``OUT`` and moved into place at the end, so a
 failed run leaves nothing behind (:func:`jpq_hw.outputs.output_folder`: ``--force`` replaces only a
-folder that ``jpq-hw lower`` made, never a file or the checkpoint). Before anything is written, the
-adder graph's interpreter is checked against the integer reference on every test vector.
+folder that ``jpq-hw lower`` made, never a file or the checkpoint). Before anything is built, what
+the lowering will spend is estimated from the weights (:mod:`jpq_hw.budget`), and a network beyond
+the limits (default :data:`jpq_hw.budget.DEFAULT_LIMITS`, ``--no-limit`` lifts them) is refused
+before any folder is made. Before anything is written, the adder graph's interpreter is checked
+against the integer reference on every test vector.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import numpy as np
 
 from . import __version__
 from . import design_folder as df
+from . import progress
 from .arith.lower import lower_qnet
 from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
 from .arith.graph import AdderGraph
 from .arith.registers import RegisterSchedule, place_registers
+from .budget import DEFAULT_LIMITS, Limits, check_limits, estimate_lowering
 from .cost import COST_MODELS
 from .datasets import dataset_inputs
 from .errors import JpqError
@@ -31,7 +36,7 @@ from .hdl.verilog import check_identifier, emit_verilog
 from .ir.checkpoint import load_checkpoint
 from .ir.qnet import QNet
 from .lowered import Lowered
-from .outputs import output_folder
+from .outputs import check_output_folder, output_folder
 from .report import build_report, render_markdown
 from .vectors import make_vectors, read_inputs
 
@@ -65,6 +70,7 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
     t0 = time.perf_counter()
     graph, sched = lower_graph(qnet, target=target, optimize=optimize, pipeline=pipeline, max_depth=max_depth)
     t1 = time.perf_counter()
+    progress.phase("HDL")
     b_in, b_out = qnet.input.bits, qnet.output.bits
     if backend == "verilog":
         with paused_gc():
@@ -74,6 +80,7 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
 
         text = emit_amaranth_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out)
     t2 = time.perf_counter()
+    progress.phase("cost")
     with paused_gc():
         cost = cost_model.estimate(graph, sched)
     return Lowered(qnet, target, graph, sched, cost, text, top, backend, optimize, max_depth,
@@ -84,8 +91,12 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
                      backend: str = "verilog", pipeline: int = 0, top: str = "jpq_net", n_vectors: int | None = None,
                      seed: int = 0, force: bool = False, extra_inputs: np.ndarray | None = None,
                      optimize: str = DEFAULT_OPTIMIZE, inputs: str | os.PathLike | None = None,
-                     max_depth: int | None = None) -> dict:
+                     max_depth: int | None = None, limits: Limits | None = DEFAULT_LIMITS) -> dict:
     """Run the whole flow and write ``out_dir``; returns the report dict.
+
+    First the lowering's adders, cells, memory and seconds are estimated from the weights
+    (:func:`jpq_hw.budget.estimate_lowering`, told to :func:`jpq_hw.progress.estimated`); beyond
+    ``limits`` (``None``: none) a :class:`JpqError` refuses before anything is built or written.
 
     Test vectors (:mod:`jpq_hw.vectors`): the ``.npy`` file ``inputs`` first (the user's own), the
     extremes, then ``extra_inputs`` (default: real inputs of the data set the checkpoint's meta
@@ -94,20 +105,38 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     the stream's stages, and the first ones go to the test bench."""
     _cost_model(target)
     check_optimize(optimize)
+    check_identifier(top)  # every flag is checked before the checkpoint is read
+    if backend not in BACKENDS:
+        raise JpqError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     requested = n_vectors
     if n_vectors is None:
         n_vectors = DEFAULT_VECTORS
     if n_vectors < 1:
         raise JpqError(f"--vectors must be >= 1, got {n_vectors}")
     sources = [Path(path)] + ([Path(inputs)] if inputs is not None else [])
+    check_output_folder(Path(out_dir), force=force, inputs=sources)  # a bad -o costs no load
+    t0 = time.perf_counter()
+    qnet = load_checkpoint(path)
+    t_load = time.perf_counter() - t0
+    first = read_inputs(inputs, qnet) if inputs is not None else None
+    image = len(qnet.input_shape) == 3
+    if image:  # what can never fit is refused for its own reason, before the estimate
+        from .stream.design import check_line_buffers
+        from .stream.lower import check_streamable
+
+        check_streamable(qnet)
+        check_line_buffers(qnet, _cost_model(target))
+    checked = DEFAULT_FRAMES if image and requested is None else n_vectors
+    if first is not None:  # the user's inputs are all kept
+        checked = max(checked, len(first))
+    estimate = estimate_lowering(qnet, optimize=optimize, backend=backend, vectors=checked, frames=checked)
+    if limits is not None:
+        check_limits(estimate, limits, _cost_model(target), source=Path(path).name)
+    progress.estimated(estimate)
     with output_folder(out_dir, force=force, inputs=sources) as tmp:
-        t0 = time.perf_counter()
-        qnet = load_checkpoint(path)
-        t_load = time.perf_counter() - t0
-        first = read_inputs(inputs, qnet) if inputs is not None else None
         if extra_inputs is None:
             extra_inputs = dataset_inputs(qnet.meta, int(np.prod(qnet.input_shape)), qnet.input.lo, qnet.input.hi)
-        if len(qnet.input_shape) == 3:
+        if image:
             if requested is None:  # a few real frames, not the whole data set: streams simulate per pixel
                 n_vectors = DEFAULT_FRAMES
                 extra_inputs = None if extra_inputs is None else extra_inputs[:DEFAULT_REAL_FRAMES]
@@ -119,6 +148,7 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
                        source=Path(path).name, max_depth=max_depth)
         design.seconds["load"] = t_load
 
+        progress.phase("check")
         x, y = make_vectors(qnet, n_vectors, seed, extra_inputs, first)
         got = design.graph.evaluate(x)
         if not np.array_equal(got, y):
@@ -141,6 +171,7 @@ def _lower_stream(qnet: QNet, root: Path, path, *, target: str, top: str, backen
     design = lower_stream_design(qnet, _cost_model(target), top=top, backend=backend, optimize=optimize,
                                  source=Path(path).name, max_depth=max_depth, pipeline=pipeline)
     design.seconds["load"] = t_load
+    progress.phase("check")
     x, y = make_vectors(qnet, n_vectors, seed, extra_inputs, first)
     frames = x.reshape(len(x), *qnet.input_shape)
     check_stream(design.net, qnet, frames)

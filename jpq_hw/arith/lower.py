@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .. import progress
 from ..errors import JpqError
 from ..ir.qnet import QLayer, QNet
 from .graph import AdderGraph, GraphBuilder
@@ -76,6 +77,7 @@ def lower_layers(layers: Sequence[QLayer], input_ranges: Sequence[tuple[int, int
         rounding = 1 << (layer.shift - 1) if layer.shift > 0 else 0
         current = [b.requant(t, offset[o] + rounding, layer.shift, layer.relu, layer.out, li)
                    for o, t in enumerate(terms)]
+        progress.layer_lowered(li)
     names = [""] * first_layer + [layer.name for layer in layers]
     graph = b.build(current, names)
     return graph.without_dead_nodes()

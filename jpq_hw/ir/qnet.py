@@ -250,10 +250,15 @@ class QNet:
 
 def _check_accumulator(layer: QLayer, x_lo: int, x_hi: int) -> None:
     """Refuse layers whose exact accumulator could leave the int64 range the reference computes in."""
-    w = layer.weight.reshape(layer.n_out, -1).astype(object)
+    w = layer.weight.reshape(layer.n_out, -1)
+    bias = layer.bias
+    x_max = max(abs(x_lo), abs(x_hi))
+    w_max = max(abs(int(w.min())), abs(int(w.max()))) if w.size else 0
+    b_max = max(abs(int(bias.min())), abs(int(bias.max()))) if bias.size else 0
+    if w.shape[1] * w_max * x_max + b_max >= 1 << 62:  # int64 could wrap: exact Python integers (slow)
+        w, bias = w.astype(object), bias.astype(object)
     pos = np.where(w > 0, w, 0).sum(axis=1)
     neg = np.where(w < 0, w, 0).sum(axis=1)
-    bias = layer.bias.astype(object)
     acc_hi = bias + pos * x_hi + neg * x_lo
     acc_lo = bias + pos * x_lo + neg * x_hi
     bound = max(max(abs(int(v)) for v in acc_hi), max(abs(int(v)) for v in acc_lo))

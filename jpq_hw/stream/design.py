@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .. import __version__
+from .. import __version__, progress
 from ..arith.optimize import DEFAULT_OPTIMIZE
 from ..cost.model import CostModel, LayerCost
-from ..cost.stream import StreamCost, stream_cost
+from ..cost.stream import StreamCost, bram_blocks, stream_cost
 from ..design_folder import FramePort, StreamInterface
 from ..errors import JpqError
 from ..gc_pause import paused_gc
-from ..hdl.stream_verilog import argmin_latency, emit_stream_verilog, line_buffer_in_ram, stage_schedule
+from ..hdl.stream_verilog import (LINE_BUFFER_RAM_MIN_BITS, argmin_latency, emit_stream_verilog, line_buffer_in_ram,
+                                  stage_schedule)
 from ..hdl.verilog import check_identifier
 from ..ir.qnet import QNet
 from .lower import lower_stream
@@ -72,16 +73,13 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
     with paused_gc():
         net = lower_stream(qnet, optimize, cost_model=cost_model, max_depth=max_depth)
     t1 = time.perf_counter()
+    progress.phase("HDL")
     scheds = [stage_schedule(st.graph, pipeline) if st.graph is not None else None for st in net.stages]
     latencies = [s.latency if s is not None
                  else argmin_latency(st.inp.channels, pipeline) if isinstance(st, ArgminStage) else 0
                  for st, s in zip(net.stages, scheds)]
     stream = stream_cost(net, latencies, pipeline)
-    bram = sum(s.bram for s in stream.stages)
-    if bram > cost_model.largest_device_bram:
-        device = cost_model.largest_device[0]
-        raise JpqError(f"the line buffers of frames {net.inp.width} pixels wide need {bram} block RAMs, the {device} "
-                       f"has {cost_model.largest_device_bram}: use narrower frames or fewer channels")
+    _check_block_ram(sum(s.bram for s in stream.stages), net.inp.width, cost_model)
     if backend == "verilog":
         text = emit_stream_verilog(net, top=top, source=source, version=__version__, pipeline=pipeline)
     else:
@@ -89,7 +87,9 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
 
         text = emit_amaranth_stream_verilog(net, top=top, pipeline=pipeline)
     t2 = time.perf_counter()
+    progress.phase("timing")
     timing = simulate_handshakes(net, latencies=latencies)
+    progress.phase("cost")
     with paused_gc():
         graph_costs = []
         for st, sched in zip(net.stages, scheds):
@@ -101,6 +101,35 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
     return LoweredStream(qnet, cost_model.name, net, timing, graph_costs, stream, text, top, backend, optimize,
                          max_depth, pipeline, latencies,
                          {"lower": t1 - t0, "emit": t2 - t1, "total": time.perf_counter() - t0})
+
+
+def line_buffer_brams(qnet: QNet) -> int:
+    """Block RAMs of the line buffers of ``qnet``'s stream, from the frames' geometry alone (as
+    :func:`jpq_hw.cost.stream.stream_cost` counts them: a line buffer in block RAM keeps the full
+    width of its pixels, whatever the weights read), so known before anything is lowered."""
+    shape, fmt = qnet.input_shape, qnet.input
+    bram = 0
+    for layer in qnet.layers:
+        k = layer.size if layer.kind == "box_sum" else layer.weight.shape[2] if layer.kind == "conv2d" else 0
+        if k > 1:
+            c, _, w = shape
+            pixel_bits = c * fmt.bits
+            if (k - 1) * pixel_bits * w >= LINE_BUFFER_RAM_MIN_BITS:  # line_buffer_in_ram
+                bram += bram_blocks(w, (k - 1) * pixel_bits)
+        shape, fmt = layer.output_shape(shape), layer.out
+    return bram
+
+
+def check_line_buffers(qnet: QNet, cost_model: CostModel) -> None:
+    """Refuse, before anything is lowered, line buffers larger than the target's block RAM."""
+    _check_block_ram(line_buffer_brams(qnet), qnet.input_shape[2], cost_model)
+
+
+def _check_block_ram(bram: int, width: int, cost_model: CostModel) -> None:
+    if bram > cost_model.largest_device_bram:
+        device = cost_model.largest_device[0]
+        raise JpqError(f"the line buffers of frames {width} pixels wide need {bram} block RAMs, the {device} "
+                       f"has {cost_model.largest_device_bram}: use narrower frames or fewer channels")
 
 
 def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vectors: int) -> dict:
