@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jpq-hw: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (jpq-hw verify OUT | head)
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":
