@@ -100,39 +100,44 @@ def _sites(lines: list[str], kind: str) -> list[tuple[int, str]]:
     return out
 
 
+_NAME = re.compile(r"\\\S+|[A-Za-z_][A-Za-z0-9_$]*")
+_DECL = re.compile(r"^(\s*(?:\(\* keep \*\)\s*)?(?:wire|reg)\s+\[)(\d+)(:0\]\s+)(\S+)(.*)$")
+_SELECT = re.compile(r"^(\s*(?:assign\s+(\S+)\s*=|(\S+)\s*<=)\s*)(\S+)(\s*\[)(\d+)(:0\]\s*;.*)$")
+
+
+def _reads(lines: list[str]) -> tuple[set, set]:
+    """The names read on some right-hand side, and those read whole (not through a part-select)."""
+    read, whole = set(), set()
+    for line in lines:
+        code = _code(line)
+        if _DECL.match(code) and "=" not in code:
+            continue
+        m = _ASSIGN.match(code)
+        rhs = m.group(3) if m else code.split("<=", 1)[1] if "<=" in code else ""
+        for t in _NAME.finditer(rhs):
+            read.add(t.group(0).strip())
+            if not rhs[t.end():].lstrip().startswith("["):
+                whole.add(t.group(0).strip())
+    return read, whole
+
+
 def _truncations(lines: list[str]) -> list[tuple[int, str]]:
-    """Declarations of adder results with their width one smaller."""
+    """Adder results that lose their top bit: the declaration of one read whole (direct emitter),
+    or the part-select that keeps one (Amaranth: ``assign n = $sum [h:0]`` where ``n`` is read)."""
     sums = set()
     for line in lines:
         m = _ASSIGN.match(_code(line))
         if m and (" + " in m.group(3) or " - " in m.group(3)) and "?" not in m.group(3):
-            sums.add(m.group(1) or m.group(2))
-    decl = re.compile(r"^(\s*(?:\(\* keep \*\)\s*)?(?:wire|reg)\s+\[)(\d+)(:0\]\s+)(\S+)(.*)$")
-    whole = set()  # sums that some line reads whole (not through a part-select, which may drop the top bit)
-    for line in lines:
-        code = _code(line)
-        if decl.match(code) and "=" not in code:
-            continue
-        m = _ASSIGN.match(code)
-        rhs = m.group(3) if m else code
-        for name in sums:
-            at = rhs.find(name)
-            while at >= 0:
-                end = at + len(name)
-                if not (rhs[end:end + 1].isalnum() or rhs[end:end + 1] == "_") and \
-                        not rhs[end:].lstrip().startswith("[") and not (at and (rhs[at - 1].isalnum() or rhs[at - 1] in "_\\")):
-                    whole.add(name)
-                    break
-                at = rhs.find(name, end)
+            sums.add((m.group(1) or m.group(2)).strip())
+    read, whole = _reads(lines)
     out = []
-    select = re.compile(r"^(\s*(?:assign\s+\S+\s*=|\S+\s*<=)\s*)(\S+)(\s*\[)(\d+)(:0\]\s*;.*)$")
     for i, line in enumerate(lines):
-        m = decl.match(line)
-        if m and m.group(4) in whole and int(m.group(2)) >= 1:
+        m = _DECL.match(line)
+        if m and m.group(4).strip() in sums and m.group(4).strip() in whole and int(m.group(2)) >= 1:
             out.append((i, f"{m.group(1)}{int(m.group(2)) - 1}{m.group(3)}{m.group(4)}{m.group(5)}"))
-        m = select.match(line)  # a sum kept through a part-select (Amaranth): the select loses a bit
-        if m and m.group(2) in sums and int(m.group(4)) >= 1:
-            out.append((i, f"{m.group(1)}{m.group(2)}{m.group(3)}{int(m.group(4)) - 1}{m.group(5)}"))
+        m = _SELECT.match(line)
+        if m and m.group(4).strip() in sums and (m.group(2) or m.group(3)).strip() in read and int(m.group(6)) >= 1:
+            out.append((i, f"{m.group(1)}{m.group(4)}{m.group(5)}{int(m.group(6)) - 1}{m.group(7)}"))
     return out
 
 
