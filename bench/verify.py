@@ -121,13 +121,13 @@ def _kernels_killable(folder: Path, text: str, qnet, work: Path) -> bool:
     for i, stage in enumerate(report["layers"]):
         if stage["kind"] not in ("conv2d", "box_sum", "dense"):
             continue
-        kq, input_range = kernel_qnet(stage, qnet)
-        lo, hi = input_range or (kq.input.lo, kq.input.hi)
+        kq, ranges = kernel_qnet(stage, qnet)
+        lo, hi = np.array([a for a, _ in ranges]), np.array([b for _, b in ranges])
         n = kq.input_shape[0]
         latency = int(stage.get("kernel_latency", 0))
         nl = load_netlist([path], kernel_module(report["top"], i), {"x": [kq.input.bits] * n},
                           enable="en" if latency else None)
-        x = np.concatenate([rng.integers(lo, hi + 1, (1000, n)), rng.choice([lo, hi], (1000, n))])
+        x = np.concatenate([rng.integers(lo, hi + 1, (1000, n)), np.where(rng.random((1000, n)) < 0.5, lo, hi)])
         if (flat_outputs(nl, kq, x, latency) != run_reference(kq, x).reshape(len(x), -1)).any():
             return True
     return False

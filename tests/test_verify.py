@@ -87,7 +87,7 @@ def test_rejects_mutants(designs, name, tmp_path):
     text = (src / "rtl" / "jpq_net.v").read_text()
     rejected = {k: 0 for k in KINDS}
     seen = set()
-    for m in mutants(text, per_kind=2, seed=1):
+    for m in mutants(text, per_kind=2, seed=1):  # bench/verify.py runs three per kind on every sim/ design
         seen.add(m.kind)
         d = tmp_path / f"{m.kind}{m.line}"
         shutil.copytree(src, d)
@@ -247,3 +247,26 @@ def test_prove_flat_rejects_wrong_latency(designs):
     iface = interface_from_report(report)
     with pytest.raises(ProofFailure, match="register stages after the input|follows in_valid"):
         prove_flat(load_checkpoint(MLP), iface, rtl_files(designs["verilog-pipe2"]))
+
+
+def test_stream_kernel_inputs_take_their_channels_ranges(tmp_path):
+    """A kernel whose inputs the lowering narrowed to the previous layer's channel ranges (here a
+    1-bit and a 5-bit channel in a 6-bit stream) is proven with those ranges (a regression: the
+    format's full range made it look like a wrap-around)."""
+    from jpq_hw.ir import random_conv_qnet
+    from jpq_hw.verify.stream import channel_ranges
+
+    qnet = random_conv_qnet(input_shape=(1, 6, 5), convs=[(3, 1, 1, 0), (5, 3, 2, 0)], dense=[7, 4], density=0.6,
+                            input_format=IntFormat(4, False), output_format=IntFormat(9, True), seed=98)
+    ranges = channel_ranges(qnet)
+    assert ranges[0] == [(0, 15)] and len(ranges[1]) == 3
+    assert any(hi < qnet.layers[0].out.hi for _, hi in ranges[1])  # narrower than the format somewhere
+    proof = verify_design(_lower(tmp_path, qnet, "k1", n_vectors=2))
+    assert [p.outputs for _, p in proof.parts] == [3, 5, 4]
+
+
+def test_lower_verify_refuses_an_amaranth_stream_before_lowering(tmp_path, capsys):
+    assert main(["lower", str(ROOT / "examples" / "digits-cnn.pt"), "-o", str(tmp_path / "o"),
+                 "--backend", "amaranth", "--verify"]) == 2
+    assert "--verify proves an image network's kernels" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -239,13 +239,15 @@ class FlatProver:
 
     def _prove_cone(self, w: int, order: list[int], frontier: list[int], prefer: Neuron | None) -> Form:
         words = self.nl.words
-        if not frontier:  # a constant
-            vals: dict[int, np.ndarray] = {}
+        norm = {f: self.form[f].normalized() for f in frontier}  # a constant word: (empty key, scale 0)
+        if not any(key for key, _ in norm.values()):  # a function of constants: a constant
+            vals: dict[int, np.ndarray] = {f: as_width(np.array([self.form[f].const]), words[f].width)
+                                           for f in frontier}
             for u in order:
                 vals[u] = evaluate_cell(words[u], lambda v, d: vals[v], 1)
             return Form.constant(int(vals[w][0]))
-        norm = {f: self.form[f].normalized() for f in frontier}
-        if len({key for key, _ in norm.values()}) != 1:
+        frontier = [f for f in frontier if norm[f][0]] + [f for f in frontier if not norm[f][0]]
+        if len({key for key, _ in norm.values() if key}) != 1:
             names = ", ".join(self._name(f) for f in frontier[:4])
             raise ProofFailure(f"{self._name(w)} is a function of several different sums ({names}): "
                                "not one neuron's output stage")

@@ -73,16 +73,17 @@ def _output(acc: Form, g, ranges: dict, identity: bool):
     return None, (key, vals.tobytes())
 
 
-def build_reference(qnet: QNet, input_range: tuple[int, int] | None = None) -> FlatReference:
+def build_reference(qnet: QNet, input_ranges: list[tuple[int, int]] | None = None) -> FlatReference:
     """The reference of a flat network (every layer ``linear``); each input lies in its format's
-    range, or in ``input_range`` where given (an assumption the caller states)."""
+    range, or input ``i`` in ``input_ranges[i]`` where given (an assumption the caller states)."""
     ref = FlatReference(qnet)
     fmt: IntFormat = qnet.input
     n_in = int(np.prod(qnet.input_shape))
     prev = []
     for i in range(n_in):
-        ref.ranges[("x", i)] = input_range or (fmt.lo, fmt.hi)
-        prev.append(Form.var(("x", i)))
+        lo, hi = tuple(input_ranges[i]) if input_ranges is not None else (fmt.lo, fmt.hi)
+        ref.ranges[("x", i)] = (lo, hi)
+        prev.append(Form.var(("x", i)) if lo < hi else Form.constant(lo))  # an input that never varies
     for k, layer in enumerate(qnet.layers):
         w = np.asarray(layer.weight, dtype=np.int64).reshape(layer.n_out, -1)
         neurons, shared = [], {}

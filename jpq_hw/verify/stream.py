@@ -8,9 +8,12 @@ channels in ``y``, with ``clk`` and ``en`` when pipelined). Each kernel is prove
 - conv2d: element ``(u*k + v)*C + i`` of the window is ``xpad[i, r*stride + u, c*stride + v]``
   (contract.md section 3's raster order), so the kernel's weights are ``weight[o, i, u, v]`` there;
 - box_sum: element ``v*C + i`` is the sum of column ``v`` of channel ``i`` over the window's ``k``
-  rows, a value in ``[k*min(lo, 0), k*max(hi, 0)]``; the kernel adds the ``k`` columns of each
-  channel and saturates;
+  rows; the kernel adds the ``k`` columns of each channel and saturates;
 - dense: the collected frame in ``[C, H, W]`` order (``torch.flatten``), through the linear layers.
+
+Each kernel input is taken to lie in the range its channel can take (:func:`channel_ranges`,
+computed from the checkpoint, zero included where the window pads): the lowering sizes a
+kernel's inputs by those ranges, so this is what the kernel may rely on.
 
 What is *not* proven, and is checked by simulation only (``pytest sim/`` runs every stream design
 through Verilator with random stalls on both sides, bit for bit against the reference): the line
@@ -28,7 +31,8 @@ import numpy as np
 
 from ..errors import JpqError
 from ..hdl.stream_verilog import column_sum_bits, kernel_module
-from ..ir.qnet import IntFormat, QLayer, QNet
+from ..ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet
+from ..reference import requantize
 from .netlist import load_netlist
 from .prove import FlatProver, ProofFailure
 from .reference import build_reference
@@ -38,19 +42,62 @@ def _fmt(d: dict) -> IntFormat:
     return IntFormat(int(d["bits"]), bool(d["signed"]))
 
 
-def kernel_qnet(stage: dict, qnet: QNet) -> tuple[QNet, tuple[int, int] | None]:
-    """The flat network a stage's kernel computes, and the range of its inputs where that is not
-    the input format's (column sums)."""
+def channel_ranges(qnet: QNet) -> list[list[tuple[int, int]]]:
+    """Per layer, the range of each output channel (index 0: the network's input), from the
+    checkpoint alone: a conv2d's accumulator over its inputs' ranges (with the padding's zeros),
+    then its output stage; a box filter's sum of ``k*k`` values or zeros; a Hamming cost's
+    ``[0, F]``; an argmin's ``[0, D - 1]``; all within the output format."""
+    fmt = qnet.input
+    shape = qnet.input_shape
+    out = [[(fmt.lo, fmt.hi)] * shape[0]]
+    for layer in qnet.layers:
+        prev = out[-1]
+        if isinstance(layer, QLayer):
+            w = np.asarray(layer.weight, dtype=object)
+            pad = layer.kind == "conv2d" and layer.padding > 0
+            if layer.kind == "conv2d":
+                lo = np.array([min(a, 0) if pad else a for a, _ in prev], dtype=object)[None, :, None, None]
+                hi = np.array([max(b, 0) if pad else b for _, b in prev], dtype=object)[None, :, None, None]
+                axes = (1, 2, 3)
+            else:  # linear: a flat input, or an image flattened in [C, H, W] order
+                per = len(w[0]) // len(prev)
+                lo = np.repeat(np.array([a for a, _ in prev], dtype=object), per)[None, :]
+                hi = np.repeat(np.array([b for _, b in prev], dtype=object), per)[None, :]
+                axes = (1,)
+            acc_lo = (np.where(w > 0, w * lo, w * hi)).sum(axis=axes) + layer.bias.astype(object)
+            acc_hi = (np.where(w > 0, w * hi, w * lo)).sum(axis=axes) + layer.bias.astype(object)
+            ys = [requantize(np.array([int(a), int(b)]), layer.shift, layer.relu, layer.out) for a, b in zip(acc_lo, acc_hi)]
+            out.append([(int(y[0]), int(y[1])) for y in ys])
+        elif isinstance(layer, BoxSumLayer):
+            n = layer.size ** 2
+            out.append([(max(n * min(a, 0), layer.out.lo), min(n * max(b, 0), layer.out.hi)) for a, b in prev])
+        elif isinstance(layer, HammingCostLayer):
+            out.append([(0, min(len(prev) // 2, layer.out.hi))] * layer.disparities)
+        elif isinstance(layer, ArgminLayer):
+            out.append([(0, len(prev) - 1)])
+        else:  # pragma: no cover
+            raise JpqError(f"no range for a {type(layer).__name__}")
+    return out
+
+
+def kernel_qnet(stage: dict, qnet: QNet) -> tuple[QNet, list[tuple[int, int]]]:
+    """The flat network a stage's kernel computes, and the range of each of its inputs: the
+    previous layer's channel ranges (:func:`channel_ranges`) placed as the window places them, with
+    the padding's zeros (an assumption on the stream plumbing, checked by simulation)."""
     layers = {layer.name: layer for layer in qnet.layers}
+    index = {layer.name: i for i, layer in enumerate(qnet.layers)}
     fin = _fmt(stage["input"])
     covered = [layers[n] for n in stage["layers"]]
+    chans = channel_ranges(qnet)[index[stage["layers"][0]]]  # the ranges of the stage's input channels
     kind = stage["kind"]
     if kind == "conv2d":
         (layer,) = covered
         out_ch, c, k, _ = layer.weight.shape
         w = np.transpose(np.asarray(layer.weight), (0, 2, 3, 1)).reshape(out_ch, k * k * c)  # [o, u, v, i]
         flat = QLayer(layer.name, "linear", w, layer.bias, layer.shift, layer.relu, layer.out)
-        return QNet((k * k * c,), fin, (flat,)), None
+        pad = layer.padding > 0
+        ranges = [(min(a, 0), max(b, 0)) if pad else (a, b) for _ in range(k * k) for a, b in chans]
+        return QNet((k * k * c,), fin, (flat,)), ranges
     if kind == "box_sum":
         (layer,) = covered
         k, c = layer.size, int(stage["input"]["channels"])
@@ -59,14 +106,17 @@ def kernel_qnet(stage: dict, qnet: QNet) -> tuple[QNet, tuple[int, int] | None]:
             w[np.arange(c), v * c + np.arange(c)] = 1
         sums = IntFormat(column_sum_bits_of(k, fin), fin.signed)
         flat = QLayer(layer.name, "linear", w, np.zeros(c, dtype=np.int64), 0, False, layer.out)
-        return QNet((k * c,), sums, (flat,)), (k * min(fin.lo, 0), k * max(fin.hi, 0))
+        ranges = [(k * min(a, 0), k * max(b, 0)) for _ in range(k) for a, b in chans]  # column sums, zero padded
+        return QNet((k * c,), sums, (flat,)), ranges
     if kind == "dense":
-        n = int(stage["input"]["channels"]) * int(stage["input"]["height"]) * int(stage["input"]["width"])
-        return QNet((n,), fin, tuple(covered)), None
+        n = int(stage["input"]["height"]) * int(stage["input"]["width"])
+        ranges = [r for r in chans for _ in range(n)]  # [C, H, W] order
+        return QNet((len(ranges),), fin, tuple(covered)), ranges
     raise JpqError(f"no kernel for a {kind} stage")
 
 
 def column_sum_bits_of(k: int, fmt: IntFormat) -> int:
+    """:func:`~jpq_hw.hdl.stream_verilog.column_sum_bits` of a box stage of size ``k`` over ``fmt``."""
     class _Stage:  # column_sum_bits reads only these
         kernel = k
         inp = type("I", (), {"fmt": fmt})
@@ -84,12 +134,12 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, **kw) -> None:
         if kind in ("hamming_cost", "argmin"):
             proof.assumed.append(f"stage {stage['name']} ({kind}): a library module, checked by simulation only")
             continue
-        kq, input_range = kernel_qnet(stage, qnet)
+        kq, input_ranges = kernel_qnet(stage, qnet)
         module = kernel_module(top, i)
         t0 = time.perf_counter()
         netlist = load_netlist(files, module, {"x": [kq.input.bits] * kq.input_shape[0]},
                                enable="en" if stage.get("kernel_latency") else None)
-        ref = build_reference(kq, input_range)
+        ref = build_reference(kq, input_ranges)
         latency = int(stage.get("kernel_latency", 0))
         control = {"clk": "clk", "en": "en"} if latency else {}
         prover = FlatProver(netlist, ref, data_inputs={"x": "x"}, control=control, latency=latency, **kw)
@@ -101,5 +151,5 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, **kw) -> None:
         proof.parts.append((f"stage {stage['name']} ({kind}, kernel {module})", part))
     proof.assumed.append("the stream plumbing (line buffers, windows, padding, handshakes) feeds each kernel the "
                          "window the contract says: checked by simulation (pytest sim/), not proven")
-    if any(s["kind"] == "box_sum" for s in report["layers"]):
-        proof.assumed.append("a box_sum window's column sums lie in [k*min(lo,0), k*max(hi,0)] (simulation)")
+    proof.assumed.append("each kernel input lies in the range the checkpoint gives its channel (a box_sum "
+                         "column sum: k times it), with the padding's zeros")
