@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_run import run_cli
 from jpq_hw.cli import main
 from jpq_hw.ir import qnet_to_dict, random_qnet, save_checkpoint
 
@@ -107,23 +108,7 @@ BAD = {
 }
 
 
-class Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def _run(*args):
-    """``jpq-hw ARGS`` in this process (argparse's own errors exit via SystemExit)."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-    return Result(code, out.getvalue(), err.getvalue())
+_run = run_cli
 
 
 def test_a_real_process_prints_one_line_and_no_traceback(ckpts, tmp_path):

@@ -5,8 +5,6 @@ hash seed."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -18,7 +16,8 @@ import pytest
 
 from jpq_hw import budget, flow
 from jpq_hw.budget import DEFAULT_LIMITS, Limits, check_limits, estimate_lowering
-from jpq_hw.cli import build_parser, main
+from cli_run import run_cli
+from jpq_hw.cli import build_parser
 from jpq_hw.cost import ICE40
 from jpq_hw.errors import JpqError
 from jpq_hw.ir import IntFormat, QLayer, QNet, load_checkpoint, random_qnet, save_checkpoint
@@ -26,15 +25,7 @@ from jpq_hw.ir import IntFormat, QLayer, QNet, load_checkpoint, random_qnet, sav
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args) -> tuple[int, str, str]:
-    """``jpq-hw ARGS`` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
+_run = run_cli  # (exit status, stdout, stderr) when unpacked
 
 
 def _dense16(n: int) -> QNet:

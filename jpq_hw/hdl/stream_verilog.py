@@ -37,7 +37,11 @@ def line_buffer_in_ram(stage: ConvStage) -> bool:
 def column_sum_bits(stage: ConvStage) -> int:
     """Bits of one column sum of a box stage's window (two's complement where the input is signed):
     the sum of ``k`` values of the input format, and more than the input's own bits."""
-    k, fmt = stage.kernel, stage.inp.fmt
+    return column_sum_bits_of(stage.kernel, stage.inp.fmt)
+
+
+def column_sum_bits_of(k: int, fmt) -> int:
+    """:func:`column_sum_bits` of a window of ``k`` rows over values of ``fmt``."""
     return max(range_width(k * min(fmt.lo, 0), k * max(fmt.hi, 0))[0], fmt.bits + 1)
 
 

@@ -10,6 +10,7 @@ vector whose output differs from the reference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,9 +33,10 @@ class Counterexample:
 
 
 def simulate_netlist(netlist: Netlist, inputs: dict[str, np.ndarray], held: dict[str, int] | None = None,
-                     ) -> dict[int, np.ndarray]:
-    """Every word's value at every cycle: ``inputs[port]`` is ``[cycles, fields]`` unsigned field
-    values (one row per clock), ``held`` ports keep one value; registers power up at 0."""
+                     ) -> Callable[[int, int], np.ndarray]:
+    """``value_of(word, delay)``: a word's value at every cycle, as it was ``delay`` cycles before.
+    ``inputs[port]`` is ``[cycles, fields]`` unsigned field values (one row per clock), ``held``
+    ports keep one value (default 1); registers power up at 0."""
     cycles = next(iter(inputs.values())).shape[0]
     vals: dict[int, np.ndarray] = {}
     for port, fields in netlist.input_fields.items():
@@ -56,15 +58,13 @@ def simulate_netlist(netlist: Netlist, inputs: dict[str, np.ndarray], held: dict
     for u in netlist.topological():
         if netlist.words[u].cell is not None:
             vals[u] = evaluate_cell(netlist.words[u], value_of, cycles)
-    vals["_value_of"] = value_of  # type: ignore[index]
-    return vals
+    return value_of
 
 
-def read_output(netlist: Netlist, vals: dict, port: str, count: int, bits: int, signed: bool) -> np.ndarray:
+def read_output(netlist: Netlist, value_of, cycles: int, port: str, count: int, bits: int, signed: bool
+                ) -> np.ndarray:
     """``[cycles, count]`` integers of an output port cut into ``count`` fields."""
     pbits = netlist.output_bits(port)
-    value_of = vals["_value_of"]
-    cycles = next(v for k, v in vals.items() if k != "_value_of").shape[0]
     out = np.zeros((cycles, count), dtype=object)
     for o in range(count):
         v = assemble(pbits[o * bits:(o + 1) * bits], value_of, cycles)
@@ -77,8 +77,8 @@ def flat_outputs(netlist: Netlist, qnet: QNet, x: np.ndarray, latency: int) -> n
     fmt = qnet.input
     raw = np.asarray(x, dtype=np.int64) & ((1 << fmt.bits) - 1)
     feed = np.concatenate([raw, np.zeros((latency, raw.shape[1]), dtype=np.int64)]) if latency else raw
-    vals = simulate_netlist(netlist, {"x": feed}, held={"in_valid": 1})
-    y = read_output(netlist, vals, "y", int(np.prod(qnet.output_shape)), qnet.output.bits, qnet.output.signed)
+    value_of = simulate_netlist(netlist, {"x": feed})
+    y = read_output(netlist, value_of, len(feed), "y", int(np.prod(qnet.output_shape)), qnet.output.bits, qnet.output.signed)
     return y[latency:latency + len(x)].astype(np.int64)
 
 

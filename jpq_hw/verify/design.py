@@ -32,14 +32,6 @@ class Proof:
     seconds: float = 0.0
     assumed: list[str] = field(default_factory=list)
 
-    def summary(self) -> str:
-        outs = sum(p.outputs for _, p in self.parts)
-        stages = sum(p.neurons for _, p in self.parts)
-        lo, hi = max((p.widest_accumulator for _, p in self.parts), key=lambda r: r[1] - r[0], default=(0, 0))
-        values = sum(p.values_enumerated for _, p in self.parts)
-        return (f"{len(self.parts)} unit(s), {outs} outputs, {stages} output stages run on all "
-                f"{values:,} accumulator values, widest accumulator [{lo}, {hi}]")
-
 
 def find_checkpoint(root: Path, report: dict, checkpoint: str | os.PathLike | None) -> Path:
     """The checkpoint ``report.json`` names (as given, or relative to the folder's parent), or

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .netlist import Bit, BitRef, NetlistError, Word
+from .netlist import Bit, NetlistError, Word, run_end
 
 WIDE = 62  # widths above this use Python ints
 
@@ -64,10 +64,7 @@ def assemble(bits: Sequence[Bit], value_of: Callable[[int, int], np.ndarray], n:
                 const |= 1 << i
             i += 1
             continue
-        j = i + 1  # a run of consecutive bits of one word
-        while j < width and isinstance(bits[j], BitRef) and bits[j].word == b.word and \
-                bits[j].delay == b.delay and bits[j].bit == b.bit + (j - i):
-            j += 1
+        j = run_end(bits, i)  # a run of consecutive bits of one word
         v = value_of(b.word, b.delay)
         if v.dtype == object or width > WIDE:
             v = np.asarray(v, dtype=object)

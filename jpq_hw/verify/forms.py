@@ -19,7 +19,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from .netlist import Bit, BitRef
+from .netlist import Bit, run_end
 
 Var = tuple  # ("x", i) or ("y", layer, neuron)
 
@@ -166,10 +166,7 @@ def read_port(bits: Sequence[Bit], form_of: Callable[[int], "Form | None"], rang
             continue
         if b.bit != 0:
             raise NotLinear(f"bits {b.bit}.. of {name_of(b.word)} (a slice)")
-        j = i + 1
-        while j < m and isinstance(bits[j], BitRef) and bits[j].word == b.word and bits[j].delay == b.delay \
-                and bits[j].bit == j - i:
-            j += 1
+        j = run_end(bits, i)
         run, top = j - i, bits[j - 1]
         e = 0
         while j + e < m and bits[j + e] == top:

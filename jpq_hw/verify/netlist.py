@@ -47,6 +47,16 @@ class _Need(NamedTuple):
 Bit = BitRef | str  # a BitRef, or a constant "0" / "1" / "x"
 
 
+def run_end(bits: Sequence[Bit], i: int) -> int:
+    """The end of the run that starts at ``bits[i]`` (a BitRef): the bits that follow it are the
+    next bits of the same word, seen through the same registers."""
+    b, j = bits[i], i + 1
+    while j < len(bits) and isinstance(bits[j], BitRef) and bits[j].word == b.word and \
+            bits[j].delay == b.delay and bits[j].bit == b.bit + (j - i):
+        j += 1
+    return j
+
+
 @dataclass
 class Word:
     """A value the netlist makes: an input field (``cell`` None) or a value cell's output ``Y``."""
@@ -239,10 +249,7 @@ class Netlist:
             if not isinstance(b, BitRef):
                 i += 1
                 continue
-            j = i + 1
-            while j < len(bits) and isinstance(bits[j], BitRef) and bits[j].word == b.word and \
-                    bits[j].delay == b.delay and bits[j].bit == b.bit + (j - i):
-                j += 1
+            j = run_end(bits, i)
             k = j  # copies of the run's top bit (a sign extension) belong to it
             while k < len(bits) and bits[k] == bits[j - 1]:
                 k += 1

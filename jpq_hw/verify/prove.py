@@ -322,8 +322,8 @@ class FlatProver:
                 got = self._read(sl, prefer=neuron)
             except (NotLinear, WrapError) as e:
                 raise self._first_failure(f"output {o}: {e}", getattr(e, "form", None)) from None
-            if not reduce_mod(got.plus(neuron.out, -1), fmt.bits).is_constant() or \
-                    reduce_mod(got.plus(neuron.out, -1), fmt.bits).const:
+            diff = reduce_mod(got.plus(neuron.out, -1), fmt.bits)
+            if diff.coef or diff.const:
                 raise self._first_failure(f"output {o} computes {got}, the checkpoint {neuron.out}")
 
     def _first_failure(self, fallback: str, form: Form | None = None) -> ProofFailure:

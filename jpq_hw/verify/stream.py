@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from ..errors import JpqError
-from ..hdl.stream_verilog import column_sum_bits, kernel_module
+from ..hdl.stream_verilog import column_sum_bits_of, kernel_module
 from ..ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet
 from ..reference import requantize
 from .netlist import load_netlist
@@ -80,15 +80,16 @@ def channel_ranges(qnet: QNet) -> list[list[tuple[int, int]]]:
     return out
 
 
-def kernel_qnet(stage: dict, qnet: QNet) -> tuple[QNet, list[tuple[int, int]]]:
+def kernel_qnet(stage: dict, qnet: QNet, channels: list | None = None) -> tuple[QNet, list[tuple[int, int]]]:
     """The flat network a stage's kernel computes, and the range of each of its inputs: the
     previous layer's channel ranges (:func:`channel_ranges`) placed as the window places them, with
-    the padding's zeros (an assumption on the stream plumbing, checked by simulation)."""
+    the padding's zeros (an assumption on the stream plumbing, checked by simulation).
+    ``channels``: :func:`channel_ranges` of ``qnet``, where the caller has it already."""
     layers = {layer.name: layer for layer in qnet.layers}
     index = {layer.name: i for i, layer in enumerate(qnet.layers)}
     fin = _fmt(stage["input"])
     covered = [layers[n] for n in stage["layers"]]
-    chans = channel_ranges(qnet)[index[stage["layers"][0]]]  # the ranges of the stage's input channels
+    chans = (channels or channel_ranges(qnet))[index[stage["layers"][0]]]  # the ranges of the stage's input channels
     kind = stage["kind"]
     if kind == "conv2d":
         (layer,) = covered
@@ -115,26 +116,19 @@ def kernel_qnet(stage: dict, qnet: QNet) -> tuple[QNet, list[tuple[int, int]]]:
     raise JpqError(f"no kernel for a {kind} stage")
 
 
-def column_sum_bits_of(k: int, fmt: IntFormat) -> int:
-    """:func:`~jpq_hw.hdl.stream_verilog.column_sum_bits` of a box stage of size ``k`` over ``fmt``."""
-    class _Stage:  # column_sum_bits reads only these
-        kernel = k
-        inp = type("I", (), {"fmt": fmt})
-    return column_sum_bits(_Stage)
-
-
 def prove_stream(proof, root, report: dict, qnet: QNet, files, **kw) -> None:
     """Prove every kernel of a stream design; record the stages and parts taken on trust."""
     if report.get("backend") == "amaranth":
         raise JpqError("the proof of stream designs reads the verilog backend's kernel modules; lower with "
                        "--backend verilog to prove this network (flat designs: both backends)")
     top = report["top"]
+    channels = channel_ranges(qnet)
     for i, stage in enumerate(report["layers"]):
         kind = stage["kind"]
         if kind in ("hamming_cost", "argmin"):
             proof.assumed.append(f"stage {stage['name']} ({kind}): a library module, checked by simulation only")
             continue
-        kq, input_ranges = kernel_qnet(stage, qnet)
+        kq, input_ranges = kernel_qnet(stage, qnet, channels)
         module = kernel_module(top, i)
         t0 = time.perf_counter()
         netlist = load_netlist(files, module, {"x": [kq.input.bits] * kq.input_shape[0]},
