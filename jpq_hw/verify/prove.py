@@ -3,8 +3,9 @@
 Walk yosys's netlist (:mod:`.netlist`) in topological order and give every word the exact linear
 form (:mod:`.forms`) it holds: an input field holds its variable; ``$add`` / ``$sub`` / ``$neg`` /
 ``$mul`` by a constant hold the sum, difference, negation or multiple of what their ports read,
-where every read is checked not to wrap (:func:`.forms.read_port`). Any other cell (comparison,
-multiplexer, logic, a slice that drops low bits) holds no form: it belongs to an *output stage*,
+and ``$not`` of a word with a form holds ``-a - 1``, where every read is checked not to wrap
+(:func:`.forms.read_port`). Any other cell (comparison, multiplexer, logic, a slice that drops low
+bits) holds no form: it belongs to an *output stage*,
 a cone of such cells over words that all hold one linear form up to a constant (the accumulator).
 Such a cone is proven by running it (:mod:`.evaluate`) on every value of that form's range and
 comparing with the contract's rounding, ReLU and saturation of the neuron whose weights the form
@@ -33,7 +34,7 @@ from .forms import Form, NotLinear, WrapError, extend, read_port, reduce_mod
 from .netlist import BitRef, Netlist, NetlistError
 from .reference import FlatReference, Neuron
 
-LINEAR = {"$add", "$sub", "$neg", "$mul"}
+LINEAR = {"$add", "$sub", "$neg", "$not", "$mul"}
 MAX_ENUMERATION = 1 << 26   # accumulator values one output stage may be run on
 CHUNK = 1 << 20
 MAX_CONE = 4096             # cells in one output stage
@@ -165,6 +166,10 @@ class FlatProver:
 
         if kind == "$neg":
             return port("A").scaled(-1)
+        if kind == "$not":  # ~a == -a - 1 on the extended word; of a linear word only (an inverted
+            # test inside an output stage stays part of that stage's cone)
+            bits = extend(word.ports["A"], word.param("A_SIGNED") == 1, m)
+            return read_port(bits, self.form.__getitem__, self.ref.ranges, self._name).scaled(-1).plus(Form.constant(-1))
         if kind == "$mul":
             a, b = port("A"), port("B")
             if not b.is_constant():
