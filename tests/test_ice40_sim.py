@@ -70,11 +70,16 @@ def test_undriven_and_unknown_output_bits(tmp_path):
     and as ``"x"``); a LUT reads its inputs as bits I3 I2 I1 I0 of LUT_INIT."""
     import json
 
-    lut = {"type": "SB_LUT4", "parameters": {"LUT_INIT": "0110" * 4},  # I0 xor I1
-           "connections": {"I0": [2], "I1": [3], "I2": ["0"], "I3": ["0"], "O": [4]}}
+    def lut(i0, i1, o, init="0110" * 4):  # I0 xor I1
+        return {"type": "SB_LUT4", "parameters": {"LUT_INIT": init},
+                "connections": {"I0": [i0], "I1": [i1], "I2": ["0"], "I3": ["0"], "O": [o]}}
+
+    # y[4] reads an x through I1 (x taints it); y[5] reads one only through I2, which its LUT_INIT ignores
     mod = {"ports": {"x": {"direction": "input", "bits": [2, 3]},
-                     "y": {"direction": "output", "bits": [4, 9, "x", "1"]}},
-           "cells": {"l": lut}, "netnames": {}}
+                     "y": {"direction": "output", "bits": [4, 9, "x", "1", 5, 6]}},
+           "cells": {"l": lut(2, 3, 4), "m": lut(2, "x", 5),
+                     "n": {**lut(2, 3, 6), "connections": {"I0": [2], "I1": [3], "I2": ["x"], "I3": ["0"], "O": [6]}}},
+           "netnames": {}}
     path = tmp_path / "u.json"
     path.write_text(json.dumps({"modules": {"u": mod}}))
-    assert simulate_mapped(path, "u", "x", "y", [0, 1, 2, 3]) == ["1xz0", "1xz1", "1xz1", "1xz0"]
+    assert simulate_mapped(path, "u", "x", "y", [0, 1, 2, 3]) == ["0x1xz0", "1x1xz1", "1x1xz1", "0x1xz0"]

@@ -5,7 +5,8 @@ reporting for a mapped netlist that still computes what its source does. Event-d
 are slow on mapped arithmetic (Icarus Verilog with yosys's ``cells_sim.v`` takes minutes for a few
 thousand SB_LUT4 and SB_CARRY on 300 words: every carry chain ripples for every change), so this
 module evaluates the netlist cell by cell in topological order, each net a numpy array over
-*lanes*: independent input sequences run side by side.
+*lanes*: independent input sequences run side by side. An undefined net (undriven, or tied to
+``x``, as yosys leaves a bit it lost) taints what reads it: such output bits are shown as ``x``.
 
 The netlist is yosys's JSON (``synthesize(..., netlist=True)``). Cells: ``SB_LUT4`` (``O`` is bit
 ``I3 I2 I1 I0`` of ``LUT_INIT``), ``SB_CARRY`` (``CO = I0 I1 + CI (I0 + I1)``), and the flip-flops
@@ -88,6 +89,40 @@ class MappedNetlist:
                     state[cur] = 2
                     order.append(cur)
         return order
+
+    def unknown_nets(self) -> set[int]:
+        """Nets whose value is not defined: driven by nothing, tied to ``x`` (yosys writes a bit it
+        lost so), or computed from such a net by a cell whose output depends on it (a LUT pin its
+        LUT_INIT reads, any carry pin, a flip-flop's D or enable). The simulation reads such a net as
+        0; its output bits are shown as ``x``."""
+        driven = {o for _, _, o in self.luts} | {co for _, co in self.carries} | {q for _, q in self.flops}
+        driven |= {b for d, bits in self.ports.values() if d == "input" for b in bits}
+        unknown: set[int] = set()
+
+        def bad(bit) -> bool:
+            return bit in ("x", "z") or (isinstance(bit, int) and (bit not in driven or bit in unknown))
+
+        def reads(init: int, k: int) -> bool:
+            return any(((init >> i) ^ (init >> (i ^ (1 << k)))) & 1 for i in range(16))
+
+        changed = True
+        while changed:  # flip-flops feed their outputs back: to a fixed point
+            changed = False
+            for kind, i in self.order:
+                if kind == "lut":
+                    init, pins, o = self.luts[i]
+                    hit = any(bad(b) and reads(init, k) for k, b in enumerate(pins))
+                else:
+                    pins, o = self.carries[i]
+                    hit = any(bad(b) for b in pins)
+                if hit and o not in unknown:
+                    unknown.add(o)
+                    changed = True
+            for ports, q in self.flops:
+                if q not in unknown and any(bad(ports[k]) for k in ("D", "E", "R", "S") if k in ports):
+                    unknown.add(q)
+                    changed = True
+        return unknown
 
     def run(self, inputs: Mapping[str, np.ndarray], cycles: int, out_port: str) -> np.ndarray:
         """``out_port`` after each of ``cycles`` rising clock edges (once, with ``cycles == 0``, for
@@ -189,11 +224,12 @@ def simulate_mapped(netlist: Path | str, top: str, in_port: str, out_port: str, 
             x[i // lanes, i % lanes] = bits_of([w], width)[0]
         ys = nl.run({in_port: x, **tied(cycles, lanes)}, cycles, out_port)
         got = np.array([ys[i // lanes + delay, i % lanes] for i in range(n)])
-    # as a simulator shows them: an output bit that nothing drives reads z, one yosys tied to x reads x
+    # as a simulator shows them: an output bit that nothing drives reads z, an undefined one x
     driven = {o for _, _, o in nl.luts} | {co for _, co in nl.carries} | {q for _, q in nl.flops}
     driven |= {b for name, (d, bits) in nl.ports.items() if d == "input" for b in bits}
-    shown = ["x" if b == "x" else "z" if b == "z" or (isinstance(b, int) and b not in driven) else None
-             for b in nl.ports[out_port][1]][::-1]
+    unknown = nl.unknown_nets()
+    shown = ["z" if b == "z" or (isinstance(b, int) and b not in driven) else "x" if b == "x" or b in unknown
+             else None for b in nl.ports[out_port][1]][::-1]
     return ["".join(c or ("1" if v else "0") for v, c in zip(row[::-1], shown)) for row in got]
 
 
