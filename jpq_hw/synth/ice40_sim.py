@@ -57,6 +57,9 @@ class MappedNetlist:
             else:
                 raise JpqError(f"cannot simulate cell {name} of type {t}")
         self.order = self._levelize()
+        # nets something drives: a cell output or an input port bit
+        self.driven = {o for _, _, o in self.luts} | {co for _, co in self.carries} | {q for _, q in self.flops}
+        self.driven |= {b for d, bits in self.ports.values() if d == "input" for b in bits}
 
     def _levelize(self) -> list[tuple[str, int]]:
         """Combinational cells (``("lut", i)`` / ``("carry", i)``) in an order where every input is
@@ -95,8 +98,7 @@ class MappedNetlist:
         lost so), or computed from such a net by a cell whose output depends on it (a LUT pin its
         LUT_INIT reads, any carry pin, a flip-flop's D or enable). The simulation reads such a net as
         0; its output bits are shown as ``x``."""
-        driven = {o for _, _, o in self.luts} | {co for _, co in self.carries} | {q for _, q in self.flops}
-        driven |= {b for d, bits in self.ports.values() if d == "input" for b in bits}
+        driven = self.driven
         unknown: set[int] = set()
 
         def bad(bit) -> bool:
@@ -225,10 +227,8 @@ def simulate_mapped(netlist: Path | str, top: str, in_port: str, out_port: str, 
         ys = nl.run({in_port: x, **tied(cycles, lanes)}, cycles, out_port)
         got = np.array([ys[i // lanes + delay, i % lanes] for i in range(n)])
     # as a simulator shows them: an output bit that nothing drives reads z, an undefined one x
-    driven = {o for _, _, o in nl.luts} | {co for _, co in nl.carries} | {q for _, q in nl.flops}
-    driven |= {b for name, (d, bits) in nl.ports.items() if d == "input" for b in bits}
     unknown = nl.unknown_nets()
-    shown = ["z" if b == "z" or (isinstance(b, int) and b not in driven) else "x" if b == "x" or b in unknown
+    shown = ["z" if b == "z" or (isinstance(b, int) and b not in nl.driven) else "x" if b == "x" or b in unknown
              else None for b in nl.ports[out_port][1]][::-1]
     return ["".join(c or ("1" if v else "0") for v, c in zip(row[::-1], shown)) for row in got]
 
