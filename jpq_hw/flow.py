@@ -78,7 +78,8 @@ def lower(qnet: QNet, *, target: str = "ice40", top: str = "jpq_net", backend: s
     else:
         from .hdl.amaranth_backend import emit_amaranth_verilog
 
-        text = emit_amaranth_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out)
+        text = emit_amaranth_verilog(graph, sched, top=top, b_in=b_in, b_out=b_out, source=source,
+                                        version=__version__)
     t2 = time.perf_counter()
     progress.phase("cost")
     with paused_gc():

@@ -9,7 +9,7 @@ each design:
 
 1. ``jpq_hw.flow.lower_checkpoint`` writes the design folder (its own check: the stream's stage
    interpreters equal the reference on every frame); its report must state the stream interface;
-2. the Verilog must pass ``verilator --lint-only -Wall`` with no warning, and ``jpq-hw verify`` must
+2. the Verilog (of both backends) must pass ``verilator --lint-only -Wall`` with no warning, and ``jpq-hw verify`` must
    prove every kernel (the verilog backend's);
 3. the design folder's test bench (``tb/stream_tb.v``, clocked by :mod:`jpq_hw.sim.cocotb_bench`)
    streams the frames through it: a reset in the middle of a frame, then every frame with random
@@ -155,8 +155,8 @@ def test_stream_matches_reference(case, sim_build_root, simulators, sim_results)
     assert (iface.output.channels, iface.output.height, iface.output.width) == tuple(oshape)
     assert iface.cycles_per_frame <= 1.05 * h * w  # one pixel per clock
     assert report["adders"] == sum(s["adders"] for s in report["layers"])
+    assert lint_verilog(rtl_files(out), top) == []  # both backends: the Amaranth one through hdl.netlist_verilog
     if case.backend == "verilog":
-        assert lint_verilog(rtl_files(out), top) == []
         proof = verify_design(out, checkpoint=ckpt)  # every kernel proven (jpq-hw verify)
         assert len(proof.parts) == sum(s["kind"] in ("conv2d", "box_sum", "dense") for s in report["layers"])
     # every layer's output varies over the frames, so a design that computed a constant would fail

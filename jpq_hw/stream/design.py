@@ -85,7 +85,7 @@ def lower_stream_design(qnet: QNet, cost_model: CostModel, *, top: str = "jpq_ne
     else:
         from ..hdl.amaranth_stream import emit_amaranth_stream_verilog
 
-        text = emit_amaranth_stream_verilog(net, top=top, pipeline=pipeline)
+        text = emit_amaranth_stream_verilog(net, top=top, pipeline=pipeline, source=source, version=__version__)
     t2 = time.perf_counter()
     progress.phase("timing")
     timing = simulate_handshakes(net, latencies=latencies)

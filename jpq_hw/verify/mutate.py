@@ -101,7 +101,7 @@ def _sites(lines: list[str], kind: str) -> list[tuple[int, str]]:
 
 
 _NAME = re.compile(r"\\\S+|[A-Za-z_][A-Za-z0-9_$]*")
-_DECL = re.compile(r"^(\s*(?:\(\* keep \*\)\s*)?(?:wire|reg)\s+\[)(\d+)(:0\]\s+)(\S+)(.*)$")
+_DECL = re.compile(r"^(\s*(?:\(\* keep \*\)\s*)?(?:wire|reg)\s+\[)(\d+)(:0\]\s+)([^\s;]+)(.*)$")
 _SELECT = re.compile(r"^(\s*(?:assign\s+(\S+)\s*=|(\S+)\s*<=)\s*)(\S+)(\s*\[)(\d+)(:0\]\s*;.*)$")
 
 
@@ -122,8 +122,8 @@ def _reads(lines: list[str]) -> tuple[set, set]:
 
 
 def _truncations(lines: list[str]) -> list[tuple[int, str]]:
-    """Adder results that lose their top bit: the declaration of one read whole (direct emitter),
-    or the part-select that keeps one (Amaranth: ``assign n = $sum [h:0]`` where ``n`` is read)."""
+    """Adder results that lose their top bit: the declaration of one read whole, or the part-select
+    that keeps one (``assign n = sum[h:0]`` where ``n`` is read)."""
     sums = set()
     for line in lines:
         m = _ASSIGN.match(_code(line))
