@@ -8,7 +8,8 @@
    30k and 100k nonzero weights: each proof runs in its own process (``jpq-hw verify``), wall-clock
    median of ``--repeats`` runs and the largest peak RSS. Lowering is not counted.
 2. Mutants (:mod:`jpq_hw.verify.mutate`) of every design of ``pytest sim/`` (``sim/test_designs.py``
-   flat designs, and the kernels of two stream designs): per kind, how many were rejected. A mutant
+   flat designs, and the kernels of three stream designs, one through the Amaranth backend): per
+   kind, how many were rejected. A mutant
    that was accepted is checked on 2,000 random input vectors run through yosys's netlist: if none
    tells it from the checkpoint it is counted as *equivalent* (a change that changes nothing, as
    truncating a bit that is never set), else as a *missed bug* (there should be none).
@@ -110,13 +111,14 @@ def _killable(folder: Path, text: str, qnet, work: Path) -> bool:
 
 def _kernels_killable(folder: Path, text: str, qnet, work: Path) -> bool:
     """Whether some kernel of the mutated stream design differs from its layer on 2,000 random
-    windows (run on yosys's netlist of that kernel module)."""
-    from jpq_hw.hdl.stream_verilog import kernel_module
-    from jpq_hw.verify.stream import kernel_qnet
+    windows (run on yosys's netlist of that kernel: its module, or cut out of the Amaranth
+    backend's flat module)."""
+    from jpq_hw.verify.stream import flat_module, kernel_netlist, kernel_qnet
 
     report = json.loads((folder / "report.json").read_text())
     path = work / "mutant.v"
     path.write_text(text)
+    flat = flat_module([path], report)
     rng = np.random.default_rng(0)
     for i, stage in enumerate(report["layers"]):
         if stage["kind"] not in ("conv2d", "box_sum", "dense"):
@@ -125,8 +127,7 @@ def _kernels_killable(folder: Path, text: str, qnet, work: Path) -> bool:
         lo, hi = np.array([a for a, _ in ranges]), np.array([b for _, b in ranges])
         n = kq.input_shape[0]
         latency = int(stage.get("kernel_latency", 0))
-        nl = load_netlist([path], kernel_module(report["top"], i), {"x": [kq.input.bits] * n},
-                          enable="en" if latency else None)
+        _, nl = kernel_netlist([path], report, i, {"x": [kq.input.bits] * n}, flat)
         x = np.concatenate([rng.integers(lo, hi + 1, (1000, n)), np.where(rng.random((1000, n)) < 0.5, lo, hi)])
         if (flat_outputs(nl, kq, x, latency) != run_reference(kq, x).reshape(len(x), -1)).any():
             return True
@@ -145,13 +146,26 @@ def mutant_designs(work: Path, quick: bool) -> list[tuple[str, Path, Path, bool]
                          force=True, extra_inputs=extra, optimize=case.optimize)
         out.append((case.name, folder, ckpt, False))
     for name, ckpt, kw in (("digits-cnn stream", EXAMPLES / "digits-cnn.pt", {"pipeline": 2}),
+                           ("digits-cnn stream (amaranth)", EXAMPLES / "digits-cnn.pt",
+                            {"pipeline": 2, "backend": "amaranth"}),
                            ("stereo stream", EXAMPLES / "stereo.pt", {})):
         if quick:
             break
-        folder = work / name.replace(" ", "-")
+        folder = work / re.sub(r"[^\w-]", "", name.replace(" ", "-"))
         lower_checkpoint(ckpt, folder, n_vectors=1, force=True, **kw)
         out.append((name, folder, ckpt, True))
     return out
+
+
+def _kernel_lines(text: str, top: str) -> list[range]:
+    """The lines of a stream design's kernels: its kernel modules (Verilog backend), or the
+    assignments to the kernels' signals (``s<i>_kernel_...``, Amaranth backend)."""
+    modules = module_lines(text, f"{top}_s")
+    if modules:
+        return modules
+    return [range(i, i + 1) for i, line in enumerate(text.split("\n"))
+            if re.match(r"\s*(assign\s+)?s\d+_kernel_n\w*\s*(=|<=)", line)
+            or re.match(r"\s*(\(\* keep \*\)\s*)?(wire|reg)\s+\[\d+:0\]\s+s\d+_kernel_n\w*;", line)]
 
 
 def run_mutants(work: Path, quick: bool, per_kind: int) -> list[dict]:
@@ -161,7 +175,7 @@ def run_mutants(work: Path, quick: bool, per_kind: int) -> list[dict]:
         (rtl,) = rtl_files(folder)
         text = rtl.read_text()
         top = json.loads((folder / "report.json").read_text())["top"]
-        within = module_lines(text, f"{top}_s") if stream else None
+        within = _kernel_lines(text, top) if stream else None
         row = {"design": name, "kinds": {}}
         for m in mutants(text, per_kind=per_kind, seed=3, within=within):
             k = row["kinds"].setdefault(m.kind, {"made": 0, "rejected": 0, "equivalent": 0, "missed": 0,

@@ -18,11 +18,6 @@ def _lower(args: argparse.Namespace) -> int:
     from .flow import lower_checkpoint
     from .progress import StderrDisplay, shown
 
-    if args.verify and args.backend == "amaranth":  # refused before the work, not after it
-        from .ir.checkpoint import load_checkpoint
-        if len(load_checkpoint(args.checkpoint).input_shape) == 3:
-            raise JpqError("--verify proves an image network's kernels as the verilog backend writes them; "
-                           "drop --backend amaranth, or --verify")
     with shown(StderrDisplay()):  # a long lowering says what it is about to spend, on stderr
         report = lower_checkpoint(args.checkpoint, args.output, target=args.target, backend=args.backend,
                                   pipeline=args.pipeline, top=args.top, n_vectors=args.vectors, seed=args.seed,

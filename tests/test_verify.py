@@ -265,8 +265,49 @@ def test_stream_kernel_inputs_take_their_channels_ranges(tmp_path):
     assert [p.outputs for _, p in proof.parts] == [3, 5, 4]
 
 
-def test_lower_verify_refuses_an_amaranth_stream_before_lowering(tmp_path, capsys):
-    assert main(["lower", str(ROOT / "examples" / "digits-cnn.pt"), "-o", str(tmp_path / "o"),
-                 "--backend", "amaranth", "--verify"]) == 2
-    assert "--verify proves an image network's kernels" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
+def test_amaranth_stream_kernels_are_cut_out_and_proven(tmp_path, capsys):
+    """The Amaranth backend's stream design is one flat module: each kernel is cut out of it at its
+    kept boundary wires and proven (pipelined: its registers enabled by s<i>_kernel_en); a kernel's
+    adder turned into a subtraction is found."""
+    from jpq_hw.verify.mutate import mutants
+
+    out = tmp_path / "o"
+    assert main(["lower", str(ROOT / "examples" / "digits-cnn.pt"), "-o", str(out), "--backend", "amaranth",
+                 "--pipeline", "2", "--vectors", "2", "--verify"]) == 0
+    printed = capsys.readouterr().out
+    assert "stage conv1 (conv2d, kernel s0_kernel_x -> s0_kernel_y)" in printed and "stage fc (dense" in printed
+    text = (out / "rtl" / "jpq_net.v").read_text()
+    (m,) = [m for m in mutants(text, kinds=("add_to_sub",), per_kind=40, seed=3) if "s1_kernel_n" in m.before][:1]
+    (out / "rtl" / "jpq_net.v").write_text(m.text)
+    with pytest.raises(ProofFailure, match="stage conv2"):
+        verify_design(out)
+
+
+def test_output_stages_too_wide_to_run_are_proven_by_sat(tmp_path, capsys):
+    """An accumulator of 16-bit inputs takes 305 million values, more than an output stage is run
+    on: yosys's SAT solver proves those stages instead (both backends, pipelined too); with the
+    limit lowered, every stage of a small network goes that way, and a saturation bound or a bias
+    changed by one is still found, with the accumulator value that shows it."""
+    wide = random_qnet([64, 4], density=1.0, weight_bits=8, input_format=IntFormat(16, True), seed=5)
+    ck = tmp_path / "wide.pt"
+    save_checkpoint(wide, ck)
+    assert main(["lower", str(ck), "-o", str(tmp_path / "wide"), "--vectors", "8", "--verify"]) == 0
+    assert "4 by SAT" in capsys.readouterr().out
+    small = random_qnet([12, 6, 4], density=0.5, weight_bits=6, input_format=IntFormat(6, True), seed=3)
+    for backend in ("verilog", "amaranth"):
+        out = _lower(tmp_path, small, f"small-{backend}", backend=backend, pipeline=1, n_vectors=8)
+        proof = verify_design(out, max_enumeration=10)
+        ((_, part),) = proof.parts
+        assert part.solved == part.neurons == 10 and part.values_enumerated == 0
+        text = next((out / "rtl").glob("*.v")).read_text()
+        found = set()
+        for m in mutants(text, kinds=("saturation_bound", "constant_by_one"), per_kind=2, seed=1):
+            bad = tmp_path / f"m-{backend}"
+            shutil.rmtree(bad, ignore_errors=True)
+            shutil.copytree(out, bad)
+            next((bad / "rtl").glob("*.v")).write_text(m.text)
+            with pytest.raises(ProofFailure) as e:
+                verify_design(bad, max_enumeration=10)
+            assert e.value.acc is not None and "at accumulator" in str(e.value)
+            found.add(m.kind)
+        assert found == {"saturation_bound", "constant_by_one"}

@@ -92,7 +92,7 @@ class QNetComponent(wiring.Component):
         delayed = [[v] for v in value]  # delayed[i][k]: node i after k registers
         for i, d in enumerate(s.delays):
             for k in range(1, d + 1):
-                r = Signal(value[i].shape(), name=f"n{i}_d{k}")
+                r = Signal(value[i].shape(), name=f"n{i}_d{k}", reset_less=True)  # data: only out_valid resets
                 sync += r.eq(delayed[i][-1])
                 delayed[i].append(r)
 

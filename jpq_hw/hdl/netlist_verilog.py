@@ -71,14 +71,16 @@ def _int(v) -> int:
     return int(v, 2) if isinstance(v, str) else int(v)
 
 
-def rtlil_to_netlist(rtlil_text: str, top: str) -> dict:
-    """yosys's flat word-level netlist (the JSON module ``top``) of an RTLIL design."""
+def rtlil_to_netlist(rtlil_text: str, top: str, names: Sequence[str] = ()) -> dict:
+    """yosys's flat word-level netlist (the JSON module ``top``) of an RTLIL design; the wires
+    ``names`` (full names) are kept through its clean-up with what drives them."""
     from ..synth.yosys import find_yosys
 
     with tempfile.TemporaryDirectory(prefix="jpq-rtlil-") as tmp:
         # relative paths, cwd in the folder: YoWASP's yosys maps /tmp to a private scratch folder
         Path(tmp, "design.il").write_text(rtlil_text)
-        script = (f"read_rtlil design.il; hierarchy -check -top {top}; proc; flatten; memory_collect; "
+        keep = "".join(f"setattr -set keep 1 w:{n}; " for n in names)
+        script = (f"read_rtlil design.il; hierarchy -check -top {top}; proc; flatten; memory_collect; {keep}"
                   "opt_clean -purge; write_json netlist.json")
         run = subprocess.run([*find_yosys(), "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
         out = Path(tmp, "netlist.json")
@@ -91,13 +93,17 @@ def rtlil_to_netlist(rtlil_text: str, top: str) -> dict:
     return modules[top]
 
 
-def amaranth_to_verilog(elaboratable, *, top: str, header: Sequence[str] = (), prefix: str = "") -> str:
+def amaranth_to_verilog(elaboratable, *, top: str, header: Sequence[str] = (), prefix: str = "",
+                        names: Sequence[str] = ()) -> str:
     """Lint-clean Verilog of an Amaranth component (``amaranth.back.rtlil``, then :func:`netlist_to_verilog`);
-    ``prefix`` (such as ``"net."``, the submodule holding the network) is dropped from signal names."""
+    ``prefix`` (such as ``"net."``, the submodule holding the network) is dropped from signal names;
+    ``names``: signals (after ``prefix``) written as wires of their own, as kept signals are, but not
+    kept (with what drives them, all of their bits)."""
     from amaranth.back import rtlil
 
     text = rtlil.convert(elaboratable, name=top, emit_src=False)
-    return netlist_to_verilog(rtlil_to_netlist(text, top), top=top, header=header, prefix=prefix)
+    module = rtlil_to_netlist(text, top, [prefix + n for n in names])
+    return netlist_to_verilog(module, top=top, header=header, prefix=prefix, names=names)
 
 
 def _constant(bits: Sequence[str]) -> str:
@@ -145,7 +151,7 @@ def _identifier(name: str) -> str:
 
 
 class _Writer:
-    def __init__(self, module: dict, top: str, prefix: str = ""):
+    def __init__(self, module: dict, top: str, prefix: str = "", names: Sequence[str] = ()):
         self.module, self.top, self.prefix = module, top, prefix
         self.cells = {n: c for n, c in module["cells"].items() if c["type"] not in _SKIPPED}
         self.names: set[str] = set()
@@ -163,15 +169,24 @@ class _Writer:
                 for i, b in enumerate(port["bits"]):
                     if isinstance(b, int):
                         self.driver[b] = (name, i)
-        # names of Amaranth's signals (public netnames), by the exact bits they hold
+        # names of Amaranth's signals (public netnames): for each set of bits the best one (kept first,
+        # then a name Amaranth did not have to make unique with "$", then the shallowest); the kept
+        # ones (one per set of bits) and those asked for by name are written as wires of their own
         self.public: dict[tuple, tuple[str, bool]] = {}
-        for name, net in sorted(module["netnames"].items()):
+        self.kept_netnames: list[tuple[str, tuple, bool]] = []
+        wanted = set(names)
+        ranked = []
+        for name, net in module["netnames"].items():
             if net.get("hide_name"):
                 continue
-            key = tuple(net["bits"])
-            keep = bool(_int(net.get("attributes", {}).get("keep", 0) or 0))
-            if key not in self.public or (keep and not self.public[key][1]):
-                self.public[key] = (name, keep)
+            keep = bool(_int(net.get("attributes", {}).get("keep", 0) or 0)) and self._public_name(name) not in wanted
+            ranked.append(((not keep, "$" in name, name.count("."), name), name, tuple(net["bits"]), keep))
+        kept_bits: set[tuple] = set()
+        for _, name, key, keep in sorted(ranked):
+            self.public.setdefault(key, (name, keep))
+            if (keep and key not in kept_bits) or self._public_name(name) in wanted:
+                self.kept_netnames.append((name, key, keep))
+                kept_bits.add(key)
         self.kept: set[str] = set()
         self.word_of_cell: dict[tuple[str, str], str] = {}
         self._trim_unread_high_bits()
@@ -197,24 +212,31 @@ class _Writer:
         for _, name, w in self.ports:
             self.width.setdefault(name, w)
         self.temp = 0
-        # a kept Amaranth signal that is not a whole cell output (a part of one, a concatenation)
-        # becomes a kept wire of its own, and its bits are read through it
+        # a kept Amaranth signal (or one asked for by name) that no word is named after becomes a
+        # wire of its own, kept where the signal is; where it is not a whole word (a part of one, a
+        # concatenation), the bits are read through it
         self.aliases: list[tuple[str, list[Bit]]] = []
-        words = set(self.word_of_cell.values())
-        for bits, (name, keep) in sorted(self.public.items(), key=lambda kv: kv[1][0]):
-            if not keep or not all(isinstance(b, int) and b in self.driver for b in bits):
-                continue
-            if self.driver[bits[0]][0] in words and self._is_whole(bits):
+        named = {self.public[tuple(c["connections"][p])][0] for (cname, p) in self.word_of_cell
+                 for c in [self.cells[cname]] if tuple(c["connections"][p]) in self.public}
+        routed: list[tuple[str, list[Bit]]] = []
+        seen: set[tuple] = set()
+        for name, bits, keep in self.kept_netnames:
+            if name in named or any(isinstance(b, int) and b not in self.driver for b in bits):
                 continue
             alias = self._claim(self._public_name(name))
             self.aliases.append((alias, list(bits)))
-        for alias, bits in self.aliases:
+            if keep:
+                self.kept.add(alias)
             self.width[alias] = len(bits)
+            ints = [b for b in bits if isinstance(b, int)]
+            if bits not in seen and not (len(ints) == len(bits) and self._is_whole(bits)):
+                routed.append((alias, list(bits)))
+            seen.add(bits)
         self.alias_source = {alias: self.bits(bits) for alias, bits in self.aliases}
-        for alias, bits in self.aliases:
+        for alias, bits in routed:
             for i, b in enumerate(bits):
-                self.driver[b] = (alias, i)
-            self.kept.add(alias)
+                if isinstance(b, int):
+                    self.driver[b] = (alias, i)
 
     def _is_whole(self, bits: Sequence[int]) -> bool:
         word, lo = self.driver[bits[0]]
@@ -225,8 +247,9 @@ class _Writer:
         return name[len(self.prefix):] if self.prefix and name.startswith(self.prefix) else name
 
     def _trim_unread_high_bits(self) -> None:
-        """Drop the high output bits that nothing reads from cells whose low bits depend only on
-        their operands' low bits (Amaranth widens every sum by a bit that the signal it feeds drops)."""
+        """Drop the high output bits that nothing reads (no cell, output or kept signal) from cells
+        whose low bits depend only on their operands' low bits (Amaranth widens every sum by a bit
+        that the signal it feeds drops)."""
         changed = True
         while changed:  # trimming a multiplexer trims what it reads: again until nothing changes
             changed = False
@@ -238,6 +261,8 @@ class _Writer:
             for port in self.module["ports"].values():
                 if port["direction"] == "output":
                     read.update(b for b in port["bits"] if isinstance(b, int))
+            for _, bits, _ in self.kept_netnames:  # a kept signal is written whole
+                read.update(b for b in bits if isinstance(b, int))
             for name, cell in self.cells.items():
                 if cell["type"] not in _LOW_BITS:
                     continue
@@ -352,7 +377,8 @@ class _Writer:
             lines += ["", "    initial begin", *[f"        {s}" for s in inits], "    end"]
         lines.append("")
         for alias, _ in self.aliases:
-            lines.append(f"    (* keep *) wire {_range(self.width[alias])}{alias} = {self.alias_source[alias]};")
+            keep = "(* keep *) " if alias in self.kept else ""
+            lines.append(f"    {keep}wire {_range(self.width[alias])}{alias} = {self.alias_source[alias]};")
         lines += [f"    {a}" for a in assigns]
         for name, port in self.module["ports"].items():
             if port["direction"] == "output":
@@ -523,7 +549,8 @@ class _Writer:
         return f"{abits}'d{k}"
 
 
-def netlist_to_verilog(module: dict, *, top: str, header: Sequence[str] = (), prefix: str = "") -> str:
+def netlist_to_verilog(module: dict, *, top: str, header: Sequence[str] = (), prefix: str = "",
+                       names: Sequence[str] = ()) -> str:
     """One Verilog module ``top`` computing what the yosys JSON ``module`` (flat, word-level) does,
     with every operand at its operation's width (see the module notes)."""
-    return _Writer(module, top, prefix).write(header)
+    return _Writer(module, top, prefix, names).write(header)

@@ -20,7 +20,8 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
     v.add_argument("--no-simulate", action="store_true",
                    help="do not replay a counterexample in the design's own cocotb test bench")
     v.add_argument("--max-values", type=int, default=None, metavar="N",
-                   help="most accumulator values one output stage is run on (default 2**26)")
+                   help="most accumulator values one output stage is run on (default 2**26); "
+                        "a wider one is proven by yosys's SAT solver")
     v.set_defaults(run=run_verify)
     return v
 
@@ -48,8 +49,9 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
         print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly, for every input")
     for what, part in proof.parts:
         lo, hi = part.widest_accumulator
-        print(f"  {what}: {part.layers} layer(s), {part.outputs} outputs; {part.neurons} output stages run on "
-              f"all {part.values_enumerated:,} accumulator values; widest accumulator [{lo}, {hi}]")
+        sat = f", {part.solved} by SAT (yosys sat; accumulators too wide to run)" if part.solved else ""
+        print(f"  {what}: {part.layers} layer(s), {part.outputs} outputs; {part.neurons - part.solved} output stages "
+              f"run on all {part.values_enumerated:,} accumulator values{sat}; widest accumulator [{lo}, {hi}]")
     print(f"  {timing}; read by yosys (read_verilog; proc; flatten), {len(proof.parts)} unit(s) proven in "
           f"{proof.seconds:.1f} s")
     for line in proof.assumed:

@@ -119,6 +119,58 @@ def load_netlist(files: Sequence[Path], top: str, inputs: dict[str, list[int]], 
     return Netlist(module, inputs, enable)
 
 
+def cut_module(module: dict, inputs: dict[str, str], outputs: dict[str, str]) -> dict:
+    """The part of the flat ``module`` that computes the wires ``outputs`` from the wires ``inputs``,
+    as a module of its own (port name -> wire name, both ways): the cells found walking back from the
+    outputs, stopping at the inputs' bits. A bit the walk reaches that no cell drives and that is not
+    an input (another port of the design) becomes a bit of the input ``outside``, which a proof
+    treats as a control input: a value that depends on it is not proven."""
+    nets = module["netnames"]
+
+    def bits_of(wire: str) -> list:
+        if wire not in nets:
+            raise NetlistError(f"the design has no wire {wire}")
+        return list(nets[wire]["bits"])
+
+    ports: dict[str, dict] = {}
+    cut: set[int] = set()
+    for port, wire in inputs.items():
+        bits = bits_of(wire)
+        ports[port] = {"direction": "input", "bits": bits}
+        cut.update(b for b in bits if isinstance(b, int))
+    driver: dict[int, str] = {}
+    for name, cell in module["cells"].items():
+        for port, direction in cell["port_directions"].items():
+            if direction == "output":
+                driver.update((b, name) for b in cell["connections"][port] if isinstance(b, int))
+    stack: list[int] = []
+    for port, wire in outputs.items():
+        bits = bits_of(wire)
+        ports[port] = {"direction": "output", "bits": bits}
+        stack += [b for b in bits if isinstance(b, int)]
+    taken: set[str] = set()
+    seen: set[int] = set()
+    outside: list[int] = []
+    while stack:
+        net = stack.pop()
+        if net in seen or net in cut:
+            continue
+        seen.add(net)
+        name = driver.get(net)
+        if name is None:
+            outside.append(net)
+        elif name not in taken:
+            taken.add(name)
+            cell = module["cells"][name]
+            for port, direction in cell["port_directions"].items():
+                if direction == "input":
+                    stack += [b for b in cell["connections"][port] if isinstance(b, int)]
+    if outside:
+        ports["outside"] = {"direction": "input", "bits": sorted(outside)}
+    cells = {name: cell for name, cell in module["cells"].items() if name in taken}
+    return {"ports": ports, "cells": cells, "netnames": nets}
+
+
 class Netlist:
     """The top module of a yosys JSON netlist, its bits traced to words (see the module notes).
 

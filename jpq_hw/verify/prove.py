@@ -9,7 +9,8 @@ bits) holds no form: it belongs to an *output stage*,
 a cone of such cells over words that all hold one linear form up to a constant (the accumulator).
 Such a cone is proven by running it (:mod:`.evaluate`) on every value of that form's range and
 comparing with the contract's rounding, ReLU and saturation of the neuron whose weights the form
-carries (:mod:`.reference`); the cone's result then holds that neuron's output variable, which the
+carries (:mod:`.reference`), or, where the range holds more than ``max_enumeration`` values, by
+yosys's SAT solver on the same comparison (:mod:`.sat`); the cone's result then holds that neuron's output variable, which the
 next layer's adders read. The module outputs must hold, modulo their width, the last layer's
 outputs.
 
@@ -33,6 +34,7 @@ from .evaluate import as_width, evaluate_cell
 from .forms import Form, NotLinear, WrapError, extend, read_port, reduce_mod
 from .netlist import BitRef, Netlist, NetlistError
 from .reference import FlatReference, Neuron
+from .sat import SatJob, SatUndecided, sat_output_stages
 
 LINEAR = {"$add", "$sub", "$neg", "$not", "$mul"}
 MAX_ENUMERATION = 1 << 26   # accumulator values one output stage may be run on
@@ -60,7 +62,8 @@ class FlatProof:
     outputs: int
     layers: int
     neurons: int                 # output stages proven (cones)
-    values_enumerated: int
+    values_enumerated: int       # accumulator values the output stages run on were run on
+    solved: int = 0              # output stages proven by SAT instead (ranges too wide to run)
     widest_accumulator: tuple[int, int] = (0, 0)
     latency: int = 0
     words: int = 0
@@ -94,6 +97,8 @@ class FlatProver:
         self._tried: dict[int, ProofFailure | None] = {}
         self.cones = 0
         self.enumerated = 0
+        self.solved = 0
+        self.pending: list[tuple] = []  # (SatJob, neuron, scale, base form) left to SAT
         self.widest = (0, 0)
 
     # ---------------------------------------------------------------- driving
@@ -104,12 +109,18 @@ class FlatProver:
         for u in self._topological():
             self._visit(u)
         t1 = time.perf_counter()
-        self._check_outputs(output_port)
+        try:
+            self._check_outputs(output_port)
+        except ProofFailure:
+            self._run_pending()  # a wrong output stage explains a wrong output better
+            raise
+        self._run_pending()
         outs = self.ref.outputs()
         ranges = [n.acc.range(self.ref.ranges) for layer in self.ref.layers for n in layer]
         self.widest = max(ranges, key=lambda r: r[1] - r[0], default=(0, 0))
         return FlatProof(outputs=len(outs), layers=len(self.ref.layers), neurons=self.cones,
-                         values_enumerated=self.enumerated, widest_accumulator=self.widest, latency=self.latency,
+                         values_enumerated=self.enumerated, solved=self.solved, widest_accumulator=self.widest,
+                         latency=self.latency,
                          words=len(self.nl.words), seconds={"forms": round(t1 - t0, 3),
                                                             "outputs": round(time.perf_counter() - t1, 3)})
 
@@ -265,25 +276,73 @@ class FlatProver:
         if prefer is not None:
             candidates.sort(key=lambda c: c[0] is not prefer)
         lo, hi = base.range(self.ref.ranges)
-        if hi - lo + 1 > self.max_enumeration:
-            raise ProofFailure(f"{self._name(w)}: the accumulator takes {hi - lo + 1:,} values, more than the "
-                               f"{self.max_enumeration:,} an output stage is run on")
         inputs = [(f, norm[f][1], self.form[f].const) for f in frontier]
+        by_sat = hi - lo + 1 > self.max_enumeration
+        if by_sat and len(candidates) == 1:  # proven later, with the others, in one yosys run
+            neuron, scale = candidates[0]
+            self.pending.append((self._sat_job(w, order, inputs, neuron, scale, lo, hi), neuron, scale, base))
+            self.cones += 1
+            self.solved += 1
+            return neuron.out
         first_failure = None
         for neuron, scale in candidates:
-            bad = self._run_cone(w, order, inputs, neuron, scale, lo, hi)
+            bad = self._sat_cone(w, order, inputs, neuron, scale, lo, hi) if by_sat else \
+                self._run_cone(w, order, inputs, neuron, scale, lo, hi)
             if bad is None:
                 self.cones += 1
-                self.enumerated += hi - lo + 1
+                if by_sat:
+                    self.solved += 1
+                else:
+                    self.enumerated += hi - lo + 1
                 return neuron.out
             if first_failure is None:
                 first_failure = (neuron, scale, bad)
-        neuron, scale, (u, got, want, where) = first_failure
+        neuron, scale, bad = first_failure
+        raise self._cone_failure(w, neuron, scale, bad, base)
+
+    def _cone_failure(self, w: int, neuron: Neuron, scale: int, bad, base: Form) -> ProofFailure:
+        u, got, want, where = bad
         layer = self.ref.qnet.layers[neuron.layer]
         acc = scale * u + neuron.acc.const
-        raise ProofFailure(f"layer {layer.name} output {neuron.index}: at accumulator {acc} the circuit's output "
-                           f"stage gives {got}, the contract {want} (modulo 2**{words[w].width})",
-                           neuron=neuron, acc=acc, form=base, targets=where)
+        return ProofFailure(f"layer {layer.name} output {neuron.index}: at accumulator {acc} the circuit's output "
+                            f"stage gives {got}, the contract {want} (modulo 2**{self.nl.words[w].width})",
+                            neuron=neuron, acc=acc, form=base, targets=where)
+
+    def _sat_job(self, w, order, inputs, neuron: Neuron, scale: int, lo: int, hi: int) -> SatJob:
+        layer = self.ref.qnet.layers[neuron.layer]
+        return SatJob(w, order, inputs, scale, neuron.acc.const, lo, hi, layer.shift, layer.relu, layer.out.lo,
+                      layer.out.hi)
+
+    def _solve(self, jobs: list[SatJob]) -> list[int | None]:
+        try:
+            return sat_output_stages(self.nl, jobs)
+        except SatUndecided as e:
+            raise ProofFailure(f"an output stage's accumulator takes more than the {self.max_enumeration:,} values "
+                               f"an output stage is run on, and yosys's SAT solver could not decide it: {e}") from None
+
+    def _run_pending(self) -> None:
+        """The output stages left to SAT (:meth:`_prove_cone`), in as few yosys runs as they fit."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        for (job, neuron, scale, base), u in zip(pending, self._solve([p[0] for p in pending])):
+            if u is not None:
+                raise self._cone_failure(job.w, neuron, scale, self._confirm(job, neuron, scale, u), base)
+
+    def _sat_cone(self, w, order, inputs, neuron: Neuron, scale: int, lo: int, hi: int):
+        """As :meth:`_run_cone`, for a range too wide to run: yosys's SAT solver (:mod:`.sat`) proves
+        the cone or finds a value where it differs, on which the cone is then run."""
+        (u,) = self._solve([self._sat_job(w, order, inputs, neuron, scale, lo, hi)])
+        return None if u is None else self._confirm(self._sat_job(w, order, inputs, neuron, scale, lo, hi),
+                                                    neuron, scale, u)
+
+    def _confirm(self, job: SatJob, neuron: Neuron, scale: int, u: int):
+        """The cone run on the base sum ``u`` that SAT says shows a difference."""
+        bad = self._run_cone(job.w, job.order, job.inputs, neuron, scale, u, u)
+        if bad is None:
+            raise ProofFailure(f"{self._name(job.w)}: yosys's SAT solver says the output stage differs at base sum "
+                               f"{u}, running the cone there says it does not")
+        return bad
 
     def _run_cone(self, w, order, inputs, neuron: Neuron, scale: int, lo: int, hi: int):
         """None if the cone equals the neuron's output stage for every value ``u`` in ``[lo, hi]``

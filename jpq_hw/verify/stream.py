@@ -19,21 +19,30 @@ What is *not* proven, and is checked by simulation only (``pytest sim/`` runs ev
 through Verilator with random stalls on both sides, bit for bit against the reference): the line
 buffers, windows and padding that feed a kernel the right elements, the handshakes, and the
 ``hamming_cost`` and ``argmin`` stages (library modules, no generated arithmetic). The proof lists
-these as assumed. The Amaranth stream backend's kernels are not separate modules with these ports,
-so its stream designs are not proven (the flat designs of both backends are).
+these as assumed.
+
+The Amaranth backend writes one flat module (:mod:`jpq_hw.hdl.netlist_verilog`); its kernels have
+kept wires at their boundary instead (:func:`~jpq_hw.hdl.amaranth_stream.kernel_wire`:
+``s<i>_kernel_x``, ``s<i>_kernel_y`` and, pipelined, ``s<i>_kernel_en``), and each is cut out of the
+flat netlist there (:func:`~.netlist.cut_module`: the cells between those wires and nothing else)
+and proven the same way.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import JpqError
+from ..hdl.amaranth_stream import kernel_wire
 from ..hdl.stream_verilog import column_sum_bits_of, kernel_module
 from ..ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet
 from ..reference import requantize
-from .netlist import load_netlist
+from .netlist import Netlist, cut_module, load_netlist, read_netlist_json
 from .prove import FlatProver, ProofFailure
 from .reference import build_reference
 
@@ -116,12 +125,33 @@ def kernel_qnet(stage: dict, qnet: QNet, channels: list | None = None) -> tuple[
     raise JpqError(f"no kernel for a {kind} stage")
 
 
+def flat_module(files, report: dict) -> dict | None:
+    """yosys's flat netlist of an Amaranth backend's stream design, which its kernels are cut out of
+    (None for the Verilog backend's, whose kernels are modules)."""
+    if report.get("backend") != "amaranth":
+        return None
+    with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
+        return read_netlist_json(files, report["top"], Path(tmp))
+
+
+def kernel_netlist(files, report: dict, index: int, fields: dict, flat: dict | None) -> tuple[str, Netlist]:
+    """(what the kernel is called, its netlist) for stage ``index``: the module ``TOP_s<index>``
+    (Verilog backend) or the cells between its boundary wires in ``flat`` (:func:`flat_module`)."""
+    latency = int(report["layers"][index].get("kernel_latency", 0))
+    enable = "en" if latency else None
+    if flat is None:
+        module = kernel_module(report["top"], index)
+        return module, load_netlist(files, module, fields, enable=enable)
+    inputs = {"x": kernel_wire(index, "x")}
+    if latency:
+        inputs.update(clk="clk", en=kernel_wire(index, "en"))
+    cut = cut_module(flat, inputs, {"y": kernel_wire(index, "y")})
+    return f"{kernel_wire(index, 'x')} -> {kernel_wire(index, 'y')}", Netlist(cut, fields, enable=enable)
+
+
 def prove_stream(proof, root, report: dict, qnet: QNet, files, **kw) -> None:
     """Prove every kernel of a stream design; record the stages and parts taken on trust."""
-    if report.get("backend") == "amaranth":
-        raise JpqError("the proof of stream designs reads the verilog backend's kernel modules; lower with "
-                       "--backend verilog to prove this network (flat designs: both backends)")
-    top = report["top"]
+    flat = flat_module(files, report)
     channels = channel_ranges(qnet)
     for i, stage in enumerate(report["layers"]):
         kind = stage["kind"]
@@ -129,12 +159,10 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, **kw) -> None:
             proof.assumed.append(f"stage {stage['name']} ({kind}): a library module, checked by simulation only")
             continue
         kq, input_ranges = kernel_qnet(stage, qnet, channels)
-        module = kernel_module(top, i)
-        t0 = time.perf_counter()
-        netlist = load_netlist(files, module, {"x": [kq.input.bits] * kq.input_shape[0]},
-                               enable="en" if stage.get("kernel_latency") else None)
-        ref = build_reference(kq, input_ranges)
         latency = int(stage.get("kernel_latency", 0))
+        t0 = time.perf_counter()
+        module, netlist = kernel_netlist(files, report, i, {"x": [kq.input.bits] * kq.input_shape[0]}, flat)
+        ref = build_reference(kq, input_ranges)
         control = {"clk": "clk", "en": "en"} if latency else {}
         prover = FlatProver(netlist, ref, data_inputs={"x": "x"}, control=control, latency=latency, **kw)
         try:
