@@ -18,9 +18,10 @@ writes that netlist as one module in which
   Verilog's width rules and no expression has a width other than its target's;
 - flip-flops keep their initial values, memories their contents.
 
-What it takes is what the Amaranth backends produce: arithmetic, comparisons, logic, multiplexers,
-shifts and floor division/modulo by constants, ``$dff`` flip-flops and ``$mem_v2`` memories with
-synchronous or asynchronous read ports and one write clock. Anything else is refused with
+What it takes is what Amaranth produces for the backends (and ``sim/test_netlist_verilog.py``
+checks against Amaranth's simulator): arithmetic, comparisons, bitwise logic and reductions,
+multiplexers (``$mux``, ``$pmux``), floor division and modulo by constants, ``$dff`` flip-flops and
+``$mem_v2`` memories with synchronous read ports and one write port. Anything else is refused with
 :class:`NetlistVerilogError` naming the cell.
 """
 
@@ -37,17 +38,15 @@ from ..errors import JpqError
 
 Bit = int | str  # a net number, or a constant "0" / "1" / "x" / "z"
 
-_BINARY = {"$add": "+", "$sub": "-", "$mul": "*", "$and": "&", "$or": "|", "$xor": "^", "$xnor": "~^"}
+_BINARY = {"$add": "+", "$sub": "-", "$mul": "*", "$and": "&", "$or": "|", "$xor": "^"}
 _UNARY = {"$neg": "-", "$not": "~", "$pos": ""}
-_COMPARE = {"$lt": "<", "$le": "<=", "$gt": ">", "$ge": ">=", "$eq": "==", "$ne": "!=", "$eqx": "===",
-            "$nex": "!=="}
-_REDUCE = {"$reduce_or": "|", "$reduce_bool": "|", "$reduce_and": "&", "$reduce_xor": "^", "$reduce_xnor": "~^",
+_COMPARE = {"$lt": "<", "$le": "<=", "$gt": ">", "$ge": ">=", "$eq": "==", "$ne": "!="}
+_REDUCE = {"$reduce_or": "|", "$reduce_bool": "|", "$reduce_and": "&", "$reduce_xor": "^",
            "$logic_not": "~|"}
-_SHIFT = {"$shl", "$sshl", "$shr", "$sshr"}
-_DIVIDE = {"$modfloor", "$divfloor", "$mod", "$div"}
+_DIVIDE = {"$modfloor", "$divfloor"}
 _SKIPPED = {"$scopeinfo"}
 # cells whose low output bits depend only on their operands' low bits
-_LOW_BITS = {"$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor", "$neg", "$not", "$pos", "$mux"}
+_LOW_BITS = {"$add", "$sub", "$mul", "$and", "$or", "$xor", "$neg", "$not", "$pos", "$mux"}
 _KEYWORDS = set("""always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign
 default defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule endprimitive
 endspecify endtable endtask event for force forever fork function generate genvar highz0 highz1 if ifnone incdir
@@ -361,8 +360,7 @@ class _Writer:
                 seq.setdefault(clk, []).append(f"{q} <= {self.bits(c['D'])};")
                 continue
             if kind not in _BINARY and kind not in _UNARY and kind not in _COMPARE and kind not in _REDUCE and \
-                    kind not in _SHIFT and kind not in _DIVIDE and kind not in ("$mux", "$pmux", "$logic_and",
-                                                                                 "$logic_or"):
+                    kind not in _DIVIDE and kind not in ("$mux", "$pmux"):
                 raise NetlistVerilogError(f"cell {cname} is a {kind}, which the Verilog writer does not write")
             y = self.word_of_cell[cname, "Y"]
             yw = len(c["Y"])
@@ -409,9 +407,6 @@ class _Writer:
             return self._boolean(f"{a} {_COMPARE[kind]} {b}", yw)
         if kind in _REDUCE:
             return self._boolean(f"{_REDUCE[kind]}{self.bits(c['A'])}", yw)
-        if kind in ("$logic_and", "$logic_or"):
-            op = "&" if kind == "$logic_and" else "|"
-            return self._boolean(f"(|{self.bits(c['A'])}) {op} (|{self.bits(c['B'])})", yw)
         if kind == "$mux":
             return f"{self.bits(c['S'])} ? {self.bits(c['B'])} : {self.bits(c['A'])}"
         if kind == "$pmux":  # a one-hot select: at most one case is taken (what proc writes)
@@ -419,32 +414,11 @@ class _Writer:
             for i in reversed(range(len(c["S"]))):
                 expr = f"{self.bits([c['S'][i]])} ? {self.bits(c['B'][i * w:(i + 1) * w])} : ({expr})"
             return expr
-        if kind in _SHIFT:
-            return self.bits(self._shift(cname, kind, p, c, yw))
         return self._divide(cname, kind, p, c, yw, decls, assigns)
 
     @staticmethod
     def _boolean(expr: str, yw: int) -> str:
         return f"({expr})" if yw == 1 else f"{{{yw - 1}'b0, ({expr})}}"
-
-    def _shift(self, cname, kind, p, c, yw) -> list[Bit]:
-        if any(not isinstance(b, str) or b not in "01" for b in c["B"]):
-            raise NetlistVerilogError(f"cell {cname} shifts by a variable amount, which the Verilog writer does not write")
-        amount = int("".join(reversed(c["B"])), 2)
-        if p.get("B_SIGNED") and c["B"][-1] == "1":
-            amount -= 1 << len(c["B"])
-        signed = bool(p["A_SIGNED"])
-        if kind in ("$shl", "$sshl"):
-            amount = -amount
-        a = list(c["A"])
-        # value bits beyond A: its sign (arithmetic shift of a signed operand) or zeros
-        fill = a[-1] if signed and kind in ("$sshr", "$sshl") and a else "0"
-        a = self.extend(a, signed, max(yw, len(a))) if kind != "$shr" else a
-        out = []
-        for i in range(yw):
-            j = i + amount
-            out.append(a[j] if 0 <= j < len(a) else (fill if j >= len(a) else "0"))
-        return out
 
     def _divide(self, cname, kind, p, c, yw, decls, assigns) -> str:
         b = c["B"]
@@ -459,12 +433,12 @@ class _Writer:
         w = max(len(c["A"]), value.bit_length() + 1, yw)
         a_bits = self.extend(c["A"], s, w)
         a, d = self.bits(a_bits), f"{w}'d{value}"
-        modulo = kind in ("$mod", "$modfloor")
-        # Verilog's / and % truncate toward zero (as $div and $mod do); floor division and modulo
-        # differ where the dividend is negative and the remainder is not zero
+        modulo = kind == "$modfloor"
+        # Verilog's / and % truncate toward zero; floor division and modulo differ from them where
+        # the dividend is negative and the remainder is not zero
         t = self._temp(f"_{kind.lstrip('$')}", w, (f"$signed({a}) {'%' if modulo else '/'} $signed({d})" if s
                                                    else f"{a} {'%' if modulo else '/'} {d}"), decls, assigns)
-        if s and kind in ("$modfloor", "$divfloor"):
+        if s:
             r = t if modulo else self._temp("_rem", w, f"$signed({a}) % $signed({d})", decls, assigns)
             negative = f"{self.bits([a_bits[-1]])} && (|{r})"
             t = self._temp("_floor", w, f"({negative}) ? {t} + {d} : {t}" if modulo
