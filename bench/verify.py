@@ -224,7 +224,8 @@ def write_report(proofs: list[dict], rows: list[dict], args) -> None:
               "Rejected / made, per kind of mutant (`jpq_hw/verify/mutate.py`); *equivalent*: accepted, and no "
               "difference from the checkpoint on 2,000 random input vectors (a change that changes nothing); "
               "*missed*: accepted although a simulation tells it apart (should be 0). Stream designs: the "
-              "kernel modules are mutated (the part the proof covers).", "",
+              "kernels are mutated (the part the proof covers: the kernel modules, or the Amaranth backend's "
+              "assignments to the kernels' signals).", "",
               "| design | " + " | ".join(KINDS) + " |", "|---|" + "---:|" * len(KINDS)]
     total = {k: [0, 0, 0, 0] for k in KINDS}
     for r in rows:

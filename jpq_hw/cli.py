@@ -1,13 +1,16 @@
 """``jpq-hw``: the command line. It only parses flags and chains the library's stages.
 
 A :class:`~jpq_hw.errors.JpqError` (bad input) prints ``jpq-hw: error: <one line>`` and exits with
-status 2; ``--debug`` shows the traceback instead.
+status 2; ``--debug`` shows the traceback instead. Ctrl-C (status 130) and SIGTERM (143) unwind the
+command, so that no half-written output is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from . import __version__
 from .errors import JpqError
@@ -148,9 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is so that it unwinds as on Ctrl-C: no half-written output."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.run(args)
     except JpqError as e:
@@ -161,10 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jpq-hw: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("jpq-hw: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # the reader of our output went away (jpq-hw verify OUT | head)
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

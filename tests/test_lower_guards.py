@@ -212,3 +212,28 @@ def test_line_buffers_beyond_the_block_ram_are_refused_before_lowering(tmp_path,
     save_checkpoint(wide, tmp_path / "wide.pt")
     code, out, err = _run("lower", tmp_path / "wide.pt", "-o", tmp_path / "out", "--no-limit")
     assert code == 2 and "block RAMs" in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+# -- a terminated command leaves nothing half-written ------------------------------------------------
+
+def test_sigterm_during_lowering_leaves_no_partial_output(tmp_path):
+    """SIGTERM (a job scheduler's stop, a timeout) unwinds the command as Ctrl-C does: exit 143, one
+    line, and the half-filled temporary folder beside the output is removed."""
+    import signal
+    import time
+
+    ck = tmp_path / "net.pt"
+    save_checkpoint(random_qnet([256, 96, 10], density=0.12, weight_bits=8, input_format=IntFormat(8, False),
+                                seed=4), ck)
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "jpq_hw.cli", "lower", str(ck), "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*.partial")) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if p.poll() is not None:
+        pytest.skip("the lowering finished before it could be stopped")  # pragma: no cover
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143 and err.strip().splitlines()[-1] == "jpq-hw: terminated"
+    assert not list(tmp_path.glob(".out.*")) and not out.exists()
