@@ -267,7 +267,7 @@ def test_stream_kernel_inputs_take_their_channels_ranges(tmp_path):
 
 def test_amaranth_stream_kernels_are_cut_out_and_proven(tmp_path, capsys):
     """The Amaranth backend's stream design is one flat module: each kernel is cut out of it at its
-    kept boundary wires and proven (pipelined: its registers enabled by s<i>_kernel_en); a kernel's
+    named boundary wires and proven (pipelined: its registers enabled by s<i>_kernel_en); a kernel's
     adder turned into a subtraction is found."""
     from jpq_hw.verify.mutate import mutants
 

@@ -22,7 +22,7 @@ buffers, windows and padding that feed a kernel the right elements, the handshak
 these as assumed.
 
 The Amaranth backend writes one flat module (:mod:`jpq_hw.hdl.netlist_verilog`); its kernels have
-kept wires at their boundary instead (:func:`~jpq_hw.hdl.amaranth_stream.kernel_wire`:
+named wires at their boundary instead (:func:`~jpq_hw.hdl.amaranth_stream.kernel_wire`:
 ``s<i>_kernel_x``, ``s<i>_kernel_y`` and, pipelined, ``s<i>_kernel_en``), and each is cut out of the
 flat netlist there (:func:`~.netlist.cut_module`: the cells between those wires and nothing else)
 and proven the same way.
