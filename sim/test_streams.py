@@ -10,7 +10,7 @@ each design:
 1. ``jpq_hw.flow.lower_checkpoint`` writes the design folder (its own check: the stream's stage
    interpreters equal the reference on every frame); its report must state the stream interface;
 2. the Verilog (of both backends) must pass ``verilator --lint-only -Wall`` with no warning, and ``jpq-hw verify`` must
-   prove every kernel (the Amaranth backend's cut out of its flat module at the kernels' kept wires);
+   prove every kernel (the Amaranth backend's cut out of its flat module at the kernels' named boundary wires);
 3. the design folder's test bench (``tb/stream_tb.v``, clocked by :mod:`jpq_hw.sim.cocotb_bench`)
    streams the frames through it: a reset in the middle of a frame, then every frame with random
    bubbles on the input and random back-pressure on the output, then every frame again back to
