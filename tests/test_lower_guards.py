@@ -170,7 +170,9 @@ def test_lowering_is_byte_identical_across_hash_seeds(tmp_path):
     designs = {"flat-verilog": [flat, "--vectors", "20"],
                "flat-amaranth": [flat, "--backend", "amaranth", "--vectors", "20"],
                # --optimize cmvm: a third of the default's time; the flat design covers the default
-               "stream-digits-cnn": [ROOT / "examples" / "digits-cnn.pt", "--optimize", "cmvm", "--vectors", "2"]}
+               "stream-digits-cnn": [ROOT / "examples" / "digits-cnn.pt", "--optimize", "cmvm", "--vectors", "2"],
+               "stream-digits-cnn-amaranth": [ROOT / "examples" / "digits-cnn.pt", "--optimize", "cmvm", "--vectors",
+                                              "2", "--backend", "amaranth", "--pipeline", "2"]}
     procs = {}
     for name, args in designs.items():
         for seed in ("1", "4242"):
