@@ -27,14 +27,13 @@ multiplexers (``$mux``, ``$pmux``), floor division and modulo by constants, ``$d
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import JpqError
+from ..synth.yosys import initial_bits
 
 Bit = int | str  # a net number, or a constant "0" / "1" / "x" / "z"
 
@@ -73,7 +72,7 @@ def _int(v) -> int:
 def rtlil_to_netlist(rtlil_text: str, top: str, names: Sequence[str] = ()) -> dict:
     """yosys's flat word-level netlist (the JSON module ``top``) of an RTLIL design; the wires
     ``names`` (full names) are kept through its clean-up with what drives them."""
-    from ..synth.yosys import find_yosys
+    from ..synth.yosys import json_module
 
     with tempfile.TemporaryDirectory(prefix="jpq-rtlil-") as tmp:
         # relative paths, cwd in the folder: YoWASP's yosys maps /tmp to a private scratch folder
@@ -81,15 +80,7 @@ def rtlil_to_netlist(rtlil_text: str, top: str, names: Sequence[str] = ()) -> di
         keep = "".join(f"setattr -set keep 1 w:{n}; " for n in names)
         script = (f"read_rtlil design.il; hierarchy -check -top {top}; proc; flatten; memory_collect; {keep}"
                   "opt_clean -purge; write_json netlist.json")
-        run = subprocess.run([*find_yosys(), "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
-        out = Path(tmp, "netlist.json")
-        if run.returncode != 0 or not out.exists():
-            lines = (run.stderr or run.stdout).strip().splitlines()
-            raise NetlistVerilogError(f"yosys could not read Amaranth's RTLIL: {lines[-1] if lines else 'no output'}")
-        modules = json.loads(out.read_text())["modules"]
-    if top not in modules:
-        raise NetlistVerilogError(f"yosys wrote no module {top}")
-    return modules[top]
+        return json_module(script, top, tmp, what="Amaranth's RTLIL", error=NetlistVerilogError)
 
 
 def amaranth_to_verilog(elaboratable, *, top: str, header: Sequence[str] = (), prefix: str = "",
@@ -152,6 +143,7 @@ def _identifier(name: str) -> str:
 class _Writer:
     def __init__(self, module: dict, top: str, prefix: str = "", names: Sequence[str] = ()):
         self.module, self.top, self.prefix = module, top, prefix
+        self.initial = initial_bits(module)  # register power-up values, by wire bit
         self.cells = {n: c for n, c in module["cells"].items() if c["type"] not in _SKIPPED}
         self.names: set[str] = set()
         self.driver: dict[int, tuple[str, int]] = {}  # net -> (word name, bit)
@@ -460,14 +452,7 @@ class _Writer:
 
     def _init(self, bits: Sequence[Bit]) -> str | None:
         """The initial value of the register whose outputs are ``bits`` (the netnames' ``init``)."""
-        value: dict[int, str] = {}
-        for net in self.module["netnames"].values():
-            init = net.get("attributes", {}).get("init")
-            if isinstance(init, str):
-                for i, b in enumerate(reversed(init)):
-                    if i < len(net["bits"]):
-                        value[net["bits"][i]] = b
-        got = [value.get(b, "x") for b in bits]
+        got = [self.initial.get(b, "x") for b in bits]
         if all(g == "x" for g in got):
             return None
         return f"{len(bits)}'b" + "".join(reversed(got))

@@ -298,6 +298,35 @@ def synthesize(files: Sequence[PathLike], top: str, workdir: PathLike | None = N
                                   gate=wd / f"{top}_ice40.v" if gate else None)
 
 
+def json_module(script: str, top: str, workdir: PathLike, *, what: str, error: type[JpqError] = JpqError) -> dict:
+    """Run yosys ``script`` (paths relative to ``workdir``, its working folder; the script ends with
+    ``write_json netlist.json``) and return module ``top`` of that JSON. A failure raises ``error``
+    with yosys's last line: ``yosys could not read <what>: ...``."""
+    wd = Path(workdir)
+    run = subprocess.run([*find_yosys(), "-q", "-p", script], cwd=wd, capture_output=True, text=True)
+    out = wd / "netlist.json"
+    if run.returncode != 0 or not out.exists():
+        lines = (run.stderr or run.stdout).strip().splitlines()
+        raise error(f"yosys could not read {what}: {lines[-1] if lines else 'no output'}")
+    modules = json.loads(out.read_text())["modules"]
+    if top not in modules:
+        raise error(f"yosys wrote no module {top}")
+    return modules[top]
+
+
+def initial_bits(module: dict) -> dict[int, str]:
+    """Wire bit -> its power-up value ("0", "1", "x"), from the ``init`` attributes of a yosys JSON
+    module's netnames (a register's initial value)."""
+    value: dict[int, str] = {}
+    for net in module["netnames"].values():
+        init = net.get("attributes", {}).get("init")
+        if isinstance(init, str):
+            for i, b in enumerate(reversed(init)):
+                if i < len(net["bits"]) and isinstance(net["bits"][i], int):
+                    value[net["bits"][i]] = b
+    return value
+
+
 def ice40_cell_models(workdir: PathLike) -> Path:
     """A Verilog file to simulate a mapped iCE40 netlist with (next to ``synthesize(gate=True)``'s
     ``TOP_ice40.v``): yosys's own models of the cells (``share/ice40/cells_sim.v``), included

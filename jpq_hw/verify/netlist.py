@@ -16,9 +16,7 @@ are allowed (clock, enable, initial values) is checked by :meth:`Netlist.registe
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import tempfile
 from collections import deque
 from collections.abc import Sequence
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import JpqError
-from ..synth.yosys import find_yosys
+from ..synth.yosys import initial_bits, json_module
 
 
 class BitRef(NamedTuple):
@@ -91,19 +89,10 @@ class NetlistError(JpqError):
 
 def read_netlist_json(files: Sequence[Path], top: str, workdir: Path) -> dict:
     """Run yosys on ``files`` and return the flattened top module of its ``write_json``."""
-    out = workdir / "netlist.json"
     rel = [os.path.relpath(f, workdir) for f in files]
     script = (" ".join(["read_verilog -sv", *[_quote(r) for r in rel]]) +
               f"; hierarchy -check -top {top}; proc; flatten; opt_clean; write_json netlist.json")
-    cmd = [*find_yosys(), "-q", "-p", script]
-    run = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
-    if run.returncode != 0 or not out.exists():
-        msg = (run.stderr or run.stdout).strip().splitlines()
-        raise NetlistError(f"yosys could not read the design: {msg[-1] if msg else 'no output'}")
-    modules = json.loads(out.read_text())["modules"]
-    if top not in modules:
-        raise NetlistError(f"yosys wrote no module {top}")
-    return modules[top]
+    return json_module(script, top, workdir, what="the design", error=NetlistError)
 
 
 def _quote(path: str) -> str:
@@ -232,12 +221,7 @@ class Netlist:
                 idx = len(self.words)
                 self.words.append(Word(name, len(cell["connections"]["Y"]), cell))
                 self.word_of_cell[name] = idx
-        for net in module["netnames"].values():
-            init = net.get("attributes", {}).get("init")
-            if isinstance(init, str):
-                for i, b in enumerate(reversed(init)):
-                    if i < len(net["bits"]) and isinstance(net["bits"][i], int):
-                        self.init[net["bits"][i]] = b
+        self.init.update(initial_bits(module))
         self._slices: dict[tuple, int] = {}
         for w in list(self.words):
             if w.cell is not None:

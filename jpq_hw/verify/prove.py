@@ -332,9 +332,9 @@ class FlatProver:
     def _sat_cone(self, w, order, inputs, neuron: Neuron, scale: int, lo: int, hi: int):
         """As :meth:`_run_cone`, for a range too wide to run: yosys's SAT solver (:mod:`.sat`) proves
         the cone or finds a value where it differs, on which the cone is then run."""
-        (u,) = self._solve([self._sat_job(w, order, inputs, neuron, scale, lo, hi)])
-        return None if u is None else self._confirm(self._sat_job(w, order, inputs, neuron, scale, lo, hi),
-                                                    neuron, scale, u)
+        job = self._sat_job(w, order, inputs, neuron, scale, lo, hi)
+        (u,) = self._solve([job])
+        return None if u is None else self._confirm(job, neuron, scale, u)
 
     def _confirm(self, job: SatJob, neuron: Neuron, scale: int, u: int):
         """The cone run on the base sum ``u`` that SAT says shows a difference."""
