@@ -357,6 +357,9 @@ class StreamComponent(wiring.Component):
             # still dropped the registers and RAM bits that only the kept wire reads (pruned inputs) on
             # sim/'s k5_k3_bram, where -noabc keeps them, so what keep would promise is not what
             # synthesis does
+            if isinstance(st, ConvStage):  # the window's handshake to the kernel, named for the proof
+                m.d.comb += [Signal(name=window_wire(idx, "valid")).eq(front.o.valid),
+                             Signal(name=window_wire(idx, "ready")).eq(front.o.ready)]
             kx = Signal(len(kernel.x), name=kernel_wire(idx, "x"))
             ky = Signal(len(kernel.y), name=kernel_wire(idx, "y"))
             m.d.comb += [kx.eq(x), kernel.x.eq(kx), ky.eq(kernel.y)]
@@ -373,6 +376,10 @@ class StreamComponent(wiring.Component):
                 m.d.comb += [hold.i.payload.eq(ky), hold.i.valid.eq(front.o.valid),
                              front.o.ready.eq(hold.i.ready)]
                 upstream = hold.o
+            if idx + 1 < len(self.net.stages):  # the channel to the next stage, named for the proof
+                m.d.comb += [Signal(name=channel_wire(idx + 1, "valid")).eq(upstream.valid),
+                             Signal(name=channel_wire(idx + 1, "ready")).eq(upstream.ready),
+                             Signal(len(upstream.payload), name=channel_wire(idx + 1, "data")).eq(upstream.payload)]
         wiring.connect(m, upstream, wiring.flipped(self.o))
         return m
 
@@ -381,6 +388,19 @@ def kernel_wire(index: int, port: str) -> str:
     """The name of a wire at stage ``index``'s kernel boundary in the Amaranth backend's Verilog:
     ``port`` "x" (the window), "y" (the output pixel) or "en" (the pipelined kernel's enable)."""
     return f"s{index}_kernel_{port}"
+
+
+def window_wire(index: int, port: str) -> str:
+    """The name of conv2d stage ``index``'s window handshake wire ("valid" or "ready") in the
+    Amaranth backend's Verilog (the window itself is ``kernel_wire(index, "x")``)."""
+    return f"s{index}_window_{port}"
+
+
+def channel_wire(index: int, port: str) -> str:
+    """The name of a wire of the channel into stage ``index`` (from stage ``index - 1``) in the
+    Amaranth backend's Verilog: ``port`` "valid", "ready" or "data" (what the plumbing proof cuts
+    stages apart at, :mod:`jpq_hw.verify.plumbing`)."""
+    return f"c{index}_{port}"
 
 
 class _StreamTop(wiring.Component):
@@ -411,5 +431,7 @@ def emit_amaranth_stream_verilog(net: StreamNet, *, top: str, pipeline: int = 0,
               "(StreamComponent); do not edit.",
               "// Amaranth's netlist flattened by yosys and written with every operand at its operation's width."]
     boundary = [kernel_wire(i, p) for i in range(len(net.stages)) for p in ("x", "y", "en")]
+    boundary += [channel_wire(i, p) for i in range(1, len(net.stages)) for p in ("valid", "ready", "data")]
+    boundary += [window_wire(i, p) for i in range(len(net.stages)) for p in ("valid", "ready")]
     return amaranth_to_verilog(_StreamTop(StreamComponent(net, pipeline=pipeline)), top=top, header=header,
                                prefix="net.", names=boundary)

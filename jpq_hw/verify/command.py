@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from .design import verify_design
+from .plumbing import MAX_STATES
 from .prove import ProofFailure
 
 EXIT_NOT_PROVEN = 1
@@ -22,19 +23,22 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
     v.add_argument("--max-values", type=int, default=None, metavar="N",
                    help="most accumulator values one output stage is run on (default 2**26); "
                         "a wider one is proven by yosys's SAT solver")
+    v.add_argument("--max-states", type=int, default=None, metavar="N",
+                   help="most states the proof of a stream design's plumbing explores per stage part "
+                        f"(default {MAX_STATES:,}); beyond it the plumbing is reported as not proven")
     v.set_defaults(run=run_verify)
     return v
 
 
 def run_verify(args: argparse.Namespace) -> int:
     return verify_and_print(args.design, checkpoint=args.checkpoint, simulate=not args.no_simulate,
-                            max_values=args.max_values)
+                            max_values=args.max_values, max_states=args.max_states)
 
 
 def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bool = True,
-                     max_values: int | None = None) -> int:
+                     max_values: int | None = None, max_states: int | None = None) -> int:
     try:
-        proof = verify_design(design, checkpoint=checkpoint, max_enumeration=max_values)
+        proof = verify_design(design, checkpoint=checkpoint, max_enumeration=max_values, max_states=max_states)
     except ProofFailure as failure:
         _print_failure(design, failure, simulate)
         return EXIT_NOT_PROVEN
@@ -43,8 +47,12 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
     if proof.interface == "stream":
         timing = "kernels " + ("combinational" if not any(p.latency for _, p in proof.parts) else
                                "pipelined: " + ", ".join(str(p.latency) for _, p in proof.parts) + " register stages")
-        print(f"proven: every kernel of {proof.top} ({design}/rtl) computes its layer of {proof.checkpoint} exactly, "
-              "for every window")
+        if proof.plumbing is not None:
+            print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly: every beat it gives is "
+                  "the next output pixel, for every input and every stall pattern")
+        else:
+            print(f"proven: every kernel of {proof.top} ({design}/rtl) computes its layer of {proof.checkpoint} "
+                  "exactly, for every window")
     else:
         print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly, for every input")
     for what, part in proof.parts:
@@ -52,6 +60,10 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
         sat = f", {part.solved} by SAT (yosys sat; accumulators too wide to run)" if part.solved else ""
         print(f"  {what}: {part.layers} layer(s), {part.outputs} outputs; {part.neurons - part.solved} output stages "
               f"run on all {part.values_enumerated:,} accumulator values{sat}; widest accumulator [{lo}, {hi}]")
+    if proof.plumbing is not None:
+        pl = proof.plumbing
+        print(f"  plumbing (line buffers, windows, padding, collectors, handshakes, reset) of {pl.kernels} stage(s): "
+              f"{pl.states:,} states explored with every handshake from each, stage by stage, in {pl.seconds:.1f} s")
     print(f"  {timing}; read by yosys (read_verilog; proc; flatten), {len(proof.parts)} unit(s) proven in "
           f"{proof.seconds:.1f} s")
     for line in proof.assumed:

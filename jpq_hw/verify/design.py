@@ -17,6 +17,7 @@ from ..ir.checkpoint import load_checkpoint
 from ..ir.qnet import QNet
 from .counterexample import find_counterexample
 from .netlist import NetlistError, load_netlist
+from .plumbing import PlumbingProof
 from .prove import FlatProof, FlatProver, ProofFailure
 from .reference import build_reference
 
@@ -31,6 +32,7 @@ class Proof:
     parts: list[tuple[str, FlatProof]] = field(default_factory=list)  # (what, proof) per proven unit
     seconds: float = 0.0
     assumed: list[str] = field(default_factory=list)
+    plumbing: PlumbingProof | None = None  # a stream design's plumbing, where proven
 
 
 def find_checkpoint(root: Path, report: dict, checkpoint: str | os.PathLike | None) -> Path:
@@ -55,7 +57,7 @@ def find_checkpoint(root: Path, report: dict, checkpoint: str | os.PathLike | No
 
 
 def verify_design(root: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
-                  max_enumeration: int | None = None) -> Proof:
+                  max_enumeration: int | None = None, max_states: int | None = None) -> Proof:
     """Prove ``root/rtl/`` equal to the checkpoint its report names, for every input (module notes)."""
     t0 = time.perf_counter()
     root = Path(root)
@@ -73,7 +75,7 @@ def verify_design(root: str | os.PathLike, *, checkpoint: str | os.PathLike | No
     kw = {} if max_enumeration is None else {"max_enumeration": max_enumeration}
     if isinstance(iface, StreamInterface):
         from .stream import prove_stream
-        prove_stream(proof, root, report, qnet, files, **kw)
+        prove_stream(proof, root, report, qnet, files, max_states=max_states, **kw)
     else:
         proof.parts.append(("network", prove_flat(qnet, iface, files, vectors=_test_inputs(root), **kw)))
     proof.seconds = round(time.perf_counter() - t0, 3)

@@ -15,11 +15,12 @@ Each kernel input is taken to lie in the range its channel can take (:func:`chan
 computed from the checkpoint, zero included where the window pads): the lowering sizes a
 kernel's inputs by those ranges, so this is what the kernel may rely on.
 
-What is *not* proven, and is checked by simulation only (``pytest sim/`` runs every stream design
-through Verilator with random stalls on both sides, bit for bit against the reference): the line
-buffers, windows and padding that feed a kernel the right elements, the handshakes, and the
-``hamming_cost`` and ``argmin`` stages (library modules, no generated arithmetic). The proof lists
-these as assumed.
+The plumbing around the kernels (line buffers, windows, padding, collectors, handshakes, reset) is
+proven next by :mod:`.plumbing`, for every stall pattern and pixel value, where every stage is a
+conv2d or a dense one. Not proven, and checked by simulation only (``pytest sim/`` runs every
+stream design through Verilator with random stalls on both sides, bit for bit against the
+reference): the plumbing of designs with ``box_sum``, ``hamming_cost`` or ``argmin`` stages (these
+compute on pixels outside a kernel), and progress and throughput. The proof lists these as assumed.
 
 The Amaranth backend writes one flat module (:mod:`jpq_hw.hdl.netlist_verilog`); its kernels have
 named wires at their boundary instead (:func:`~jpq_hw.hdl.amaranth_stream.kernel_wire`:
@@ -43,6 +44,7 @@ from ..hdl.stream_verilog import column_sum_bits_of, kernel_module
 from ..ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet
 from ..reference import requantize
 from .netlist import Netlist, cut_module, load_netlist, read_netlist_json
+from .plumbing import SUPPORTED, PlumbingFailure, TooManyStates, prove_plumbing, supported
 from .prove import FlatProver, ProofFailure
 from .reference import build_reference
 
@@ -149,8 +151,9 @@ def kernel_netlist(files, report: dict, index: int, fields: dict, flat: dict | N
     return f"{kernel_wire(index, 'x')} -> {kernel_wire(index, 'y')}", Netlist(cut, fields, enable=enable)
 
 
-def prove_stream(proof, root, report: dict, qnet: QNet, files, **kw) -> None:
-    """Prove every kernel of a stream design; record the stages and parts taken on trust."""
+def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int | None = None, **kw) -> None:
+    """Prove every kernel of a stream design, then its plumbing (:mod:`.plumbing`) where its stages
+    are of the kinds that proof covers; record what is taken on trust."""
     flat = flat_module(files, report)
     channels = channel_ranges(qnet)
     for i, stage in enumerate(report["layers"]):
@@ -171,7 +174,23 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, **kw) -> None:
             raise ProofFailure(f"stage {stage['name']} (kernel {module}): {e}", neuron=e.neuron, acc=e.acc) from None
         part.seconds["yosys+forms"] = round(time.perf_counter() - t0, 3)
         proof.parts.append((f"stage {stage['name']} ({kind}, kernel {module})", part))
-    proof.assumed.append("the stream plumbing (line buffers, windows, padding, handshakes) feeds each kernel the "
-                         "window the contract says: checked by simulation (pytest sim/), not proven")
-    proof.assumed.append("each kernel input lies in the range the checkpoint gives its channel (a box_sum "
-                         "column sum: k times it), with the padding's zeros")
+    if not supported(report):
+        kinds = sorted({st["kind"] for st in report["layers"]} - set(SUPPORTED))
+        proof.assumed.append(f"the stream plumbing (line buffers, windows, padding, handshakes) of a design with "
+                             f"{', '.join(kinds)} stages: checked by simulation (pytest sim/), not proven")
+    else:
+        try:
+            proof.plumbing = prove_plumbing(files, report, qnet, **({} if max_states is None else
+                                                                   {"max_states": max_states}))
+        except PlumbingFailure as e:
+            trace = " ".join(f"{v}{r}" for v, r in e.trace)
+            raise ProofFailure(f"plumbing of {e}; shown after reset by the handshakes (valid in, ready out, "
+                               f"per cycle) {trace}") from None
+        except TooManyStates as e:
+            proof.assumed.append(f"the stream plumbing: not proven ({e}; raise --max-states), checked by "
+                                 "simulation (pytest sim/)")
+    if proof.plumbing is None:
+        proof.assumed.append("each kernel input lies in the range the checkpoint gives its channel (a box_sum "
+                             "column sum: k times it), with the padding's zeros")
+    proof.assumed.append("progress (the stream never stalls for ever) and the throughput the report gives: "
+                         "checked by simulation")

@@ -1,0 +1,520 @@
+"""The proof of a stream design's plumbing: for every stall pattern and every pixel value, each
+kernel is given exactly the contract's windows and the output stream is the last kernel's results
+in raster order (contract.md section 3).
+
+What the kernels compute is proven apart (:mod:`.stream`): a kernel's ``y`` is its layer's function
+of ``x`` (pipelined: of ``x`` as it was at the ``L``-th last cycle its ``en`` was high). This proof
+takes that as given and checks what surrounds the kernels: line buffers, windows, padding, the
+collectors of flatten stages, handshake registers, valid chains, reset.
+
+Method: explicit-state exploration of yosys's netlist (``proc; flatten; memory``) on symbolic bits
+(:mod:`.symbolic`), one *part* at a time between two channels (valid, ready, data): a conv2d stage
+as its window (input pixels to the windows its kernel is given) and its kernel part (windows to
+output pixels, the kernel cut out), a dense stage whole (input pixels to its one output beat).
+Pixel ``m`` of stream ``s`` (0: the design's input, ``i + 1``: what stage ``i`` gives) is a set of
+*names* ``(s, m, bit)``. Each part is run with its input valid and its output ready each 0 or 1 in
+every cycle (all four from every state reached); while the input valid is high its data holds the
+names of the next input beat, otherwise unknown bits. The control (valids, readies, counters, mask
+registers) never depends on a name, so each cycle is computed exactly.
+
+- The window part: while its output valid is high, the window must be the contract's next one:
+  element ``(u*K + v)*C + i`` is channel ``i`` of input pixel ``(r*S + u - P, c*S + v - P)``, zero
+  outside the frame (a bit the previous layer's output range fixes may be that constant).
+- The kernel part is given the contract's windows; the kernel's ``y`` holds the names of output
+  pixel ``n`` where ``x`` is window ``n`` (pipelined: was, when ``en`` was high ``L`` times back), and
+  is unknown anywhere else. A dense stage's ``x`` must be the frame in ``[C, H, W]`` order.
+- At every output: while valid is high the data must be exactly the next output pixel's names (no
+  unknown bit, nothing else), valid must stay high until the beat transfers, and valid must not
+  depend on ready in the same cycle.
+- Start: every register unknown (or its power-up value), then one cycle of ``rst``; the state this
+  gives over-approximates the state after any reset, so a reset in mid-stream is covered.
+
+The parts compose: a part assumes of its input channel (data = the next beat's names while valid)
+exactly what the part before it is proven to guarantee of its output, and the design's input is
+assumed to keep the contract (a source holds its data until it transfers). A state is the
+registers' bits (names counted from each stream's next beat) and each stream's place in its frame;
+names older than two frames are forgotten (made unknown: sound). The exploration ends when no new
+state appears: every reachable state has then been checked, for every sequence of handshakes of
+any length. A failure gives the shortest handshake sequence that shows it.
+
+Not covered here: stages whose plumbing computes on pixels (``box_sum``'s column sums,
+``hamming_cost``, ``argmin``); a design with one is left to simulation (:func:`supported`). Progress
+(that the stream never stalls forever) and the throughput the report gives are checked by simulation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import JpqError
+from ..hdl.amaranth_stream import channel_wire, kernel_wire, window_wire
+from .netlist import NetlistError, _quote, cut_module
+from .symbolic import FIRST_NET, X, Box, SymbolicNetlist, slot
+from ..synth.yosys import json_module
+
+MAX_STATES = 400_000
+SUPPORTED = ("conv2d", "dense")
+
+
+class PlumbingFailure(JpqError):
+    """The plumbing does not deliver the contract's windows or output stream; ``trace`` is the
+    handshake sequence (``(s_valid, m_ready)`` per cycle after reset) that shows it."""
+
+    def __init__(self, msg: str, trace: list[tuple[int, int]] | None = None):
+        super().__init__(msg)
+        self.trace = trace or []
+
+
+@dataclass
+class PlumbingProof:
+    states: int
+    depth: int  # the longest shortest path, in cycles after reset
+    kernels: int
+    seconds: float
+
+
+def supported(report: dict) -> bool:
+    return all(s["kind"] in SUPPORTED for s in report["layers"])
+
+
+def plumbing_module(files, report: dict) -> dict:
+    """yosys's flat netlist of the design with memories mapped to registers, the wires the proof
+    cuts it at kept (even where a mutant leaves one unread)."""
+    n = len(report["layers"])
+    names = [w for k in range(n + 1) for w in channel_wires(report, k).values()]
+    for i, stage in enumerate(report["layers"]):
+        names += [_boundary(report, i, p) for p in ("x", "y", "en")]
+        if stage["kind"] == "conv2d":
+            names += window_wires(report, i).values()
+    with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
+        rel = [os.path.relpath(f, tmp) for f in files]
+        keep = " ".join(_quote(f"w:{name}") for name in sorted(set(names)))
+        script = (" ".join(["read_verilog -sv", *[_quote(r) for r in rel]]) +
+                  f"; hierarchy -check -top {report['top']}; proc; flatten; setattr -set keep 1 {keep}; memory; "
+                  "opt_clean; write_json netlist.json")
+        return json_module(script, report["top"], Path(tmp), what="the design", error=NetlistError)
+
+
+def _boundary(report: dict, index: int, port: str) -> str:
+    if report.get("backend") == "amaranth":
+        return kernel_wire(index, port)
+    inst = "dense" if report["layers"][index]["kind"] == "dense" else "kernel"
+    return f"u{index}_{inst}.{port}"
+
+
+class _Stage:
+    """Stage ``i``'s geometry: which names its kernel's window holds for output pixel ``n``."""
+
+    def __init__(self, index: int, entry: dict, channels: list[tuple[int, int]]):
+        self.index = index
+        self.kind = entry["kind"]
+        inp, out = entry["input"], entry["output"]
+        self.c, self.h, self.w, self.b = inp["channels"], inp["height"], inp["width"], inp["bits"]
+        self.out_bits = out["channels"] * out["bits"]
+        self.out_size = out["height"] * out["width"] if self.kind == "conv2d" else 1
+        self.out_w = out["width"]
+        self.k, self.s, self.p = entry.get("kernel", 1), entry.get("stride", 1), entry.get("padding", 0)
+        self.latency = int(entry.get("kernel_latency", 0))
+        # input bits that the previous layer's output range fixes (a kernel may take them as constants)
+        self.forced = {ch * self.b + j: bit for ch, (lo, hi) in enumerate(channels)
+                       for j in range(self.b) if (bit := constant_bit(lo, hi, j, self.b)) is not None}
+        self._cache: dict[int, tuple] = {}
+
+    @property
+    def in_size(self) -> int:
+        return self.h * self.w
+
+    def window(self, n: int) -> tuple:
+        got = self._cache.get(n)
+        if got is not None:
+            return got
+        s, hw = self.index, self.h * self.w
+        if self.kind == "dense":
+            base = n * hw
+            names = tuple((s, base + k, ch * self.b + bit)
+                          for ch in range(self.c) for k in range(hw) for bit in range(self.b))
+        else:
+            f, pos = divmod(n, self.out_size)
+            r, c = divmod(pos, self.out_w)
+            base = f * hw
+            names = []
+            for u in range(self.k):
+                for v in range(self.k):
+                    ir, ic = r * self.s + u - self.p, c * self.s + v - self.p
+                    inside = 0 <= ir < self.h and 0 <= ic < self.w
+                    for ch in range(self.c):
+                        for bit in range(self.b):
+                            names.append((s, base + ir * self.w + ic, ch * self.b + bit) if inside else 0)
+            names = tuple(names)
+        if self.forced:
+            names = tuple(self.forced.get(v[2], v) if v.__class__ is tuple else v for v in names)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[n] = names
+        return names
+
+
+def constant_bit(lo: int, hi: int, j: int, bits: int) -> int | None:
+    """Bit ``j`` of every value in ``[lo, hi]`` written in ``bits``-bit two's complement, where all
+    agree; else None."""
+    seen = set()
+    for a, b in ((lo, min(hi, -1)), (max(lo, 0), hi)):  # each part is monotone in the unsigned reading
+        if a > b:
+            continue
+        ua, ub = a % (1 << bits), b % (1 << bits)
+        if ua >> j != ub >> j:
+            return None
+        seen.add(ua >> j & 1)
+    return seen.pop() if len(seen) == 1 else None
+
+
+class _Ghost:
+    """What the proof tracks besides the registers: the stage's input pixels taken, its kernel's
+    last window and (pipelined) the windows its registers hold, the output pixel due, whether the
+    output beat was stalled in the cycle before."""
+
+    __slots__ = ("n_in", "last", "queue", "n_out", "stalled")
+
+    def __init__(self, latency: int):
+        self.n_in, self.last, self.queue, self.n_out, self.stalled = 0, -1, (None,) * latency, 0, False
+
+    def copy(self) -> "_Ghost":
+        g = _Ghost.__new__(_Ghost)
+        g.n_in, g.last, g.queue, g.n_out, g.stalled = self.n_in, self.last, self.queue, self.n_out, self.stalled
+        return g
+
+
+def channel_wires(report: dict, k: int) -> dict[str, str]:
+    """The wires of channel ``k`` (0: the design's input, ``k``: stage ``k - 1``'s output):
+    {"valid", "ready", "data"} -> wire name."""
+    n = len(report["layers"])
+    if k == 0:
+        return {"valid": "s_valid", "ready": "s_ready", "data": "s_data"}
+    if k == n:
+        return {"valid": "m_valid", "ready": "m_ready", "data": "m_data"}
+    if report.get("backend") == "amaranth":
+        return {p: channel_wire(k, p) for p in ("valid", "ready", "data")}
+    return {"valid": f"v{k}", "ready": f"r{k}", "data": f"d{k}"}
+
+
+def window_wires(report: dict, index: int) -> dict[str, str]:
+    """The wires between conv2d stage ``index``'s window and its kernel: {"valid", "ready", "data"}."""
+    if report.get("backend") == "amaranth":
+        return {"valid": window_wire(index, "valid"), "ready": window_wire(index, "ready"),
+                "data": kernel_wire(index, "x")}
+    return {"valid": f"w{index}_valid", "ready": f"w{index}_ready", "data": f"w{index}_win"}
+
+
+class StagePlumbing:
+    """The exploration of one part of stage ``index`` of a stream design between two channels.
+
+    ``part``: "stage", from the stage's input channel (pixels) to its output channel (the kernel's
+    results), the kernel cut out; "window", from the input channel to the channel that gives the
+    kernel its windows (a conv2d stage; each window must be the contract's); "kernel", from that
+    channel (windows, given as the contract's) to the output channel. A conv2d stage is proven as
+    its window and its kernel part, so that the positions of the frame (the window's state) and the
+    kernel's pipeline (its valid bits) are explored apart rather than as a product."""
+
+    def __init__(self, module: dict, report: dict, index: int, channels: list[tuple[int, int]], part: str = "stage"):
+        self.stage = st = _Stage(index, report["layers"][index], channels)
+        self.part = part
+        nets = module["netnames"]
+
+        def bits(wire):
+            if wire not in nets:
+                raise NetlistError(f"the design has no wire {wire}")
+            return nets[wire]["bits"]
+
+        cin = window_wires(report, index) if part == "kernel" else channel_wires(report, index)
+        cout = window_wires(report, index) if part == "window" else channel_wires(report, index + 1)
+        cut = cut_module(module, {"clk": "clk", "rst": "rst", "valid": cin["valid"], "data": cin["data"],
+                                  "ready": cout["ready"]},
+                         {"valid": cout["valid"], "data": cout["data"], "ready": cin["ready"]})
+        if _reads_ports(module, cut):
+            raise NetlistError(f"stage {index} ({part}) reads ports besides its input channel, its output's ready, "
+                               "clk and rst")
+        ch = {f"{w}_{p}": [slot(b) for b in bits(wire)] for w, c in (("in", cin), ("out", cout)) for p, wire in c.items()}
+        self.data_width = len(ch["in_data"])
+        self.out_width = len(ch["out_data"])
+        want_in = len(st.window(0)) if part == "kernel" else st.c * st.b
+        want_out = len(st.window(0)) if part == "window" else st.out_bits
+        if (self.data_width, self.out_width) != (want_in, want_out) or len(ch["in_valid"]) != 1 or \
+                len(ch["out_valid"]) != 1:
+            raise NetlistError(f"stage {index}'s channels are not as the report says")
+        self.clk = [slot(b) for b in bits("clk")]
+        # a handshake input that is a constant in the netlist takes only that value
+        self.valid_values = _values(ch["in_valid"][0])
+        self.ready_values = _values(ch["out_ready"][0])
+        inputs = [*self.clk, slot(bits("rst")[0]), *ch["in_valid"], *ch["out_ready"], *ch["in_data"]]
+        observe = [*ch["in_ready"], *ch["out_valid"], *ch["out_data"]]
+        self.const_bits: dict[int, int] = {}
+        self.canon = list(range(self.out_width))
+        boxes, removed = [], set()
+        self.pipelined = part != "window" and st.latency > 0
+        if part != "window":
+            kin = {"x": _boundary(report, index, "x")}
+            if st.latency:
+                kin.update(clk="clk", en=_boundary(report, index, "en"))
+            kernel = cut_module(cut, kin, {"y": _boundary(report, index, "y")})
+            if _reads_ports(module, kernel):
+                raise NetlistError(f"stage {index}'s kernel reads wires besides its x" +
+                                   (", clk and en" if st.latency else ""))
+            xs = [slot(b) for b in bits(kin["x"])]
+            ys = [slot(b) for b in bits(_boundary(report, index, "y"))]
+            if len(ys) != st.out_bits or len(xs) != len(st.window(0)):
+                raise NetlistError(f"stage {index}'s kernel has {len(xs)} inputs and {len(ys)} output bits, the "
+                                   f"report says {len(st.window(0))} and {st.out_bits}")
+            # a kernel output bit that is a constant in the netlist is that constant in every pixel
+            self.const_bits = {bit: (s if s < 2 else X) for bit, s in enumerate(ys) if s < FIRST_NET}
+            first: dict[int, int] = {}  # two output bits on one wire are one value: named by the first
+            self.canon = [first.setdefault(s, bit) for bit, s in enumerate(ys)]
+            if st.latency:
+                observe += [slot(bits(kin["en"])[0]), *xs]
+            boxes.append(Box(f"stage {index}'s kernel", xs, ys, combinational=not st.latency))
+            removed = set(kernel["cells"])
+        self.net = SymbolicNetlist(cut, boxes, removed, inputs=inputs, observe=observe)
+        if any(s not in self.clk for s in self.net.clocks):
+            raise NetlistError(f"a register of stage {index} is clocked by something other than clk")
+        self.sizes = (st.in_size, st.out_size)
+        self.s_in, self.s_out = index, index + 1
+        self._run = (self._kernel_run(),) if boxes else ()
+        self._ghost: _Ghost | None = None  # of the cycle being run (the kernel's box reads it)
+
+    def _kernel_run(self):
+        st = self.stage
+        s_out, canon = self.s_out, self.canon
+        unknown = (X,) * st.out_bits
+
+        def run(x):
+            g = self._ghost
+            # y: the window its registers took L enables ago, or the one x holds now
+            n = g.queue[-1] if st.latency else self._match(x, g, again=True)
+            return unknown if n is None else tuple((s_out, n, b) for b in canon)
+        return run
+
+    def _match(self, x: tuple, g: _Ghost, again: bool) -> int | None:
+        """The output pixel whose window ``x`` holds: the kernel's next one, or (``again``) its last
+        one; else None. A pipelined kernel takes a window once (what it takes again is a window
+        left on its input while not valid, and is not named: unknown, which is sound)."""
+        st, last = self.stage, g.last
+        if st.forced:
+            forced, s_in = st.forced, self.s_in
+            x = tuple(forced.get(v[2], v) if v.__class__ is tuple and v[0] == s_in else v for v in x)
+        if again and last >= 0 and x == st.window(last):
+            return last
+        if x == st.window(last + 1):
+            g.last = last + 1
+            return last + 1
+        return None
+
+    def _inputs(self, g: _Ghost, valid_in) -> tuple:
+        if not valid_in:
+            return (X,) * self.data_width
+        if self.part == "kernel":
+            return self.stage.window(g.n_in)
+        return tuple((self.s_in, g.n_in, bit) for bit in range(self.data_width))
+
+    def want(self, n: int) -> tuple:
+        """What the output channel must hold while its valid is high with beat ``n`` due: the
+        contract's window ``n`` (window part) or the names of output pixel ``n``, a bit the kernel
+        makes constant being that constant."""
+        if self.part == "window":
+            return self.stage.window(n)
+        c, s = self.const_bits, self.s_out
+        return tuple(c.get(bit, (s, n, b)) for bit, b in enumerate(self.canon))
+
+    def step(self, regs: tuple, ghost: _Ghost, valid_in, ready_out, reset: bool = False):
+        """One clock cycle from ``regs``: (next registers, next ghost, valid out); raises on a failure."""
+        g = ghost.copy()
+        self._ghost = g
+        clk = (0,) * len(self.clk)
+        if reset:
+            inputs = clk + (1, X, X) + (X,) * self.data_width
+        else:
+            inputs = clk + (0, valid_in, ready_out) + self._inputs(g, valid_in)
+        nxt, seen = self.net.cycle(regs, inputs, self._run)
+        ready, valid = seen[0], seen[1]
+        if self.pipelined:  # a pipelined kernel takes x where en is high
+            en, x = seen[2 + self.out_width], seen[3 + self.out_width:]
+            if en == 1:
+                g.queue = (self._match(x, g, again=False),) + g.queue[:-1]
+            elif en != 0:
+                g.queue = (None,) * self.stage.latency
+        if reset:
+            return nxt, _Ghost(self.stage.latency), X
+        if valid_in and ready not in (0, 1):
+            raise PlumbingFailure("ready is unknown (a register it depends on was never set)")
+        if valid not in (0, 1):
+            raise PlumbingFailure("valid is unknown (a register it depends on was never set)")
+        if g.stalled and not valid:
+            raise PlumbingFailure("valid fell before its beat transferred")
+        if valid:
+            got = seen[2:2 + self.out_width]
+            if self.part == "window" and self.stage.forced:
+                forced, s_in = self.stage.forced, self.s_in
+                got = tuple(forced.get(v[2], v) if v.__class__ is tuple and v[0] == s_in else v for v in got)
+            if got != self.want(g.n_out):
+                raise PlumbingFailure(self._describe(got, g.n_out))
+        if valid_in and ready:
+            g.n_in += 1
+        if valid and ready_out:
+            g.n_out += 1
+        g.stalled = bool(valid and not ready_out)
+        return nxt, g, valid
+
+    def _describe(self, got, n: int) -> str:
+        st = self.stage
+        size = st.out_size
+        thing = "window" if self.part == "window" else "output pixel"
+        where = f"{thing} {n % size} of frame {n // size}" if size > 1 else f"the {thing} of frame {n}"
+        for bit, (val, want) in enumerate(zip(got, self.want(n))):
+            if val != want:
+                if val is X:
+                    what = "unknown" + ("" if self.part == "window" else " (not the kernel's result for that window)")
+                elif isinstance(val, tuple):
+                    s, m, b = val
+                    size_s = self.sizes[s - self.s_in]
+                    what = f"bit {b} of {'input' if s == self.s_in else 'output'} pixel {m % size_s} of frame {m // size_s}"
+                else:
+                    what = f"the constant {val}"
+                return f"valid is high with {where} due, but data bit {bit} is {what}" + \
+                    (f", not {_name(want, self)}" if self.part == "window" else "")
+        return f"the data differs from {where}"
+
+    # --------------------------------------------------------------- states
+
+    def _canonical(self, regs: tuple, g: _Ghost) -> tuple[tuple, bytes]:
+        """Forget names older than two frames (in ``regs``) and digest the state, names counted
+        from each stream's next pixel, with each stream's place in its frame (the kernel part:
+        windows counted from the kernel's next one, no place in a frame)."""
+        kernel_part = self.part == "kernel"
+        out_base = g.last + 1 if self.part != "window" else g.n_out
+        bases = (0 if kernel_part else g.n_in, out_base)
+        s_in = self.s_in
+        horizon = [2 * size + 8 for size in self.sizes]
+        rel = []
+        forgot = False
+        for val in regs:
+            if val.__class__ is tuple:
+                s, m, b = val
+                k = s - s_in
+                r = m - bases[k]
+                if r < -horizon[k] and not (kernel_part and k == 0):
+                    forgot = True
+                    rel.append(None)
+                else:
+                    rel.append((k, r, b))
+            else:
+                rel.append(val)
+        if forgot:
+            regs = tuple(X if r is None else v for r, v in zip(rel, regs))
+        (a, b), (sa, sb) = bases, self.sizes
+        if kernel_part:
+            place = (g.n_in - b,)
+        else:
+            place = (a % sa, b % sb, b // sb - a // sa)
+        ghost = (place, g.n_out - b, g.stalled, tuple(None if n is None else n - b for n in g.queue))
+        return regs, hashlib.blake2b(marshal.dumps((tuple(rel), ghost)), digest_size=20).digest()
+
+    def prove(self, max_states: int = MAX_STATES) -> tuple[int, int]:
+        """Explore every state; (states, the longest shortest path to one, in cycles)."""
+        power_up = _power_up(self.net.module)
+        init = tuple(power_up.get(s, X) for s in self.net.reg_q)
+        regs, g, _ = self.step(init, _Ghost(self.stage.latency), 0, 0, reset=True)
+        regs, key = self._canonical(regs, g)
+        parent: dict[bytes, tuple[bytes | None, tuple[int, int] | None]] = {key: (None, None)}
+        queue = deque([(regs, g, key, 0)])
+        depth = 0
+        while queue:
+            regs, g, key, d = queue.popleft()
+            depth = d
+            valid_of = {}
+            for valid_in in self.valid_values:
+                for ready_out in self.ready_values:
+                    try:
+                        nregs, ng, valid = self.step(regs, g, valid_in, ready_out)
+                    except PlumbingFailure as e:
+                        raise PlumbingFailure(str(e), _trace(parent, key) + [(valid_in, ready_out)]) from None
+                    if valid_of.setdefault(valid_in, valid) != valid:
+                        raise PlumbingFailure("valid depends on ready in the same cycle",
+                                              _trace(parent, key) + [(valid_in, ready_out)])
+                    nregs, nkey = self._canonical(nregs, ng)
+                    if nkey not in parent:
+                        if len(parent) >= max_states:
+                            raise TooManyStates(f"more than {max_states:,} states")
+                        parent[nkey] = (key, (valid_in, ready_out))
+                        queue.append((nregs, ng, nkey, d + 1))
+        return len(parent), depth
+
+
+def _values(s: int) -> tuple[int, ...]:
+    if s >= FIRST_NET:
+        return (0, 1)
+    if s == 2:
+        raise NetlistError("a handshake wire between stages is undriven")
+    return (s,)
+
+
+def _name(v, sp: "StagePlumbing") -> str:
+    if isinstance(v, tuple):
+        s, m, b = v
+        size = sp.sizes[s - sp.s_in]
+        return f"bit {b} of input pixel {m % size} of frame {m // size}"
+    return f"the constant {v}"
+
+
+def _reads_ports(module: dict, part: dict) -> bool:
+    """Whether the bits ``part`` (a :func:`cut_module`) reads from outside are input ports of
+    ``module``; the others are driven by nothing (unknown, as the simulation treats them)."""
+    outside = set(part["ports"].get("outside", {}).get("bits", ()))
+    return any(b in outside for p in module["ports"].values() if p["direction"] == "input" for b in p["bits"])
+
+
+class TooManyStates(JpqError):
+    """The exploration was stopped at its limit: nothing is proven or refuted."""
+
+
+def _trace(parent, key) -> list[tuple[int, int]]:
+    out = []
+    while True:
+        prev, inp = parent[key]
+        if prev is None:
+            return out[::-1]
+        out.append(inp)
+        key = prev
+
+
+def _power_up(module: dict) -> dict[int, int]:
+    from ..synth.yosys import initial_bits
+
+    return {slot(net): int(b) for net, b in initial_bits(module).items() if b in "01"}
+
+
+def prove_plumbing(files, report: dict, qnet, max_states: int = MAX_STATES) -> PlumbingProof:
+    """Prove the plumbing of the stream design ``files`` (lowered from ``qnet``) stage by stage
+    (see the module notes)."""
+    from .stream import channel_ranges
+
+    t0 = time.perf_counter()
+    module = plumbing_module(files, report)
+    ranges = channel_ranges(qnet)
+    index = {layer.name: k for k, layer in enumerate(qnet.layers)}
+    states, depth = 0, 0
+    for i, stage in enumerate(report["layers"]):
+        parts = ("window", "kernel") if stage["kind"] == "conv2d" else ("stage",)
+        try:
+            for part in parts:
+                n, d = StagePlumbing(module, report, i, ranges[index[stage["layers"][0]]], part).prove(max_states)
+                states, depth = states + n, max(depth, d)
+        except PlumbingFailure as e:
+            raise PlumbingFailure(f"stage {report['layers'][i]['name']}: {e}", e.trace) from None
+        except TooManyStates as e:
+            raise TooManyStates(f"stage {report['layers'][i]['name']}: {e}") from None
+    return PlumbingProof(states, depth, len(report["layers"]), round(time.perf_counter() - t0, 3))
