@@ -49,7 +49,7 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
                                "pipelined: " + ", ".join(str(p.latency) for _, p in proof.parts) + " register stages")
         if proof.plumbing is not None:
             print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly: every beat it gives is "
-                  "the next output pixel, for every input and every stall pattern")
+                  "the checkpoint's next output, for every input and every stall pattern")
         else:
             print(f"proven: every kernel of {proof.top} ({design}/rtl) computes its layer of {proof.checkpoint} "
                   "exactly, for every window")

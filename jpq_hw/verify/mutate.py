@@ -171,3 +171,20 @@ def mutants(text: str, kinds=KINDS, per_kind: int = 3, seed: int = 0, within: li
             mutated = lines[:i] + [new] + lines[i + 1:]
             out.append(Mutant(kind, i + 1, lines[i], new, "\n".join(mutated)))
     return out
+
+
+# Wrong stream plumbing, each a change to the Verilog backend's library modules
+# (rtl_templates/stream_lib.v.j2) as they appear in a generated design: (what, before, after).
+PLUMBING_MUTANTS = [
+    ("a window at every column, not only the stride's", "&& row_step && col_step;", "&& row_step;"),
+    ("the input taken while the frame's tail runs on zeros", "assign s_ready = free && !faking;",
+     "assign s_ready = free;"),
+    ("an output register that overwrites a stalled beat", "assign in_ready = !out_valid || out_ready;",
+     "assign in_ready = 1'b1;"),
+    ("a padding mask off by one row", "pr >= R_LO_U", "pr > R_LO_U"),
+    ("no bottom padding between frames", "if (last) tail <= P > 0;", "if (last) tail <= 1'b0;"),
+    ("a collector that overwrites a full frame", "assign s_ready = !full || take;", "assign s_ready = 1'b1;"),
+    ("a window kept valid after it was taken", "else if (win_ready) win_valid <= 1'b0;",
+     "else if (1'b0) win_valid <= 1'b0;"),
+    ("a block-RAM line buffer read one address late", "q_r <= mem[en ? ptr_next : ptr];", "q_r <= mem[ptr];"),
+]

@@ -28,6 +28,8 @@ registers) never depends on a name, so each cycle is computed exactly.
   depend on ready in the same cycle.
 - Start: every register unknown (or its power-up value), then one cycle of ``rst``; the state this
   gives over-approximates the state after any reset, so a reset in mid-stream is covered.
+- Progress: from every state, with the input valid and the output ready held high, the part
+  eventually takes an input beat and eventually offers an output beat (no deadlock, no livelock).
 
 The parts compose: a part assumes of its input channel (data = the next beat's names while valid)
 exactly what the part before it is proven to guarantee of its output, and the design's input is
@@ -38,8 +40,9 @@ state appears: every reachable state has then been checked, for every sequence o
 any length. A failure gives the shortest handshake sequence that shows it.
 
 Not covered here: stages whose plumbing computes on pixels (``box_sum``'s column sums,
-``hamming_cost``, ``argmin``); a design with one is left to simulation (:func:`supported`). Progress
-(that the stream never stalls forever) and the throughput the report gives are checked by simulation.
+``hamming_cost``, ``argmin``); a design with one is left to simulation (:func:`supported`). The
+progress of the whole design under any stalls (each part's is proven at full rate only) and the
+throughput the report gives are checked by simulation.
 """
 
 from __future__ import annotations
@@ -432,6 +435,8 @@ class StagePlumbing:
         parent: dict[bytes, tuple[bytes | None, tuple[int, int] | None]] = {key: (None, None)}
         queue = deque([(regs, g, key, 0)])
         depth = 0
+        full_rate = (max(self.valid_values), max(self.ready_values))
+        self._full: dict[bytes, tuple[bytes, bool, bool]] = {}  # key -> its full-rate step (next, in, out)
         while queue:
             regs, g, key, d = queue.popleft()
             depth = d
@@ -446,12 +451,34 @@ class StagePlumbing:
                         raise PlumbingFailure("valid depends on ready in the same cycle",
                                               _trace(parent, key) + [(valid_in, ready_out)])
                     nregs, nkey = self._canonical(nregs, ng)
+                    if (valid_in, ready_out) == full_rate:
+                        self._full[key] = (nkey, ng.n_in > g.n_in, ng.n_out > g.n_out)
                     if nkey not in parent:
                         if len(parent) >= max_states:
                             raise TooManyStates(f"more than {max_states:,} states")
                         parent[nkey] = (key, (valid_in, ready_out))
                         queue.append((nregs, ng, nkey, d + 1))
+        for which, what in ((1, "takes an input beat"), (2, "offers an output beat")):
+            self._check_progress(parent, which, what)
         return len(parent), depth
+
+    def _check_progress(self, parent, which: int, what: str) -> None:
+        """From every state, fed and drained at full rate (input valid and output ready held high),
+        the part eventually ``what`` (``which``: the flag of the full-rate step, 1 in, 2 out)."""
+        good: set[bytes] = set()
+        for start in self._full:
+            path, on_path, key = [], set(), start
+            while key not in good:
+                if key in on_path:
+                    raise PlumbingFailure(f"fed and drained at full rate from here, it never {what} again",
+                                          _trace(parent, start))
+                on_path.add(key)
+                path.append(key)
+                step = self._full[key]
+                if step[which]:
+                    break
+                key = step[0]
+            good.update(path)
 
 
 def _values(s: int) -> tuple[int, ...]:

@@ -10,9 +10,11 @@ operation on a name gives ``None``. So a bit that holds a name holds exactly tha
 simulation, each rule sound on its own).
 
 :class:`SymbolicNetlist` compiles the cells of a flat yosys JSON module (``proc; flatten; memory``:
-only ``$dff`` registers, memories mapped to them) into a list of steps over a value array, one
-slot per wire bit; ``boxes`` are parts cut out of the netlist (a stream kernel) whose outputs the
-caller computes from their inputs (:class:`Box`).
+only ``$dff`` registers, memories mapped to them) into one generated Python function, a local
+variable per wire bit (``b<slot>``), bit-moving cells inlined bit by bit and word operations called
+as small functions of their bits' tuples (about ten times faster than interpreting the cells);
+``boxes`` are parts cut out of the netlist (a stream kernel) whose outputs the caller computes from
+their inputs (:class:`Box`). ``SymbolicNetlist.source`` is the generated code, for reading.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ FIRST_NET = 3
 _BINARY_ARITH = {"$add", "$sub", "$mul", "$div", "$mod", "$divfloor", "$modfloor"}
 _COMPARE = {"$eq", "$ne", "$eqx", "$nex", "$lt", "$le", "$gt", "$ge"}
 _BITWISE = {"$and", "$or", "$xor", "$xnor"}
-_REDUCE = {"$reduce_and", "$reduce_or", "$reduce_xor", "$reduce_xnor", "$reduce_bool", "$logic_not"}
 _SHIFT = {"$shl", "$sshl", "$shr", "$sshr", "$shift", "$shiftx"}
 
 
