@@ -68,7 +68,7 @@ SUPPORTED = ("conv2d", "dense")
 
 class PlumbingFailure(JpqError):
     """The plumbing does not deliver the contract's windows or output stream; ``trace`` is the
-    handshake sequence (``(s_valid, m_ready)`` per cycle after reset) that shows it."""
+    handshake sequence (the part's input valid and output ready, per cycle after reset) that shows it."""
 
     def __init__(self, msg: str, trace: list[tuple[int, int]] | None = None):
         super().__init__(msg)
@@ -176,6 +176,25 @@ def constant_bit(lo: int, hi: int, j: int, bits: int) -> int | None:
             return None
         seen.add(ua >> j & 1)
     return seen.pop() if len(seen) == 1 else None
+
+
+def _check_geometry(report: dict, qnet, index: dict) -> None:
+    """The windows are built from the report's stage geometry: it must be the checkpoint's (each
+    stage's input and output shape, a conv2d's kernel, stride and padding)."""
+    shapes = qnet.shapes  # the input's, then each layer's output
+    for stage in report["layers"]:
+        first, last = index[stage["layers"][0]], index[stage["layers"][-1]]
+        inp, out = shapes[first], shapes[last + 1]
+        got_in = (stage["input"]["channels"], stage["input"]["height"], stage["input"]["width"])
+        got_out = (stage["output"]["channels"], stage["output"]["height"], stage["output"]["width"])
+        want_out = tuple(out) if len(out) == 3 else (out[0], 1, 1)
+        ok = got_in == tuple(inp) and got_out == want_out
+        if stage["kind"] == "conv2d":
+            layer = qnet.layers[first]
+            ok = ok and (stage["kernel"], stage["stride"], stage["padding"]) == \
+                (layer.weight.shape[-1], layer.stride, layer.padding)
+        if not ok:
+            raise PlumbingFailure(f"stage {stage['name']}: report.json's shapes or window differ from the checkpoint's")
 
 
 class _Ghost:
@@ -533,6 +552,7 @@ def prove_plumbing(files, report: dict, qnet, max_states: int = MAX_STATES) -> P
     module = plumbing_module(files, report)
     ranges = channel_ranges(qnet)
     index = {layer.name: k for k, layer in enumerate(qnet.layers)}
+    _check_geometry(report, qnet, index)
     states, depth = 0, 0
     for i, stage in enumerate(report["layers"]):
         parts = ("window", "kernel") if stage["kind"] == "conv2d" else ("stage",)
