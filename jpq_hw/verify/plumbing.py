@@ -556,12 +556,13 @@ def prove_plumbing(files, report: dict, qnet, max_states: int = MAX_STATES) -> P
     states, depth = 0, 0
     for i, stage in enumerate(report["layers"]):
         parts = ("window", "kernel") if stage["kind"] == "conv2d" else ("stage",)
-        try:
-            for part in parts:
+        for part in parts:
+            where = f"stage {stage['name']}" + ("" if part == "stage" else f" ({part} part)")
+            try:
                 n, d = StagePlumbing(module, report, i, ranges[index[stage["layers"][0]]], part).prove(max_states)
-                states, depth = states + n, max(depth, d)
-        except PlumbingFailure as e:
-            raise PlumbingFailure(f"stage {report['layers'][i]['name']}: {e}", e.trace) from None
-        except TooManyStates as e:
-            raise TooManyStates(f"stage {report['layers'][i]['name']}: {e}") from None
+            except PlumbingFailure as e:
+                raise PlumbingFailure(f"{where}: {e}", e.trace) from None
+            except TooManyStates as e:
+                raise TooManyStates(f"{where}: {e}") from None
+            states, depth = states + n, max(depth, d)
     return PlumbingProof(states, depth, len(report["layers"]), round(time.perf_counter() - t0, 3))

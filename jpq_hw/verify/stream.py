@@ -185,8 +185,8 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
                                                                    {"max_states": max_states}))
         except PlumbingFailure as e:
             trace = " ".join(f"{v}{r}" for v, r in e.trace)
-            raise ProofFailure(f"plumbing of {e}; shown after reset by the handshakes (valid in, ready out, "
-                               f"per cycle) {trace}") from None
+            shown = f"; shown after reset by the handshakes (valid in, ready out, per cycle) {trace}" if trace else ""
+            raise ProofFailure(f"plumbing of {e}{shown}") from None
         except TooManyStates as e:
             proof.assumed.append(f"the stream plumbing: not proven ({e}; raise --max-states), checked by "
                                  "simulation (pytest sim/)")
