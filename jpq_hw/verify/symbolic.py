@@ -12,7 +12,7 @@ simulation, each rule sound on its own).
 :class:`SymbolicNetlist` compiles the cells of a flat yosys JSON module (``proc; flatten; memory``:
 only ``$dff`` registers, memories mapped to them) into one generated Python function, a local
 variable per wire bit (``b<slot>``), bit-moving cells inlined bit by bit and word operations called
-as small functions of their bits' tuples (about ten times faster than interpreting the cells);
+as small functions of their bits' tuples (much faster than interpreting the cells one by one);
 ``boxes`` are parts cut out of the netlist (a stream kernel) whose outputs the caller computes from
 their inputs (:class:`Box`). ``SymbolicNetlist.source`` is the generated code, for reading.
 """
