@@ -87,11 +87,13 @@ class NetlistError(JpqError):
     """The netlist holds something the proof cannot reason about."""
 
 
-def read_netlist_json(files: Sequence[Path], top: str, workdir: Path) -> dict:
-    """Run yosys on ``files`` and return the flattened top module of its ``write_json``."""
+def read_netlist_json(files: Sequence[Path], top: str, workdir: Path, passes: str = "") -> dict:
+    """Run yosys on ``files`` and return the flattened top module of its ``write_json``
+    (``passes``: yosys commands to run after ``flatten``)."""
     rel = [os.path.relpath(f, workdir) for f in files]
     script = (" ".join(["read_verilog -sv", *[_quote(r) for r in rel]]) +
-              f"; hierarchy -check -top {top}; proc; flatten; opt_clean; write_json netlist.json")
+              f"; hierarchy -check -top {top}; proc; flatten; {passes + '; ' if passes else ''}opt_clean; "
+              "write_json netlist.json")
     return json_module(script, top, workdir, what="the design", error=NetlistError)
 
 

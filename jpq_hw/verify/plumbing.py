@@ -58,9 +58,9 @@ from pathlib import Path
 
 from ..errors import JpqError
 from ..hdl.amaranth_stream import channel_wire, kernel_wire, window_wire
-from .netlist import NetlistError, _quote, cut_module
+from .netlist import NetlistError, _quote, cut_module, read_netlist_json
 from .symbolic import FIRST_NET, X, Box, SymbolicNetlist, slot
-from ..synth.yosys import json_module
+from ..synth.yosys import initial_bits
 
 MAX_STATES = 400_000
 SUPPORTED = ("conv2d", "dense")
@@ -96,13 +96,9 @@ def plumbing_module(files, report: dict) -> dict:
         names += [_boundary(report, i, p) for p in ("x", "y", "en")]
         if stage["kind"] == "conv2d":
             names += window_wires(report, i).values()
+    keep = " ".join(_quote(f"w:{name}") for name in sorted(set(names)))
     with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
-        rel = [os.path.relpath(f, tmp) for f in files]
-        keep = " ".join(_quote(f"w:{name}") for name in sorted(set(names)))
-        script = (" ".join(["read_verilog -sv", *[_quote(r) for r in rel]]) +
-                  f"; hierarchy -check -top {report['top']}; proc; flatten; setattr -set keep 1 {keep}; memory; "
-                  "opt_clean; write_json netlist.json")
-        return json_module(script, report["top"], Path(tmp), what="the design", error=NetlistError)
+        return read_netlist_json(files, report["top"], Path(tmp), passes=f"setattr -set keep 1 {keep}; memory")
 
 
 def _boundary(report: dict, index: int, port: str) -> str:
@@ -156,12 +152,19 @@ class _Stage:
                         for bit in range(self.b):
                             names.append((s, base + ir * self.w + ic, ch * self.b + bit) if inside else 0)
             names = tuple(names)
-        if self.forced:
-            names = tuple(self.forced.get(v[2], v) if v.__class__ is tuple else v for v in names)
+        names = self.fixed(names)
         if len(self._cache) > 4096:
             self._cache.clear()
         self._cache[n] = names
         return names
+
+
+    def fixed(self, values: tuple) -> tuple:
+        """``values`` with each name of an input bit that :attr:`forced` fixes replaced by its constant."""
+        if not self.forced:
+            return values
+        forced, s = self.forced, self.index
+        return tuple(forced.get(v[2], v) if v.__class__ is tuple and v[0] == s else v for v in values)
 
 
 def constant_bit(lo: int, hi: int, j: int, bits: int) -> int | None:
@@ -326,9 +329,7 @@ class StagePlumbing:
         one; else None. A pipelined kernel takes a window once (what it takes again is a window
         left on its input while not valid, and is not named: unknown, which is sound)."""
         st, last = self.stage, g.last
-        if st.forced:
-            forced, s_in = st.forced, self.s_in
-            x = tuple(forced.get(v[2], v) if v.__class__ is tuple and v[0] == s_in else v for v in x)
+        x = st.fixed(x)
         if again and last >= 0 and x == st.window(last):
             return last
         if x == st.window(last + 1):
@@ -379,9 +380,8 @@ class StagePlumbing:
             raise PlumbingFailure("valid fell before its beat transferred")
         if valid:
             got = seen[2:2 + self.out_width]
-            if self.part == "window" and self.stage.forced:
-                forced, s_in = self.stage.forced, self.s_in
-                got = tuple(forced.get(v[2], v) if v.__class__ is tuple and v[0] == s_in else v for v in got)
+            if self.part == "window":
+                got = self.stage.fixed(got)
             if got != self.want(g.n_out):
                 raise PlumbingFailure(self._describe(got, g.n_out))
         if valid_in and ready:
@@ -400,15 +400,19 @@ class StagePlumbing:
             if val != want:
                 if val is X:
                     what = "unknown" + ("" if self.part == "window" else " (not the kernel's result for that window)")
-                elif isinstance(val, tuple):
-                    s, m, b = val
-                    size_s = self.sizes[s - self.s_in]
-                    what = f"bit {b} of {'input' if s == self.s_in else 'output'} pixel {m % size_s} of frame {m // size_s}"
                 else:
-                    what = f"the constant {val}"
+                    what = self._value(val)
                 return f"valid is high with {where} due, but data bit {bit} is {what}" + \
-                    (f", not {_name(want, self)}" if self.part == "window" else "")
+                    (f", not {self._value(want)}" if self.part == "window" else "")
         return f"the data differs from {where}"
+
+    def _value(self, v) -> str:
+        """A known bit or a name, in words."""
+        if not isinstance(v, tuple):
+            return f"the constant {v}"
+        s, m, b = v
+        size = self.sizes[s - self.s_in]
+        return f"bit {b} of {'input' if s == self.s_in else 'output'} pixel {m % size} of frame {m // size}"
 
     # --------------------------------------------------------------- states
 
@@ -508,14 +512,6 @@ def _values(s: int) -> tuple[int, ...]:
     return (s,)
 
 
-def _name(v, sp: "StagePlumbing") -> str:
-    if isinstance(v, tuple):
-        s, m, b = v
-        size = sp.sizes[s - sp.s_in]
-        return f"bit {b} of input pixel {m % size} of frame {m // size}"
-    return f"the constant {v}"
-
-
 def _reads_ports(module: dict, part: dict) -> bool:
     """Whether the bits ``part`` (a :func:`cut_module`) reads from outside are input ports of
     ``module``; the others are driven by nothing (unknown, as the simulation treats them)."""
@@ -538,8 +534,6 @@ def _trace(parent, key) -> list[tuple[int, int]]:
 
 
 def _power_up(module: dict) -> dict[int, int]:
-    from ..synth.yosys import initial_bits
-
     return {slot(net): int(b) for net, b in initial_bits(module).items() if b in "01"}
 
 

@@ -201,12 +201,12 @@ def _inline(name: str, cell: dict, conn: dict, ref, helpers: dict) -> list[str]:
         return out
     if kind in ("$pos", "$not") or kind in _BITWISE:
         signed_ops = asg and bsg if kind in _BITWISE else asg
-        ea = _ext_slots(a, signed_ops, len(y))
+        ea = _ext_bits(a, signed_ops, len(y))
         if kind == "$pos":
             return [f"b{o} = {ref(i)}" for o, i in zip(y, ea)]
         if kind == "$not":
             return [f"b{o} = 1 - {ref(i)} if {ref(i)} == 0 or {ref(i)} == 1 else None" for o, i in zip(y, ea)]
-        eb = _ext_slots(b, signed_ops, len(y))
+        eb = _ext_bits(b, signed_ops, len(y))
         for o, i, j in zip(y, ea, eb):
             p, q = ref(i), ref(j)
             if kind == "$and" and "0" in (p, q):
@@ -356,10 +356,6 @@ def _word_function(name: str, kind: str, aw: int, bw: int, yw: int, asg: bool, b
     if kind in _SHIFT:
         return _shift(kind, aw, bw, yw, asg, bsg)
     raise NetlistError(f"cell {name} is a {kind}, which the plumbing proof does not model")
-
-
-def _ext_slots(slots: list, signed: bool, width: int) -> list:
-    return _ext_bits(list(slots), signed, width)
 
 
 def _inv(x):
