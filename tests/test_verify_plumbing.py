@@ -104,6 +104,13 @@ def test_state_limit_leaves_the_plumbing_assumed(small):
     assert any("not proven" in a and "more than 5 states" in a for a in proof.assumed), proof.assumed
 
 
+def test_nonsense_state_limit_refused(small, capsys):
+    out, _ = small
+    assert main(["verify", str(out), "--max-states", "0"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["jpq-hw: error: --max-states must be at least 1, got 0"], err
+
+
 def test_constant_bit_matches_enumeration():
     for bits in (1, 3, 5):
         lo_all, hi_all = -(1 << bits - 1), (1 << bits) - 1

@@ -60,6 +60,8 @@ def verify_design(root: str | os.PathLike, *, checkpoint: str | os.PathLike | No
                   max_enumeration: int | None = None, max_states: int | None = None) -> Proof:
     """Prove ``root/rtl/`` equal to the checkpoint its report names, for every input (module notes)."""
     t0 = time.perf_counter()
+    if max_states is not None and max_states < 1:
+        raise JpqError(f"--max-states must be at least 1, got {max_states}")
     root = Path(root)
     try:
         report = json.loads((root / REPORT_JSON).read_text())
