@@ -81,13 +81,13 @@ STREAMS = [
     Stream("digits_cnn", frames=4, synth=True),
     # stereo: a siamese extractor with binary features, a Hamming cost volume, aggregation, argmin
     Stream("stereo_box", dict(stereo=True, height=8, width=24, convs=[(3, 3), (4, 3)], disparities=6, seed=103),
-           synth=True),
+           synth=True, max_states=500),  # its windows' plumbing proofs take minutes: not here
     Stream("stereo_conv_sat", dict(stereo=True, height=6, width=9, convs=[(5, 5)], disparities=8, cost_bits=2,
                                    aggregate="conv", box=3, seed=104)),
     Stream("stereo_cost_only", dict(stereo=True, height=5, width=8, convs=[(2, 3)], disparities=3, aggregate=None,
                                     argmin=False, seed=105)),
     Stream("stereo_box_sum", dict(stereo=True, height=9, width=26, convs=[(4, 5)], disparities=8, cost_bits=2,
-                                  aggregate="box_sum", box=5, seed=107), synth=True),
+                                  aggregate="box_sum", box=5, seed=107), synth=True, max_states=500),
     Stream("box_sum_short_frame", dict(stereo=True, height=3, width=10, convs=[(2, 3)], disparities=3, aggregate="box_sum",
                                        box=5, seed=108)),
     Stream("stereo_wta_only", dict(stereo=True, height=6, width=20, convs=[(6, 3)], disparities=16, aggregate=None,
@@ -160,10 +160,17 @@ def test_stream_matches_reference(case, sim_build_root, simulators, sim_results)
     assert report["adders"] == sum(s["adders"] for s in report["layers"])
     assert lint_verilog(rtl_files(out), top) == []  # both backends: the Amaranth one through hdl.netlist_verilog
     proof = verify_design(out, checkpoint=ckpt, max_states=case.max_states)  # jpq-hw verify, both backends
-    assert len(proof.parts) == sum(s["kind"] in ("conv2d", "box_sum", "dense") for s in report["layers"])
-    # the plumbing too, for every stall pattern, where its stages are conv2d and dense ones
-    plumbing = all(s["kind"] in ("conv2d", "dense") for s in report["layers"]) and case.max_states is None
-    assert (proof.plumbing is not None) == plumbing, proof.assumed
+    kinds = [s["kind"] for s in report["layers"]]
+    assert len(proof.parts) == sum(k in ("conv2d", "box_sum", "dense") for k in kinds)
+    assert [p.kind for _, p in proof.functions] == [k for k in kinds if k in ("hamming_cost", "argmin")]
+    # the plumbing too, for every stall pattern: every stage part but a box_sum's window (not modelled)
+    # and, where the case limits the states, the large windows; a stereo stage's is small (the
+    # positions of a row), so proven whatever the limit
+    assert proof.plumbing is not None
+    assert proof.plumbing.complete == ("box_sum" not in kinds and case.max_states is None), proof.assumed
+    for s in report["layers"]:
+        if s["kind"] in ("hamming_cost", "argmin"):
+            assert not any(u.startswith(f"stage {s['name']}") for u in proof.plumbing.unproven), proof.assumed
     # every layer's output varies over the frames, so a design that computed a constant would fail
     frames = np.array(read_design(out).x).reshape(-1, *qnet.input_shape)
     for layer, y in zip(qnet.layers, run_reference(qnet, frames, all_layers=True)):

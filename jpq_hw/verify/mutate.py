@@ -188,3 +188,28 @@ PLUMBING_MUTANTS = [
      "else if (1'b0) win_valid <= 1'b0;"),
     ("a block-RAM line buffer read one address late", "q_r <= mem[en ? ptr_next : ptr];", "q_r <= mem[ptr];"),
 ]
+
+
+# Wrong stereo stages, each a change to the library modules of a Hamming cost volume or an argmin
+# as they appear in a generated design: (what, before, after). The first are wrong functions (the
+# SAT proof of :mod:`.functions` rejects them), the rest wrong plumbing (:mod:`.plumbing`).
+FUNCTION_MUTANTS = [
+    ("a cost that counts the agreeing features", "wire [F-1:0] diff = left ^ x[F + d*F +: F];",
+     "wire [F-1:0] diff = ~(left ^ x[F + d*F +: F]);"),
+    ("a cost that ignores the border rule", "wire [CW-1:0] c = x[F + D*F + d] ? count : FULL;",
+     "wire [CW-1:0] c = count;"),
+    ("a cost that saturates one lower", "assign y[d*OB +: OB] = CW > OB && c > TOP ? TOP : c;",
+     "assign y[d*OB +: OB] = CW > OB && c > TOP ? TOP - 1'b1 : c;"),
+    ("a tie won by the higher channel", "wire take_b = SIGNED ? $signed(b) < $signed(a) : b < a;",
+     "wire take_b = SIGNED ? $signed(b) <= $signed(a) : b <= a;"),
+    ("an argmin tree register that only the index crosses", "assign val[n*B +: B] = rv;",
+     "assign val[n*B +: B] = v;"),
+]
+STEREO_PLUMBING_MUTANTS = [
+    ("right features shifted in while the input stalls", "if (accept) hist <= D > 2",
+     "if (s_valid) hist <= D > 2"),
+    ("a row whose end does not clear the columns seen", "seen <= col == LAST ? {(D-1){1'b0}}",
+     "seen <= 1'b0 ? {(D-1){1'b0}}"),
+    ("an argmin output that loads while stalled", "if (en) q <= ky;", "q <= ky;"),
+    ("an argmin valid that moves while stalled", "else if (en) vs <= R > 0", "else vs <= R > 0"),
+]

@@ -7,10 +7,15 @@ of ``x`` (pipelined: of ``x`` as it was at the ``L``-th last cycle its ``en`` wa
 takes that as given and checks what surrounds the kernels: line buffers, windows, padding, the
 collectors of flatten stages, handshake registers, valid chains, reset.
 
+What the functions of the stereo stages compute is proven apart too (:mod:`.functions`): a
+``hamming_cost``'s costs from the left features, the right features of the columns before and which
+of those lie in the row; an ``argmin``'s winner from the pixel. Here they are cut out as kernels are.
+
 Method: explicit-state exploration of yosys's netlist (``proc; flatten; memory``) on symbolic bits
 (:mod:`.symbolic`), one *part* at a time between two channels (valid, ready, data): a conv2d stage
 as its window (input pixels to the windows its kernel is given) and its kernel part (windows to
-output pixels, the kernel cut out), a dense stage whole (input pixels to its one output beat).
+output pixels, the kernel cut out), a dense, ``hamming_cost`` or ``argmin`` stage whole (input
+pixels to its output beats, its kernel or function cut out).
 Pixel ``m`` of stream ``s`` (0: the design's input, ``i + 1``: what stage ``i`` gives) is a set of
 *names* ``(s, m, bit)``. Each part is run with its input valid and its output ready each 0 or 1 in
 every cycle (all four from every state reached); while the input valid is high its data holds the
@@ -23,6 +28,11 @@ registers) never depends on a name, so each cycle is computed exactly.
 - The kernel part is given the contract's windows; the kernel's ``y`` holds the names of output
   pixel ``n`` where ``x`` is window ``n`` (pipelined: was, when ``en`` was high ``L`` times back), and
   is unknown anywhere else. A dense stage's ``x`` must be the frame in ``[C, H, W]`` order.
+- A ``hamming_cost`` stage's function is given, for output pixel ``n`` at column ``c``, the left
+  features of pixel ``n``, the right features of pixel ``n - d`` for each disparity ``d <= c``, and
+  in-row flags ``d <= c`` (the right features of a column outside the row may be anything: its
+  function ignores them). An ``argmin`` stage's function is given pixel ``n``, through its tree's
+  pipeline as a pipelined kernel is.
 - At every output: while valid is high the data must be exactly the next output pixel's names (no
   unknown bit, nothing else), valid must stay high until the beat transfers, and valid must not
   depend on ready in the same cycle.
@@ -34,15 +44,19 @@ registers) never depends on a name, so each cycle is computed exactly.
 The parts compose: a part assumes of its input channel (data = the next beat's names while valid)
 exactly what the part before it is proven to guarantee of its output, and the design's input is
 assumed to keep the contract (a source holds its data until it transfers). A state is the
-registers' bits (names counted from each stream's next beat) and each stream's place in its frame;
-names older than two frames are forgotten (made unknown: sound). The exploration ends when no new
+registers' bits (names counted from each stream's next beat) and each stream's place in the period
+after which what the part must do repeats: a frame, a row for a ``hamming_cost``, nothing for an
+``argmin``; names older than two frames are forgotten (made unknown: sound). The exploration ends when no new
 state appears: every reachable state has then been checked, for every sequence of handshakes of
 any length. A failure gives the shortest handshake sequence that shows it.
 
-Not covered here: stages whose plumbing computes on pixels (``box_sum``'s column sums,
-``hamming_cost``, ``argmin``); a design with one is left to simulation (:func:`supported`). The
-progress of the whole design under any stalls (each part's is proven at full rate only) and the
-throughput the report gives are checked by simulation.
+Not covered here: the window of a ``box_sum`` stage, whose plumbing computes on pixels (column
+sums), and parts with more states than the limit (a part whose frame has more positions than its
+limit is not tried: by default :data:`MAX_STATES`, or what :data:`MAX_WORK` allows for its register
+bits, which leaves the windows of large frames untried). Those parts are listed as not proven and
+left to simulation; the others are still proven, each assuming of its input channel what the part
+before it should guarantee. The progress of the whole design under any stalls (each part's is
+proven at full rate only) and the throughput the report gives are checked by simulation.
 """
 
 from __future__ import annotations
@@ -53,17 +67,22 @@ import os
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import JpqError
 from ..hdl.amaranth_stream import channel_wire, kernel_wire, window_wire
+from .functions import boundary_wire
 from .netlist import NetlistError, _quote, cut_module, read_netlist_json
 from .symbolic import FIRST_NET, X, Box, SymbolicNetlist, slot
 from ..synth.yosys import initial_bits
 
 MAX_STATES = 400_000
-SUPPORTED = ("conv2d", "dense")
+# register bits x states one stage part may explore by default: the time a state takes grows with the
+# part's register bits (measured here: about 1.5 us per bit and state on one core), so this is about
+# ten minutes; a part with more positions in a frame than the states it allows is not tried
+MAX_WORK = 400_000_000
+SUPPORTED = ("conv2d", "dense", "hamming_cost", "argmin")
 
 
 class PlumbingFailure(JpqError):
@@ -79,8 +98,16 @@ class PlumbingFailure(JpqError):
 class PlumbingProof:
     states: int
     depth: int  # the longest shortest path, in cycles after reset
-    kernels: int
+    kernels: int  # stages whose every part is proven
     seconds: float
+    stages: int = 0  # stages of the design
+    parts: list[tuple[str, int, int, float]] = field(default_factory=list)  # (part, states, register bits, s)
+    unproven: list[str] = field(default_factory=list)  # "stage part: why", for the parts not proven
+
+    @property
+    def complete(self) -> bool:
+        """Every part of every stage proven: the whole design's plumbing."""
+        return not self.unproven
 
 
 def supported(report: dict) -> bool:
@@ -93,19 +120,12 @@ def plumbing_module(files, report: dict) -> dict:
     n = len(report["layers"])
     names = [w for k in range(n + 1) for w in channel_wires(report, k).values()]
     for i, stage in enumerate(report["layers"]):
-        names += [_boundary(report, i, p) for p in ("x", "y", "en")]
+        names += [boundary_wire(report, i, p) for p in ("x", "y", "en")]
         if stage["kind"] == "conv2d":
             names += window_wires(report, i).values()
     keep = " ".join(_quote(f"w:{name}") for name in sorted(set(names)))
     with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
         return read_netlist_json(files, report["top"], Path(tmp), passes=f"setattr -set keep 1 {keep}; memory")
-
-
-def _boundary(report: dict, index: int, port: str) -> str:
-    if report.get("backend") == "amaranth":
-        return kernel_wire(index, port)
-    inst = "dense" if report["layers"][index]["kind"] == "dense" else "kernel"
-    return f"u{index}_{inst}.{port}"
 
 
 class _Stage:
@@ -117,8 +137,13 @@ class _Stage:
         inp, out = entry["input"], entry["output"]
         self.c, self.h, self.w, self.b = inp["channels"], inp["height"], inp["width"], inp["bits"]
         self.out_bits = out["channels"] * out["bits"]
-        self.out_size = out["height"] * out["width"] if self.kind == "conv2d" else 1
+        self.out_size = 1 if self.kind == "dense" else out["height"] * out["width"]
         self.out_w = out["width"]
+        # positions after which what the stage must do repeats (frames come back to back): a frame
+        # for a window, a row for a Hamming cost (its columns), a pixel for an argmin
+        self.periods = {"hamming_cost": (self.w, self.w), "argmin": (1, 1)}.get(
+            self.kind, (self.h * self.w, self.out_size))
+        self.features, self.disparities = self.c // 2, out["channels"]  # a Hamming cost's F and D
         self.k, self.s, self.p = entry.get("kernel", 1), entry.get("stride", 1), entry.get("padding", 0)
         self.latency = int(entry.get("kernel_latency", 0))
         # input bits that the previous layer's output range fixes (a kernel may take them as constants)
@@ -135,7 +160,14 @@ class _Stage:
         if got is not None:
             return got
         s, hw = self.index, self.h * self.w
-        if self.kind == "dense":
+        if self.kind == "argmin":  # the pixel itself
+            names = tuple((s, n, bit) for bit in range(self.c * self.b))
+        elif self.kind == "hamming_cost":  # left features; the right ones of columns c - d; which lie in the row
+            f, col = self.features, n % self.w
+            names = tuple([(s, n, j) for j in range(f)] +
+                          [(s, n - d, f + j) if d <= col else 0 for d in range(self.disparities) for j in range(f)] +
+                          [int(d <= col) for d in range(self.disparities)])
+        elif self.kind == "dense":
             base = n * hw
             names = tuple((s, base + k, ch * self.b + bit)
                           for ch in range(self.c) for k in range(hw) for bit in range(self.b))
@@ -158,6 +190,20 @@ class _Stage:
         self._cache[n] = names
         return names
 
+
+    def normal(self, x: tuple) -> tuple:
+        """A Hamming cost's function input ``x`` with the right features of each column that
+        ``x`` says lies outside the row made 0 (its function ignores them: :mod:`.functions`
+        proves that); any other stage's as it is."""
+        if self.kind != "hamming_cost":
+            return x
+        f, d = self.features, self.disparities
+        flags = f + d * f
+        out = list(x)
+        for k in range(d):
+            if x[flags + k] == 0:
+                out[f + k * f:f + (k + 1) * f] = (0,) * f
+        return tuple(out)
 
     def fixed(self, values: tuple) -> tuple:
         """``values`` with each name of an input bit that :attr:`forced` fixes replaced by its constant."""
@@ -284,15 +330,15 @@ class StagePlumbing:
         boxes, removed = [], set()
         self.pipelined = part != "window" and st.latency > 0
         if part != "window":
-            kin = {"x": _boundary(report, index, "x")}
+            kin = {"x": boundary_wire(report, index, "x")}
             if st.latency:
-                kin.update(clk="clk", en=_boundary(report, index, "en"))
-            kernel = cut_module(cut, kin, {"y": _boundary(report, index, "y")})
+                kin.update(clk="clk", en=boundary_wire(report, index, "en"))
+            kernel = cut_module(cut, kin, {"y": boundary_wire(report, index, "y")})
             if _reads_ports(module, kernel):
                 raise NetlistError(f"stage {index}'s kernel reads wires besides its x" +
                                    (", clk and en" if st.latency else ""))
             xs = [slot(b) for b in bits(kin["x"])]
-            ys = [slot(b) for b in bits(_boundary(report, index, "y"))]
+            ys = [slot(b) for b in bits(boundary_wire(report, index, "y"))]
             if len(ys) != st.out_bits or len(xs) != len(st.window(0)):
                 raise NetlistError(f"stage {index}'s kernel has {len(xs)} inputs and {len(ys)} output bits, the "
                                    f"report says {len(st.window(0))} and {st.out_bits}")
@@ -308,6 +354,7 @@ class StagePlumbing:
         if any(s not in self.clk for s in self.net.clocks):
             raise NetlistError(f"a register of stage {index} is clocked by something other than clk")
         self.sizes = (st.in_size, st.out_size)
+        self.periods = st.periods
         self.s_in, self.s_out = index, index + 1
         self._run = (self._kernel_run(),) if boxes else ()
         self._ghost: _Ghost | None = None  # of the cycle being run (the kernel's box reads it)
@@ -329,7 +376,7 @@ class StagePlumbing:
         one; else None. A pipelined kernel takes a window once (what it takes again is a window
         left on its input while not valid, and is not named: unknown, which is sound)."""
         st, last = self.stage, g.last
-        x = st.fixed(x)
+        x = st.normal(st.fixed(x))
         if again and last >= 0 and x == st.window(last):
             return last
         if x == st.window(last + 1):
@@ -441,11 +488,11 @@ class StagePlumbing:
                 rel.append(val)
         if forgot:
             regs = tuple(X if r is None else v for r, v in zip(rel, regs))
-        (a, b), (sa, sb) = bases, self.sizes
+        (a, b), (pa, pb) = bases, self.periods
         if kernel_part:
             place = (g.n_in - b,)
         else:
-            place = (a % sa, b % sb, b // sb - a // sa)
+            place = (a % pa, b % pb, b // pb - a // pa)
         ghost = (place, g.n_out - b, g.stalled, tuple(None if n is None else n - b for n in g.queue))
         return regs, hashlib.blake2b(marshal.dumps((tuple(rel), ghost)), digest_size=20).digest()
 
@@ -537,9 +584,13 @@ def _power_up(module: dict) -> dict[int, int]:
     return {slot(net): int(b) for net, b in initial_bits(module).items() if b in "01"}
 
 
-def prove_plumbing(files, report: dict, qnet, max_states: int = MAX_STATES) -> PlumbingProof:
-    """Prove the plumbing of the stream design ``files`` (lowered from ``qnet``) stage by stage
-    (see the module notes)."""
+def prove_plumbing(files, report: dict, qnet, max_states: int | None = None) -> PlumbingProof:
+    """Prove the plumbing of the stream design ``files`` (lowered from ``qnet``) stage part by stage
+    part (see the module notes). A part of a kind this proof does not model, or with more states
+    than its limit, is listed in the result's ``unproven`` (a part whose frame has more positions
+    than that limit is not tried: each is a state); a part that breaks the contract raises
+    :class:`PlumbingFailure`. The limit: ``max_states`` where given, else :data:`MAX_STATES` or what
+    :data:`MAX_WORK` allows for the part's register bits, whichever is less."""
     from .stream import channel_ranges
 
     t0 = time.perf_counter()
@@ -547,16 +598,40 @@ def prove_plumbing(files, report: dict, qnet, max_states: int = MAX_STATES) -> P
     ranges = channel_ranges(qnet)
     index = {layer.name: k for k, layer in enumerate(qnet.layers)}
     _check_geometry(report, qnet, index)
-    states, depth = 0, 0
+    states, depth, whole, unproven, explored = 0, 0, 0, [], []
     for i, stage in enumerate(report["layers"]):
+        if stage["kind"] not in SUPPORTED:
+            unproven.append(f"stage {stage['name']} ({stage['kind']}): its window computes on pixels (column sums), "
+                            "which this proof does not model")
+            continue
         parts = ("window", "kernel") if stage["kind"] == "conv2d" else ("stage",)
+        proven = 0
         for part in parts:
             where = f"stage {stage['name']}" + ("" if part == "stage" else f" ({part} part)")
             try:
-                n, d = StagePlumbing(module, report, i, ranges[index[stage["layers"][0]]], part).prove(max_states)
+                plumbing = StagePlumbing(module, report, i, ranges[index[stage["layers"][0]]], part)
+                bits = len(plumbing.net.reg_q)
+                limit = max_states or min(MAX_STATES, MAX_WORK // max(bits, 1))
+                why = "" if max_states else f" (what {MAX_WORK:,} register bits x states allow for its {bits:,} bits)"
+                positions = 1 if part == "kernel" else plumbing.periods[0]
+                if positions > limit:
+                    raise TooManyStates(f"its input has {positions:,} positions in a frame, so more than "
+                                        f"{limit:,} states{why}")
+                t1 = time.perf_counter()
+                try:
+                    n, d = plumbing.prove(limit)
+                except TooManyStates as e:
+                    raise TooManyStates(f"{e}{why}") from None
+                explored.append((where, n, bits, round(time.perf_counter() - t1, 3)))
             except PlumbingFailure as e:
                 raise PlumbingFailure(f"{where}: {e}", e.trace) from None
             except TooManyStates as e:
-                raise TooManyStates(f"{where}: {e}") from None
-            states, depth = states + n, max(depth, d)
-    return PlumbingProof(states, depth, len(report["layers"]), round(time.perf_counter() - t0, 3))
+                unproven.append(f"{where}: {e} (raise --max-states)")
+                continue
+            except NetlistError as e:  # a cell the exploration does not model
+                unproven.append(f"{where}: {e}")
+                continue
+            states, depth, proven = states + n, max(depth, d), proven + 1
+        whole += proven == len(parts)
+    return PlumbingProof(states, depth, whole, round(time.perf_counter() - t0, 3), stages=len(report["layers"]),
+                         parts=explored, unproven=unproven)

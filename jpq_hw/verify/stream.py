@@ -15,13 +15,18 @@ Each kernel input is taken to lie in the range its channel can take (:func:`chan
 computed from the checkpoint, zero included where the window pads): the lowering sizes a
 kernel's inputs by those ranges, so this is what the kernel may rely on.
 
-The plumbing around the kernels (line buffers, windows, padding, collectors, handshakes, reset) is
-proven next by :mod:`.plumbing`, for every stall pattern and pixel value, where every stage is a
-conv2d or a dense one. Not proven, and checked by simulation only (``pytest sim/`` runs every
-stream design through Verilator with random stalls on both sides, bit for bit against the
-reference): the plumbing of designs with ``box_sum``, ``hamming_cost`` or ``argmin`` stages (these
-compute on pixels outside a kernel), the progress of the whole design (each part is proven to make
-progress when fed and drained at full rate) and the throughput. The proof lists these as assumed.
+The stages without weights compute a function of each pixel that is not linear: a
+``hamming_cost``'s costs and an ``argmin``'s winner are proven equal to the contract's formulas by
+SAT (:mod:`.functions`), cut out of the netlist at their function's boundary as kernels are.
+
+The plumbing around the kernels and functions (line buffers, windows, padding, collectors, the
+right features a Hamming cost keeps, handshakes, reset) is proven next by :mod:`.plumbing`, for
+every stall pattern and pixel value, stage part by stage part. Not proven, and checked by
+simulation only (``pytest sim/`` runs every stream design through Verilator with random stalls on
+both sides, bit for bit against the reference): the plumbing of a ``box_sum``'s window (it computes
+column sums on pixels) and of parts with more states than the limit (the windows of large frames),
+the progress of the whole design (each part is proven to make progress when fed and drained at
+full rate) and the throughput. The proof lists these as assumed.
 
 The Amaranth backend writes one flat module (:mod:`jpq_hw.hdl.netlist_verilog`); its kernels have
 named wires at their boundary instead (:func:`~jpq_hw.hdl.amaranth_stream.kernel_wire`:
@@ -45,7 +50,8 @@ from ..hdl.stream_verilog import column_sum_bits_of, kernel_module
 from ..ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet
 from ..reference import requantize
 from .netlist import Netlist, NetlistError, cut_module, load_netlist, read_netlist_json
-from .plumbing import SUPPORTED, PlumbingFailure, TooManyStates, prove_plumbing, supported
+from .plumbing import PlumbingFailure, prove_plumbing
+from .functions import KINDS as FUNCTION_KINDS, FunctionFailure, boundary_wire, prove_functions
 from .prove import FlatProver, ProofFailure
 from .reference import build_reference
 
@@ -159,8 +165,7 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
     channels = channel_ranges(qnet)
     for i, stage in enumerate(report["layers"]):
         kind = stage["kind"]
-        if kind in ("hamming_cost", "argmin"):
-            proof.assumed.append(f"stage {stage['name']} ({kind}): a library module, checked by simulation only")
+        if kind in FUNCTION_KINDS:  # proven below, by SAT
             continue
         kq, input_ranges = kernel_qnet(stage, qnet, channels)
         latency = int(stage.get("kernel_latency", 0))
@@ -175,24 +180,25 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
             raise ProofFailure(f"stage {stage['name']} (kernel {module}): {e}", neuron=e.neuron, acc=e.acc) from None
         part.seconds["yosys+forms"] = round(time.perf_counter() - t0, 3)
         proof.parts.append((f"stage {stage['name']} ({kind}, kernel {module})", part))
-    if not supported(report):
-        kinds = sorted({st["kind"] for st in report["layers"]} - set(SUPPORTED))
-        proof.assumed.append(f"the stream plumbing (line buffers, windows, padding, handshakes) of a design with "
-                             f"{', '.join(kinds)} stages: checked by simulation (pytest sim/), not proven")
-    else:
-        try:
-            proof.plumbing = prove_plumbing(files, report, qnet, **({} if max_states is None else
-                                                                   {"max_states": max_states}))
-        except PlumbingFailure as e:
-            trace = " ".join(f"{v}{r}" for v, r in e.trace)
-            shown = f"; shown after reset by the handshakes (valid in, ready out, per cycle) {trace}" if trace else ""
-            raise ProofFailure(f"plumbing of {e}{shown}") from None
-        except TooManyStates as e:
-            proof.assumed.append(f"the stream plumbing: not proven ({e}; raise --max-states), checked by "
-                                 "simulation (pytest sim/)")
-        except NetlistError as e:  # a netlist the plumbing proof cannot read (a cell it does not model)
-            proof.assumed.append(f"the stream plumbing: not proven ({e}), checked by simulation (pytest sim/)")
-    if proof.plumbing is None:
+    try:
+        for i, part in prove_functions(files, report):
+            stage = report["layers"][i]
+            proof.functions.append((f"stage {stage['name']} ({stage['kind']}, function "
+                                    f"{boundary_wire(report, i, 'x')} -> {boundary_wire(report, i, 'y')})", part))
+    except FunctionFailure as e:
+        raise ProofFailure(str(e)) from None
+    try:
+        proof.plumbing = prove_plumbing(files, report, qnet, **({} if max_states is None else {"max_states": max_states}))
+    except PlumbingFailure as e:
+        trace = " ".join(f"{v}{r}" for v, r in e.trace)
+        shown = f"; shown after reset by the handshakes (valid in, ready out, per cycle) {trace}" if trace else ""
+        raise ProofFailure(f"plumbing of {e}{shown}") from None
+    except NetlistError as e:  # a netlist the plumbing proof cannot read
+        proof.assumed.append(f"the stream plumbing: not proven ({e}), checked by simulation (pytest sim/)")
+    if proof.plumbing is not None:
+        for line in proof.plumbing.unproven:
+            proof.assumed.append(f"the plumbing of {line}: checked by simulation (pytest sim/), not proven")
+    if proof.plumbing is None or not proof.plumbing.complete:
         proof.assumed.append("each kernel input lies in the range the checkpoint gives its channel (a box_sum "
                              "column sum: k times it), with the padding's zeros")
     proof.assumed.append("progress of the whole design (each part of a proven plumbing is proven to take and give "
