@@ -7,15 +7,16 @@ whether wrong ones are rejected.
    shipped stereo example (one 125x185 frame): states explored, the longest shortest path to a
    state (cycles after reset) and the seconds of :func:`prove_plumbing` (yosys included), one run
    each, at most 30,000 states per stage part (the example: the default limit, which leaves its
-   125x185 windows untried), and the parts not proven (a box_sum's window is not modelled).
+   125x185 windows untried), and the parts not proven.
    Per stage part: its states, register bits and seconds, and from them the time per register bit
    and state (what ``MAX_WORK`` in ``jpq_hw/verify/plumbing.py`` is set from).
-2. The SAT proofs of the ``hamming_cost`` and ``argmin`` functions (:mod:`jpq_hw.verify.functions`)
-   of the stereo designs: seconds per stage.
+2. The SAT proofs of the ``hamming_cost``, ``argmin`` and box_sum column-sum functions
+   (:mod:`jpq_hw.verify.functions`) of the stereo designs: seconds per stage.
 3. The library modules made wrong (:data:`jpq_hw.verify.mutate.PLUMBING_MUTANTS`) in three designs
    (padding and a stride; a flatten; a block-RAM line buffer before pipelined kernels), and the
-   stereo modules made wrong (``STEREO_PLUMBING_MUTANTS`` in two small stereo designs,
-   ``FUNCTION_MUTANTS`` in one of them and in a design with a pipelined argmin tree): rejected, accepted, or not applicable (the design does not use that code). An accepted
+   stereo modules made wrong (``STEREO_PLUMBING_MUTANTS`` in two small stereo designs, one with a
+   box_sum; ``FUNCTION_MUTANTS`` in one of them and in a design with a box_sum and a pipelined
+   argmin tree): rejected, accepted, or not applicable (the design does not use that code). An accepted
    mutant is one the proof found correct: the change makes no difference there (for example,
    padding logic in a design without padding).
 
@@ -44,8 +45,8 @@ from jpq_hw.verify.plumbing import PlumbingFailure, prove_plumbing  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MUTATED = ("pad_k3_k5s2", "k1_k3s2_dense2", "k5_k3_bram-pipe1")
-STEREO_MUTATED = ("stereo_wta_only", "stereo_conv_sat")  # plumbing mutants (small windows: quick)
-FUNCTION_MUTATED = ("stereo_wta_only", "stereo_box-pipe1")  # function mutants (a pipelined argmin tree)
+STEREO_MUTATED = ("stereo_wta_only", "box_sum_short_frame")  # plumbing mutants (small windows: quick)
+FUNCTION_MUTATED = ("stereo_wta_only", "stereo_box_sum-pipe1")  # function mutants (a pipelined argmin tree)
 LIMIT = 30_000  # states per stage part: frame64's window parts need more
 
 

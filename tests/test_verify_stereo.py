@@ -1,7 +1,8 @@
 """The proof of the stereo stages (:mod:`jpq_hw.verify.functions` and :mod:`jpq_hw.verify.plumbing`):
-a ``hamming_cost``'s costs and an ``argmin``'s winner are proven equal to the contract's formulas by
-SAT, their plumbing (the right features of the columns before, the row's border, the argmin tree's
-pipeline and handshakes) for every stall pattern, through both backends; wrong ones are rejected."""
+a ``hamming_cost``'s costs, a ``box_sum``'s column sums and an ``argmin``'s winner are proven equal
+to the contract's formulas by SAT, their plumbing (the right features of the columns before, the
+row's border, the column sums of a box window and its padding, the argmin tree's pipeline and
+handshakes) for every stall pattern, through both backends; wrong ones are rejected."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from jpq_hw.verify.mutate import FUNCTION_MUTANTS, STEREO_PLUMBING_MUTANTS
 from jpq_hw.verify.plumbing import PlumbingFailure, prove_plumbing
 from jpq_hw.verify.prove import ProofFailure
 
-# binary features, a Hamming cost saturated to 2 bits (4 features: counts up to 4), 5 disparities
-# (an argmin tree with a padding leaf), and a frame small enough to explore whole
-STEREO = dict(height=3, width=7, convs=[(4, 3)], disparities=5, cost_bits=2, aggregate=None, seed=11)
+# binary features, a Hamming cost saturated to 2 bits (4 features: counts up to 4), a 3x3 box sum,
+# 5 disparities (an argmin tree with a padding leaf), and a frame small enough to explore whole
+STEREO = dict(height=3, width=7, convs=[(4, 3)], disparities=5, cost_bits=2, aggregate="box_sum", box=3, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,8 @@ def stereo(tmp_path_factory):
     save_checkpoint(qnet, ck)
     out = tmp / "verilog"
     report = lower_checkpoint(ck, out, n_vectors=2, pipeline=1)
-    assert [s["kind"] for s in report["layers"]] == ["conv2d", "hamming_cost", "argmin"]
-    assert report["layers"][2]["kernel_latency"] == 2
+    assert [s["kind"] for s in report["layers"]] == ["conv2d", "hamming_cost", "box_sum", "argmin"]
+    assert report["layers"][3]["kernel_latency"] == 2
     return out, qnet, ck
 
 
@@ -53,10 +54,11 @@ def _mutated(out, tmp_path, before: str, after: str):
 def test_stereo_design_proven_whole(stereo):
     out, _, _ = stereo
     proof = verify_design(out)
-    assert [p.kind for _, p in proof.functions] == ["hamming_cost", "argmin"]
-    assert [p.latency for _, p in proof.functions] == [0, 2]
+    assert [p.kind for _, p in proof.functions] == ["hamming_cost", "box_sum", "argmin"]
+    assert [p.latency for _, p in proof.functions] == [0, 0, 2]
     assert proof.functions[0][1].input_bits == 4 + 5 * 4 + 5  # left, the right ones of 5 columns, in-row flags
-    assert proof.plumbing is not None and proof.plumbing.complete and proof.plumbing.kernels == 3
+    assert proof.functions[1][1].input_bits == 5 * 3 * 4  # 5 channels, 3 rows, 4-bit terms
+    assert proof.plumbing is not None and proof.plumbing.complete and proof.plumbing.kernels == 4
     assumed = [a for a in proof.assumed if not a.startswith("progress of the whole design")]
     assert assumed == [], proof.assumed
 
@@ -68,7 +70,7 @@ def test_function_mutant_rejected(stereo, tmp_path, what, before, after):
     report = json.loads((bad / "report.json").read_text())
     with pytest.raises(FunctionFailure) as e:
         prove_functions(rtl_files(bad), report)
-    kind = "argmin" if "argmin" in what or "tie" in what else "hamming_cost"
+    kind = "argmin" if "argmin" in what or "tie" in what else "box_sum" if "column" in what else "hamming_cost"
     assert f"({kind})" in str(e.value)
 
 
@@ -100,20 +102,18 @@ def test_amaranth_backend_and_cli(stereo, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "every beat it gives is the checkpoint's next output, for every input and every stall pattern" in printed
     assert "stage cost (hamming_cost, function s1_kernel_x -> s1_kernel_y): min(popcount(left XOR right_d), 3)" in printed
-    assert "stage disparity (argmin, function s2_kernel_x -> s2_kernel_y)" in printed
-    assert "proven by SAT (yosys sat) for all 2^10 inputs, 1 register stage(s) on every path" in printed
-    assert "of 3 of 3 stage(s)" in printed
+    assert "stage aggregate (box_sum, column sums s2_colsum_x -> s2_colsum_y): each of 5 column sums the sum " \
+           "of 3 terms of 4 bits" in printed
+    assert "stage disparity (argmin, function s3_kernel_x -> s3_kernel_y)" in printed
+    assert "proven by SAT (yosys sat) for all 2^25 inputs, 1 register stage(s) on every path" in printed
+    assert "of 4 of 4 stage(s)" in printed
 
 
-def test_box_sum_plumbing_left_to_simulation(tmp_path):
-    """A box_sum's window computes column sums on pixels, which the exploration does not model: the
-    other stages' plumbing is proven, that one is listed as assumed."""
-    qnet = random_stereo_qnet(**dict(STEREO, aggregate="box_sum", box=3))
-    ck = tmp_path / "box.pt"
-    save_checkpoint(qnet, ck)
-    out = tmp_path / "box"
-    lower_checkpoint(ck, out, n_vectors=2)
-    proof = verify_design(out)
-    assert not proof.plumbing.complete and proof.plumbing.kernels == 3  # of 4
-    assert len(proof.plumbing.unproven) == 1 and "aggregate (box_sum)" in proof.plumbing.unproven[0]
-    assert any(a.startswith("the plumbing of stage aggregate (box_sum)") for a in proof.assumed), proof.assumed
+def test_column_sum_failure_names_the_column(stereo, tmp_path):
+    out, qnet, _ = stereo
+    bad = _mutated(out, tmp_path, *STEREO_PLUMBING_MUTANTS[4][1:])  # the rows above the frame kept
+    report = json.loads((bad / "report.json").read_text())
+    with pytest.raises(PlumbingFailure, match=r"stage aggregate \(window part\): valid is high with window 0 of "
+                                              r"frame 0 due, but data bit \d+ is unknown, not bit \d+ of the column "
+                                              r"sum of channel \d at row 0, column \d of frame 0"):
+        prove_plumbing(rtl_files(bad), report, qnet)

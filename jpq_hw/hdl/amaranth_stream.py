@@ -52,8 +52,13 @@ class Window(wiring.Component):
     def __init__(self, st: ConvStage):
         self.st = st
         pix = st.inp.pixel_bits
-        width = st.kernel * st.inp.channels * column_sum_bits(st) if st.column_sums else st.kernel ** 2 * pix
-        super().__init__({"i": In(stream.Signature(pix)), "o": Out(stream.Signature(width))})
+        members = {"i": In(stream.Signature(pix))}
+        if st.column_sums:  # the terms of each entering column go out on kx, their sums come back on ky
+            sb, ch = column_sum_bits(st), st.inp.channels
+            members.update(o=Out(stream.Signature(st.kernel * ch * sb)), kx=Out(ch * st.kernel * sb), ky=In(ch * sb))
+        else:
+            members.update(o=Out(stream.Signature(st.kernel ** 2 * pix)))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -136,20 +141,21 @@ class Window(wiring.Component):
         sb = column_sum_bits(st)
         pr_own = r + p + Mux(tail & (r < p), h, 0)
         shape = signed(sb) if st.inp.fmt.signed else sb
-        entering = []
+        terms = []  # channel i's row u: extended to sb bits, 0 outside the frame
         for i in range(ch):
-            acc = Const(0, shape)
             for u in range(k):
                 v = rows[u][i * b:(i + 1) * b]
                 v = v.as_signed() if st.inp.fmt.signed else v
                 if u < p or u >= k - p:
                     v = Mux((pr_own >= k - 1 + p - u) & (pr_own < k - 1 + p + h - u), v, 0)
-                acc = acc + v
-            entering.append(acc[:sb])
+                term = Signal(shape, name=f"term_{i}_{u}")
+                m.d.comb += term.eq(v)
+                terms.append(term)
+        m.d.comb += self.kx.eq(Cat(*terms))
         sums = [Signal(ch * sb, name=f"sums_{v}", reset_less=True) for v in range(k)]
         with m.If(slot):
             for v in range(k):
-                m.d.sync += sums[v].eq(Cat(*entering) if v == k - 1 else sums[v + 1])
+                m.d.sync += sums[v].eq(self.ky if v == k - 1 else sums[v + 1])
         col_ok = []
         for v in range(k):
             if v < p or v >= k - p:
@@ -176,6 +182,30 @@ class Window(wiring.Component):
         with m.If(en):
             m.d.sync += [sr[0].eq(d)] + [sr[i].eq(sr[i - 1]) for i in range(1, depth)]
         return sr[-1]
+
+
+class ColumnSum(wiring.Component):
+    """A box stage's column sums (``{p}_column_sum``): channel ``i`` of ``y`` is the sum of the
+    ``k`` terms ``x[(i*k + u)*SB : (i*k + u + 1)*SB]`` (values extended to ``SB`` bits, which hold
+    any sum of ``k`` of them). Combinational."""
+
+    def __init__(self, st: ConvStage):
+        self.st = st
+        sb, ch = column_sum_bits(st), st.inp.channels
+        super().__init__({"x": In(ch * st.kernel * sb), "y": Out(ch * sb)})
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self.st
+        k, ch, sb = st.kernel, st.inp.channels, column_sum_bits(st)
+        sums = []
+        for i in range(ch):
+            acc = Const(0, sb)
+            for u in range(k):
+                acc = acc + self.x[(i * k + u) * sb:(i * k + u + 1) * sb]
+            sums.append(acc[:sb])
+        m.d.comb += self.y.eq(Cat(*sums))
+        return m
 
 
 class Collect(wiring.Component):
@@ -425,6 +455,11 @@ class StreamComponent(wiring.Component):
         if isinstance(st, ConvStage):  # the window's handshake to the kernel, named for the proof
             m.d.comb += [Signal(name=window_wire(idx, "valid")).eq(front.o.valid),
                          Signal(name=window_wire(idx, "ready")).eq(front.o.ready)]
+        if isinstance(st, ConvStage) and st.column_sums:  # the column sums, between named wires too
+            m.submodules[f"s{idx}_colsum"] = colsum = ColumnSum(st)
+            cx = Signal(len(colsum.x), name=column_sum_wire(idx, "x"))
+            cy = Signal(len(colsum.y), name=column_sum_wire(idx, "y"))
+            m.d.comb += [cx.eq(front.kx), colsum.x.eq(cx), cy.eq(colsum.y), front.ky.eq(cy)]
         kx = Signal(len(kernel.x), name=kernel_wire(idx, "x"))
         ky = Signal(len(kernel.y), name=kernel_wire(idx, "y"))
         m.d.comb += [kx.eq(x), kernel.x.eq(kx), ky.eq(kernel.y)]
@@ -446,6 +481,12 @@ def kernel_wire(index: int, port: str) -> str:
     """The name of a wire at stage ``index``'s kernel boundary in the Amaranth backend's Verilog:
     ``port`` "x" (the window), "y" (the output pixel) or "en" (the pipelined kernel's enable)."""
     return f"s{index}_kernel_{port}"
+
+
+def column_sum_wire(index: int, port: str) -> str:
+    """The name of a wire at box stage ``index``'s column-sum boundary in the Amaranth backend's
+    Verilog: ``port`` "x" (the terms of the entering column) or "y" (its sums)."""
+    return f"s{index}_colsum_{port}"
 
 
 def window_wire(index: int, port: str) -> str:
@@ -491,5 +532,6 @@ def emit_amaranth_stream_verilog(net: StreamNet, *, top: str, pipeline: int = 0,
     boundary = [kernel_wire(i, p) for i in range(len(net.stages)) for p in ("x", "y", "en")]
     boundary += [channel_wire(i, p) for i in range(1, len(net.stages)) for p in ("valid", "ready", "data")]
     boundary += [window_wire(i, p) for i in range(len(net.stages)) for p in ("valid", "ready")]
+    boundary += [column_sum_wire(i, p) for i in range(len(net.stages)) for p in ("x", "y")]
     return amaranth_to_verilog(_StreamTop(StreamComponent(net, pipeline=pipeline)), top=top, header=header,
                                prefix="net.", names=boundary)

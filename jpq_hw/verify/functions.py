@@ -1,5 +1,6 @@
 """The per-pixel functions of the stages without weights -- a ``hamming_cost``'s costs and an
-``argmin``'s winner -- proven by SAT equal to the contract's formulas, for every input.
+``argmin``'s winner -- and the column sums of a ``box_sum``'s window, proven by SAT equal to the
+contract's formulas, for every input.
 
 Each such stage computes its function between named wires, as a graph's kernel does: the Verilog
 backend instantiates ``{top}_hamming_cost`` / ``{top}_argmin_tree`` as ``u<i>_kernel`` (ports
@@ -28,6 +29,12 @@ differ:
   part.
 - ``argmin`` (``D`` channels of ``B`` bits): ``y`` is the first ``d`` where ``x_d`` is the least
   (two's complement where the input is signed).
+- ``box_sum`` (a ``k x k`` box over ``C`` channels): its window's column sums, cut at
+  ``u<i>_window.g_sum.terms`` / ``.entering`` (Verilog backend) or ``s<i>_colsum_x`` / ``_y``
+  (Amaranth): channel ``i`` of ``y`` is the sum, modulo ``2**SB``, of the ``k`` terms ``x`` holds for
+  it (``SB`` bits each); and ``SB`` bits hold every sum of ``k`` values of the input's format, so the
+  sums are exact. Which rows the terms are (the entering column's, extended, 0 outside the frame)
+  is the plumbing's part.
 """
 
 from __future__ import annotations
@@ -41,11 +48,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..hdl.stream_verilog import column_sum_bits_of
+from ..ir.qnet import IntFormat
 from ..synth.yosys import find_yosys
 from .netlist import NetlistError, _quote, cut_module, read_netlist_json
 
 SAT_TIMEOUT = 600  # seconds yosys's solver may spend on one stage's function
-KINDS = ("hamming_cost", "argmin")
+KINDS = ("hamming_cost", "argmin", "box_sum")  # a box_sum's function: its window's column sums
 
 
 class FunctionFailure(Exception):
@@ -78,10 +87,28 @@ def boundary_wire(report: dict, index: int, port: str) -> str:
     return f"u{index}_{inst}.{port}"
 
 
+def column_sum_wire(report: dict, index: int, port: str) -> str:
+    """The wire at box_sum stage ``index``'s column-sum boundary: ``port`` "x" (the terms of the
+    entering column) or "y" (their sums)."""
+    if report.get("backend") == "amaranth":
+        from ..hdl.amaranth_stream import column_sum_wire as named
+        return named(index, port)
+    return f"u{index}_window.g_sum.{'terms' if port == 'x' else 'entering'}"
+
+
+def function_wires(report: dict, index: int) -> dict[str, str]:
+    """Port ("x", "y" and, for a pipelined argmin tree, "en") -> wire of stage ``index``'s function."""
+    stage = report["layers"][index]
+    if stage["kind"] == "box_sum":
+        return {p: column_sum_wire(report, index, p) for p in ("x", "y")}
+    ports = ("x", "y", "en") if stage.get("kernel_latency", 0) else ("x", "y")
+    return {p: boundary_wire(report, index, p) for p in ports}
+
+
 def function_module(files, report: dict) -> dict:
     """yosys's flat netlist of the design (``proc; flatten``), the function boundaries kept."""
-    names = [boundary_wire(report, i, p) for i, st in enumerate(report["layers"]) if st["kind"] in KINDS
-             for p in ("x", "y", "en") if p != "en" or st.get("kernel_latency", 0)]
+    names = [w for i, st in enumerate(report["layers"]) if st["kind"] in KINDS
+             for w in function_wires(report, i).values()]
     keep = " ".join(_quote(f"w:{name}") for name in names)
     with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
         return read_netlist_json(files, report["top"], Path(tmp), passes=f"setattr -set keep 1 {keep}" if keep else "")
@@ -91,11 +118,18 @@ def _stage_params(stage: dict) -> dict:
     inp, out = stage["input"], stage["output"]
     if stage["kind"] == "hamming_cost":
         return dict(f=inp["channels"] // 2, d=out["channels"], ob=out["bits"])
+    if stage["kind"] == "box_sum":
+        fmt = IntFormat(int(inp["bits"]), bool(inp["signed"]))
+        k = int(stage["kernel"])
+        return dict(k=k, c=int(inp["channels"]), fmt=fmt, sb=column_sum_bits_of(k, fmt))
     return dict(d=inp["channels"], b=inp["bits"], signed=bool(inp["signed"]), ob=out["bits"])
 
 
 def formula(stage: dict) -> str:
     p = _stage_params(stage)
+    if stage["kind"] == "box_sum":
+        return (f"each of {p['c']} column sums the sum of {p['k']} terms of {p['sb']} bits, exact for any "
+                f"{p['k']} values of the {p['fmt'].bits}-bit {'signed' if p['fmt'].signed else 'unsigned'} input")
     if stage["kind"] == "hamming_cost":
         return (f"min(popcount(left XOR right_d), {2 ** p['ob'] - 1}) for {p['d']} disparities of {p['f']} features, "
                 f"min({p['f']}, {2 ** p['ob'] - 1}) outside the row")
@@ -106,6 +140,16 @@ def reference_verilog(stage: dict) -> tuple[str, int, int]:
     """The contract's formula of ``stage`` as Verilog module ``jpq_ref`` (ports ``x``, ``y``), with
     the widths of ``x`` and ``y``."""
     p = _stage_params(stage)
+    if stage["kind"] == "box_sum":
+        k, c, sb, fmt = p["k"], p["c"], p["sb"], p["fmt"]
+        lo, hi = k * min(fmt.lo, 0), k * max(fmt.hi, 0)  # any sum of k values of the format (or zeros)
+        if not (-(1 << sb - 1) <= lo and hi < 1 << sb - 1 if fmt.signed else hi < 1 << sb):
+            raise FunctionFailure(f"its column sums of {sb} bits cannot hold every sum of {k} values, [{lo}, {hi}]")
+        lines = [f"module jpq_ref (input wire [{c * k * sb - 1}:0] x, output wire [{c * sb - 1}:0] y);"]
+        for i in range(c):
+            terms = " + ".join(f"x[{(i * k + j) * sb + sb - 1}:{(i * k + j) * sb}]" for j in range(k))
+            lines.append(f"    assign y[{i * sb + sb - 1}:{i * sb}] = {terms};")
+        return "\n".join(lines + ["endmodule", ""]), c * k * sb, c * sb
     ob = p["ob"]
     if stage["kind"] == "hamming_cost":
         f, d = p["f"], p["d"]
@@ -142,12 +186,12 @@ def reference_verilog(stage: dict) -> tuple[str, int, int]:
 def cut_function(module: dict, report: dict, index: int) -> dict:
     """Stage ``index``'s function cut out of the flat ``module``, its registers (a pipelined
     tree) read as wires after checking the pipeline's rules (see the module notes)."""
-    stage = report["layers"][index]
-    latency = int(stage.get("kernel_latency", 0))
-    inputs = {"x": boundary_wire(report, index, "x")}
+    wires = function_wires(report, index)
+    latency = int(report["layers"][index].get("kernel_latency", 0)) if "en" in wires else 0
+    inputs = {"x": wires["x"]}
     if latency:
-        inputs.update(clk="clk", en=boundary_wire(report, index, "en"))
-    cut = cut_module(module, inputs, {"y": boundary_wire(report, index, "y")})
+        inputs.update(clk="clk", en=wires["en"])
+    cut = cut_module(module, inputs, {"y": wires["y"]})
     if "outside" in cut["ports"]:
         raise FunctionFailure(f"its function reads wires besides its x{' and en' if latency else ''}")
     cells = dict(cut["cells"])
@@ -255,8 +299,8 @@ def prove_functions(files, report: dict, module: dict | None = None,
             _sat(fn, ref, xw, yw, timeout)
         except FunctionFailure as e:
             raise FunctionFailure(f"stage {stage['name']} ({stage['kind']}): {e}", e.x) from None
-        out.append((i, FunctionProof(stage["kind"], formula(stage), xw, yw, int(stage.get("kernel_latency", 0)),
-                                     round(time.perf_counter() - t0, 3))))
+        latency = int(stage.get("kernel_latency", 0)) if stage["kind"] != "box_sum" else 0
+        out.append((i, FunctionProof(stage["kind"], formula(stage), xw, yw, latency, round(time.perf_counter() - t0, 3))))
     return out
 
 

@@ -190,8 +190,8 @@ PLUMBING_MUTANTS = [
 ]
 
 
-# Wrong stereo stages, each a change to the library modules of a Hamming cost volume or an argmin
-# as they appear in a generated design: (what, before, after). The first are wrong functions (the
+# Wrong stereo stages, each a change to the library modules of a Hamming cost volume, an argmin or a
+# box_sum's column sums as they appear in a generated design: (what, before, after). The first are wrong functions (the
 # SAT proof of :mod:`.functions` rejects them), the rest wrong plumbing (:mod:`.plumbing`).
 FUNCTION_MUTANTS = [
     ("a cost that counts the agreeing features", "wire [F-1:0] diff = left ^ x[F + d*F +: F];",
@@ -204,6 +204,7 @@ FUNCTION_MUTANTS = [
      "wire take_b = SIGNED ? $signed(b) <= $signed(a) : b <= a;"),
     ("an argmin tree register that only the index crosses", "assign val[n*B +: B] = rv;",
      "assign val[n*B +: B] = v;"),
+    ("a column sum one term short", "if (j < K) begin : g_row", "if (j < K - 1) begin : g_row"),
 ]
 STEREO_PLUMBING_MUTANTS = [
     ("right features shifted in while the input stalls", "if (accept) hist <= D > 2",
@@ -212,4 +213,11 @@ STEREO_PLUMBING_MUTANTS = [
      "seen <= 1'b0 ? {(D-1){1'b0}}"),
     ("an argmin output that loads while stalled", "if (en) q <= ky;", "q <= ky;"),
     ("an argmin valid that moves while stalled", "else if (en) vs <= R > 0", "else vs <= R > 0"),
+    ("a column sum that keeps the rows above the frame", "assign terms[(i*K + j)*SB +: SB] = own_ok[j] ?",
+     "assign terms[(i*K + j)*SB +: SB] = 1'b1 ?"),
+    ("column sums that shift while the window stalls",
+     "always @(posedge clk) if (slot) sums[v*C*SB +: C*SB] <= entering;",
+     "always @(posedge clk) sums[v*C*SB +: C*SB] <= entering;"),
+    ("a tail that keeps the next frame's rows in the column sums",
+     "assign own_ok[j] = !tail_row || !rows_seen[K - 1 - j];", "assign own_ok[j] = 1'b1;"),
 ]

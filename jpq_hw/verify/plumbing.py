@@ -9,7 +9,8 @@ collectors of flatten stages, handshake registers, valid chains, reset.
 
 What the functions of the stereo stages compute is proven apart too (:mod:`.functions`): a
 ``hamming_cost``'s costs from the left features, the right features of the columns before and which
-of those lie in the row; an ``argmin``'s winner from the pixel. Here they are cut out as kernels are.
+of those lie in the row; a ``box_sum`` window's column sums from the terms of the entering column;
+an ``argmin``'s winner from the pixel. Here they are cut out as kernels are.
 
 Method: explicit-state exploration of yosys's netlist (``proc; flatten; memory``) on symbolic bits
 (:mod:`.symbolic`), one *part* at a time between two channels (valid, ready, data): a conv2d stage
@@ -24,7 +25,11 @@ registers) never depends on a name, so each cycle is computed exactly.
 
 - The window part: while its output valid is high, the window must be the contract's next one:
   element ``(u*K + v)*C + i`` is channel ``i`` of input pixel ``(r*S + u - P, c*S + v - P)``, zero
-  outside the frame (a bit the previous layer's output range fixes may be that constant).
+  outside the frame (a bit the previous layer's output range fixes may be that constant). A
+  ``box_sum`` window's element ``v*C + i`` must be the names of the column sum of channel ``i`` at
+  output row ``r``, column ``c + v - P`` (zero outside the frame); its column-sum function gives
+  those names where its terms are the contract's (input pixels ``(r - P + j, c + v - P)``, extended
+  to the sum's width, zero outside the frame), in order, and unknown bits anywhere else.
 - The kernel part is given the contract's windows; the kernel's ``y`` holds the names of output
   pixel ``n`` where ``x`` is window ``n`` (pipelined: was, when ``en`` was high ``L`` times back), and
   is unknown anywhere else. A dense stage's ``x`` must be the frame in ``[C, H, W]`` order.
@@ -46,16 +51,16 @@ exactly what the part before it is proven to guarantee of its output, and the de
 assumed to keep the contract (a source holds its data until it transfers). A state is the
 registers' bits (names counted from each stream's next beat) and each stream's place in the period
 after which what the part must do repeats: a frame, a row for a ``hamming_cost``, nothing for an
-``argmin``; names older than two frames are forgotten (made unknown: sound). The exploration ends when no new
+``argmin`` (and a ``box_sum`` window's last column sum, counted from its input pixel); names older
+than two frames are forgotten (made unknown: sound). The exploration ends when no new
 state appears: every reachable state has then been checked, for every sequence of handshakes of
 any length. A failure gives the shortest handshake sequence that shows it.
 
-Not covered here: the window of a ``box_sum`` stage, whose plumbing computes on pixels (column
-sums), and parts with more states than the limit (a part whose frame has more positions than its
-limit is not tried: by default :data:`MAX_STATES`, or what :data:`MAX_WORK` allows for its register
-bits, which leaves the windows of large frames untried). Those parts are listed as not proven and
-left to simulation; the others are still proven, each assuming of its input channel what the part
-before it should guarantee. The progress of the whole design under any stalls (each part's is
+Not covered here: parts with more states than the limit (a part whose frame has more positions
+than its limit is not tried: by default :data:`MAX_STATES`, or what :data:`MAX_WORK` allows for its
+register bits, which leaves the windows of large frames untried). Those parts are listed as not
+proven and left to simulation; the others are still proven, each assuming of its input channel
+what the part before it should guarantee. The progress of the whole design under any stalls (each part's is
 proven at full rate only) and the throughput the report gives are checked by simulation.
 """
 
@@ -72,7 +77,9 @@ from pathlib import Path
 
 from ..errors import JpqError
 from ..hdl.amaranth_stream import channel_wire, kernel_wire, window_wire
-from .functions import boundary_wire
+from ..hdl.stream_verilog import column_sum_bits_of
+from ..ir.qnet import IntFormat
+from .functions import boundary_wire, column_sum_wire
 from .netlist import NetlistError, _quote, cut_module, read_netlist_json
 from .symbolic import FIRST_NET, X, Box, SymbolicNetlist, slot
 from ..synth.yosys import initial_bits
@@ -82,7 +89,7 @@ MAX_STATES = 400_000
 # part's register bits (measured here: about 1.5 us per bit and state on one core), so this is about
 # ten minutes; a part with more positions in a frame than the states it allows is not tried
 MAX_WORK = 400_000_000
-SUPPORTED = ("conv2d", "dense", "hamming_cost", "argmin")
+SUPPORTED = ("conv2d", "box_sum", "dense", "hamming_cost", "argmin")
 
 
 class PlumbingFailure(JpqError):
@@ -121,8 +128,10 @@ def plumbing_module(files, report: dict) -> dict:
     names = [w for k in range(n + 1) for w in channel_wires(report, k).values()]
     for i, stage in enumerate(report["layers"]):
         names += [boundary_wire(report, i, p) for p in ("x", "y", "en")]
-        if stage["kind"] == "conv2d":
+        if stage["kind"] in ("conv2d", "box_sum"):
             names += window_wires(report, i).values()
+        if stage["kind"] == "box_sum":
+            names += [column_sum_wire(report, i, p) for p in ("x", "y")]
     keep = " ".join(_quote(f"w:{name}") for name in sorted(set(names)))
     with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
         return read_netlist_json(files, report["top"], Path(tmp), passes=f"setattr -set keep 1 {keep}; memory")
@@ -144,12 +153,17 @@ class _Stage:
         self.periods = {"hamming_cost": (self.w, self.w), "argmin": (1, 1)}.get(
             self.kind, (self.h * self.w, self.out_size))
         self.features, self.disparities = self.c // 2, out["channels"]  # a Hamming cost's F and D
+        # a box_sum's column sums: SB bits per channel, named (stage, column sum index, SUM_BIT + bit)
+        self.signed = bool(inp["signed"])
+        self.sb = column_sum_bits_of(entry.get("kernel", 1), IntFormat(self.b, self.signed))
+        self.sum_bit = self.c * self.b
         self.k, self.s, self.p = entry.get("kernel", 1), entry.get("stride", 1), entry.get("padding", 0)
         self.latency = int(entry.get("kernel_latency", 0))
         # input bits that the previous layer's output range fixes (a kernel may take them as constants)
         self.forced = {ch * self.b + j: bit for ch, (lo, hi) in enumerate(channels)
                        for j in range(self.b) if (bit := constant_bit(lo, hi, j, self.b)) is not None}
-        self._cache: dict[int, tuple] = {}
+        self._cache: dict[int, tuple] = {}  # window n -> its names
+        self._terms: dict[int, tuple] = {}  # column sum m -> its terms' names
 
     @property
     def in_size(self) -> int:
@@ -167,6 +181,17 @@ class _Stage:
             names = tuple([(s, n, j) for j in range(f)] +
                           [(s, n - d, f + j) if d <= col else 0 for d in range(self.disparities) for j in range(f)] +
                           [int(d <= col) for d in range(self.disparities)])
+        elif self.kind == "box_sum":  # column v's sums of each channel: those of output row r, column c + v - P
+            f, pos = divmod(n, self.out_size)
+            r, c = divmod(pos, self.out_w)
+            names = []
+            for v in range(self.k):
+                cc = c + v - self.p
+                for ch in range(self.c):
+                    for bit in range(self.sb):
+                        names.append((s, f * hw + r * self.w + cc, self.sum_bit + ch * self.sb + bit)
+                                     if 0 <= cc < self.w else 0)
+            names = tuple(names)
         elif self.kind == "dense":
             base = n * hw
             names = tuple((s, base + k, ch * self.b + bit)
@@ -190,6 +215,30 @@ class _Stage:
         self._cache[n] = names
         return names
 
+    def column_terms(self, m: int) -> tuple:
+        """What a box_sum's column-sum function must be given for column sum ``m`` (output row
+        ``r``, column ``cc`` of frame ``f``, ``m = f*H*W + r*W + cc``): channel ``i``'s row ``j``, at
+        ``(i*K + j)*SB``, is input pixel ``(r - P + j, cc)`` extended to SB bits, 0 outside the frame."""
+        got = self._terms.get(m)
+        if got is not None:
+            return got
+        s, hw = self.index, self.h * self.w
+        f, pos = divmod(m, hw)
+        r, cc = divmod(pos, self.w)
+        names = []
+        for ch in range(self.c):
+            for j in range(self.k):
+                rr = r - self.p + j
+                if not 0 <= rr < self.h:
+                    names += [0] * self.sb
+                    continue
+                pixel = f * hw + rr * self.w + cc
+                low = [(s, pixel, ch * self.b + bit) for bit in range(self.b)]
+                names += low + [low[-1] if self.signed else 0] * (self.sb - self.b)
+        if len(self._terms) > 4096:
+            self._terms.clear()
+        got = self._terms[m] = self.fixed(tuple(names))
+        return got
 
     def normal(self, x: tuple) -> tuple:
         """A Hamming cost's function input ``x`` with the right features of each column that
@@ -238,10 +287,12 @@ def _check_geometry(report: dict, qnet, index: dict) -> None:
         got_out = (stage["output"]["channels"], stage["output"]["height"], stage["output"]["width"])
         want_out = tuple(out) if len(out) == 3 else (out[0], 1, 1)
         ok = got_in == tuple(inp) and got_out == want_out
+        layer = qnet.layers[first]
         if stage["kind"] == "conv2d":
-            layer = qnet.layers[first]
             ok = ok and (stage["kernel"], stage["stride"], stage["padding"]) == \
                 (layer.weight.shape[-1], layer.stride, layer.padding)
+        if stage["kind"] == "box_sum":
+            ok = ok and (stage["kernel"], stage["stride"], stage["padding"]) == (layer.size, 1, (layer.size - 1) // 2)
         if not ok:
             raise PlumbingFailure(f"stage {stage['name']}: report.json's shapes or window differ from the checkpoint's")
 
@@ -249,16 +300,18 @@ def _check_geometry(report: dict, qnet, index: dict) -> None:
 class _Ghost:
     """What the proof tracks besides the registers: the stage's input pixels taken, its kernel's
     last window and (pipelined) the windows its registers hold, the output pixel due, whether the
-    output beat was stalled in the cycle before."""
+    output beat was stalled in the cycle before, and a box_sum window's last column sum."""
 
-    __slots__ = ("n_in", "last", "queue", "n_out", "stalled")
+    __slots__ = ("n_in", "last", "queue", "n_out", "stalled", "column")
 
     def __init__(self, latency: int):
         self.n_in, self.last, self.queue, self.n_out, self.stalled = 0, -1, (None,) * latency, 0, False
+        self.column = -1  # a box_sum window: the column sum its function was last given
 
     def copy(self) -> "_Ghost":
         g = _Ghost.__new__(_Ghost)
         g.n_in, g.last, g.queue, g.n_out, g.stalled = self.n_in, self.last, self.queue, self.n_out, self.stalled
+        g.column = self.column
         return g
 
 
@@ -276,7 +329,7 @@ def channel_wires(report: dict, k: int) -> dict[str, str]:
 
 
 def window_wires(report: dict, index: int) -> dict[str, str]:
-    """The wires between conv2d stage ``index``'s window and its kernel: {"valid", "ready", "data"}."""
+    """The wires between conv2d or box_sum stage ``index``'s window and its kernel: {"valid", "ready", "data"}."""
     if report.get("backend") == "amaranth":
         return {"valid": window_wire(index, "valid"), "ready": window_wire(index, "ready"),
                 "data": kernel_wire(index, "x")}
@@ -329,6 +382,18 @@ class StagePlumbing:
         self.canon = list(range(self.out_width))
         boxes, removed = [], set()
         self.pipelined = part != "window" and st.latency > 0
+        if part == "window" and st.kind == "box_sum":  # the column sums, cut out as a kernel is
+            cx, cy = column_sum_wire(report, index, "x"), column_sum_wire(report, index, "y")
+            sums = cut_module(cut, {"x": cx}, {"y": cy})
+            if "outside" in sums["ports"]:
+                raise NetlistError(f"stage {index}'s column sums read wires besides their terms")
+            xs, ys = [slot(b) for b in bits(cx)], [slot(b) for b in bits(cy)]
+            if len(xs) != len(st.column_terms(0)) or len(ys) != st.c * st.sb or \
+                    len(set(ys)) != len(ys) or min(ys) < FIRST_NET:
+                raise NetlistError(f"stage {index}'s column sums are not {st.c} distinct sums of {st.k} terms "
+                                   f"of {st.sb} bits")
+            boxes.append(Box(f"stage {index}'s column sums", xs, ys, combinational=True))
+            removed = set(sums["cells"])
         if part != "window":
             kin = {"x": boundary_wire(report, index, "x")}
             if st.latency:
@@ -356,7 +421,7 @@ class StagePlumbing:
         self.sizes = (st.in_size, st.out_size)
         self.periods = st.periods
         self.s_in, self.s_out = index, index + 1
-        self._run = (self._kernel_run(),) if boxes else ()
+        self._run = (self._column_run(),) if part == "window" and boxes else (self._kernel_run(),) if boxes else ()
         self._ghost: _Ghost | None = None  # of the cycle being run (the kernel's box reads it)
 
     def _kernel_run(self):
@@ -369,6 +434,23 @@ class StagePlumbing:
             # y: the window its registers took L enables ago, or the one x holds now
             n = g.queue[-1] if st.latency else self._match(x, g, again=True)
             return unknown if n is None else tuple((s_out, n, b) for b in canon)
+        return run
+
+    def _column_run(self):
+        st = self.stage
+        unknown = (X,) * (st.c * st.sb)
+        bits = range(st.sum_bit, st.sum_bit + st.c * st.sb)
+
+        def run(x):
+            # the sums of column sum m where x holds its terms: the last one again, or the next
+            g = self._ghost
+            x = st.fixed(x)
+            m = g.column
+            if not (m >= 0 and x == st.column_terms(m)):
+                if x != st.column_terms(m + 1):
+                    return unknown
+                m = g.column = m + 1
+            return tuple((st.index, m, b) for b in bits)
         return run
 
     def _match(self, x: tuple, g: _Ghost, again: bool) -> int | None:
@@ -458,6 +540,11 @@ class StagePlumbing:
         if not isinstance(v, tuple):
             return f"the constant {v}"
         s, m, b = v
+        st = self.stage
+        if s == self.s_in and st.kind == "box_sum" and b >= st.sum_bit:
+            ch, bit = divmod(b - st.sum_bit, st.sb)
+            f, pos = divmod(m, st.in_size)
+            return f"bit {bit} of the column sum of channel {ch} at row {pos // st.w}, column {pos % st.w} of frame {f}"
         size = self.sizes[s - self.s_in]
         return f"bit {b} of {'input' if s == self.s_in else 'output'} pixel {m % size} of frame {m // size}"
 
@@ -493,7 +580,8 @@ class StagePlumbing:
             place = (g.n_in - b,)
         else:
             place = (a % pa, b % pb, b // pb - a // pa)
-        ghost = (place, g.n_out - b, g.stalled, tuple(None if n is None else n - b for n in g.queue))
+        column = None if g.column < 0 else g.column - a  # a box_sum window's column sum, from its input pixel
+        ghost = (place, g.n_out - b, g.stalled, tuple(None if n is None else n - b for n in g.queue), column)
         return regs, hashlib.blake2b(marshal.dumps((tuple(rel), ghost)), digest_size=20).digest()
 
     def prove(self, max_states: int = MAX_STATES) -> tuple[int, int]:
@@ -601,10 +689,9 @@ def prove_plumbing(files, report: dict, qnet, max_states: int | None = None) -> 
     states, depth, whole, unproven, explored = 0, 0, 0, [], []
     for i, stage in enumerate(report["layers"]):
         if stage["kind"] not in SUPPORTED:
-            unproven.append(f"stage {stage['name']} ({stage['kind']}): its window computes on pixels (column sums), "
-                            "which this proof does not model")
+            unproven.append(f"stage {stage['name']} ({stage['kind']}): a kind this proof does not model")
             continue
-        parts = ("window", "kernel") if stage["kind"] == "conv2d" else ("stage",)
+        parts = ("window", "kernel") if stage["kind"] in ("conv2d", "box_sum") else ("stage",)
         proven = 0
         for part in parts:
             where = f"stage {stage['name']}" + ("" if part == "stage" else f" ({part} part)")

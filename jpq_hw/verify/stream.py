@@ -17,16 +17,17 @@ kernel's inputs by those ranges, so this is what the kernel may rely on.
 
 The stages without weights compute a function of each pixel that is not linear: a
 ``hamming_cost``'s costs and an ``argmin``'s winner are proven equal to the contract's formulas by
-SAT (:mod:`.functions`), cut out of the netlist at their function's boundary as kernels are.
+SAT (:mod:`.functions`), cut out of the netlist at their function's boundary as kernels are; so are
+the column sums of a ``box_sum``'s window (exact: their width holds any sum of ``k`` input values).
 
-The plumbing around the kernels and functions (line buffers, windows, padding, collectors, the
-right features a Hamming cost keeps, handshakes, reset) is proven next by :mod:`.plumbing`, for
-every stall pattern and pixel value, stage part by stage part. Not proven, and checked by
-simulation only (``pytest sim/`` runs every stream design through Verilator with random stalls on
-both sides, bit for bit against the reference): the plumbing of a ``box_sum``'s window (it computes
-column sums on pixels) and of parts with more states than the limit (the windows of large frames),
-the progress of the whole design (each part is proven to make progress when fed and drained at
-full rate) and the throughput. The proof lists these as assumed.
+The plumbing around the kernels and functions (line buffers, windows, padding, column sums,
+collectors, the right features a Hamming cost keeps, handshakes, reset) is proven next by
+:mod:`.plumbing`, for every stall pattern and pixel value, stage part by stage part. Not proven,
+and checked by simulation only (``pytest sim/`` runs every stream design through Verilator with
+random stalls on both sides, bit for bit against the reference): the plumbing of parts with more
+states than the limit (the windows of large frames), the progress of the whole design (each part
+is proven to make progress when fed and drained at full rate) and the throughput. The proof lists
+these as assumed.
 
 The Amaranth backend writes one flat module (:mod:`jpq_hw.hdl.netlist_verilog`); its kernels have
 named wires at their boundary instead (:func:`~jpq_hw.hdl.amaranth_stream.kernel_wire`:
@@ -51,7 +52,7 @@ from ..ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLa
 from ..reference import requantize
 from .netlist import Netlist, NetlistError, cut_module, load_netlist, read_netlist_json
 from .plumbing import PlumbingFailure, prove_plumbing
-from .functions import KINDS as FUNCTION_KINDS, FunctionFailure, boundary_wire, prove_functions
+from .functions import FunctionFailure, function_wires, prove_functions
 from .prove import FlatProver, ProofFailure
 from .reference import build_reference
 
@@ -165,7 +166,7 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
     channels = channel_ranges(qnet)
     for i, stage in enumerate(report["layers"]):
         kind = stage["kind"]
-        if kind in FUNCTION_KINDS:  # proven below, by SAT
+        if kind in ("hamming_cost", "argmin"):  # no kernel: its function is proven below, by SAT
             continue
         kq, input_ranges = kernel_qnet(stage, qnet, channels)
         latency = int(stage.get("kernel_latency", 0))
@@ -182,9 +183,10 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
         proof.parts.append((f"stage {stage['name']} ({kind}, kernel {module})", part))
     try:
         for i, part in prove_functions(files, report):
-            stage = report["layers"][i]
-            proof.functions.append((f"stage {stage['name']} ({stage['kind']}, function "
-                                    f"{boundary_wire(report, i, 'x')} -> {boundary_wire(report, i, 'y')})", part))
+            stage, wires = report["layers"][i], function_wires(report, i)
+            what = "column sums" if stage["kind"] == "box_sum" else "function"
+            proof.functions.append((f"stage {stage['name']} ({stage['kind']}, {what} {wires['x']} -> {wires['y']})",
+                                    part))
     except FunctionFailure as e:
         raise ProofFailure(str(e)) from None
     try:
