@@ -63,8 +63,8 @@ def _mutant_verdict(work: Path, out: Path, report: dict, qnet, text: str, before
             prove_functions(rtl_files(bad), report)
             return "accepted"
         p = prove_plumbing(rtl_files(bad), report, qnet, max_states=50_000)
-    except FunctionFailure:
-        return "rejected (SAT: an input that shows it)"
+    except FunctionFailure as e:  # SAT shows an input, or the tree's registers break the pipeline's rules
+        return "rejected (SAT: an input that shows it)" if e.x is not None else f"rejected ({e})"
     except PlumbingFailure as e:
         return f"rejected ({len(e.trace)} cycles)"
     return "accepted" if p.complete else f"not proven: {'; '.join(p.unproven)}"
@@ -132,7 +132,7 @@ def main() -> None:
     lines += ["", "## Wrong plumbing and wrong functions", "",
               "The library modules made wrong (`jpq_hw/verify/mutate.py`: `PLUMBING_MUTANTS`, "
               "`STEREO_PLUMBING_MUTANTS`, `FUNCTION_MUTANTS`); *rejected* with the length of the handshake "
-              "sequence that shows it (or, for a function, by SAT with an input); *accepted*: proven correct (the "
+              "sequence that shows it (a function: by SAT with an input, or the rule of a pipeline it breaks); *accepted*: proven correct (the "
               "change makes no difference in that design); *not applicable*: the design does not contain that "
               "code.", "", "| design | mutant | verdict |", "|---|---|---|"]
     lines += [f"| {m['design']} | {m['mutant']} | {m['verdict']} |" for m in mutants]

@@ -278,9 +278,10 @@ def _register_depths(cut: dict, cells: dict) -> dict[int, int]:
 
 def prove_functions(files, report: dict, module: dict | None = None,
                     timeout: int = SAT_TIMEOUT) -> list[tuple[int, FunctionProof]]:
-    """Prove the function of every ``hamming_cost`` and ``argmin`` stage of the stream design
-    ``files`` (module notes): [(stage index, proof)]. Raises :class:`FunctionFailure` (the stage
-    named) on the first that differs, :class:`~.netlist.NetlistError` where yosys cannot read it."""
+    """Prove the function of every ``hamming_cost`` and ``argmin`` stage and the column sums of
+    every ``box_sum`` stage of the stream design ``files`` (module notes): [(stage index, proof)].
+    Raises :class:`FunctionFailure` (the stage named) on the first that differs,
+    :class:`~.netlist.NetlistError` where yosys cannot read it or has no such wires."""
     which = [i for i, st in enumerate(report["layers"]) if st["kind"] in KINDS]
     if not which:
         return []
@@ -299,6 +300,8 @@ def prove_functions(files, report: dict, module: dict | None = None,
             _sat(fn, ref, xw, yw, timeout)
         except FunctionFailure as e:
             raise FunctionFailure(f"stage {stage['name']} ({stage['kind']}): {e}", e.x) from None
+        except NetlistError as e:  # no such wire (a design lowered before these were named), a solver error
+            raise NetlistError(f"stage {stage['name']} ({stage['kind']}): {e}") from None
         latency = int(stage.get("kernel_latency", 0)) if stage["kind"] != "box_sum" else 0
         out.append((i, FunctionProof(stage["kind"], formula(stage), xw, yw, latency, round(time.perf_counter() - t0, 3))))
     return out

@@ -415,14 +415,26 @@ class StagePlumbing:
                 observe += [slot(bits(kin["en"])[0]), *xs]
             boxes.append(Box(f"stage {index}'s kernel", xs, ys, combinational=not st.latency))
             removed = set(kernel["cells"])
-        self.net = SymbolicNetlist(cut, boxes, removed, inputs=inputs, observe=observe)
-        if any(s not in self.clk for s in self.net.clocks):
-            raise NetlistError(f"a register of stage {index} is clocked by something other than clk")
+        # the registers the exploration keeps (what a state costs); compiled when first run
+        self.register_bits = sum(len(c["connections"]["Q"]) for n, c in cut["cells"].items()
+                                 if c["type"] == "$dff" and n not in removed)
+        self._compile = (cut, boxes, removed, inputs, observe)
+        self._net: SymbolicNetlist | None = None
         self.sizes = (st.in_size, st.out_size)
         self.periods = st.periods
         self.s_in, self.s_out = index, index + 1
         self._run = (self._column_run(),) if part == "window" and boxes else (self._kernel_run(),) if boxes else ()
         self._ghost: _Ghost | None = None  # of the cycle being run (the kernel's box reads it)
+
+    @property
+    def net(self) -> SymbolicNetlist:
+        """The part's netlist compiled to one Python function (:class:`~.symbolic.SymbolicNetlist`)."""
+        if self._net is None:
+            cut, boxes, removed, inputs, observe = self._compile
+            self._net = SymbolicNetlist(cut, boxes, removed, inputs=inputs, observe=observe)
+            if any(s not in self.clk for s in self._net.clocks):
+                raise NetlistError(f"a register of stage {self.stage.index} is clocked by something other than clk")
+        return self._net
 
     def _kernel_run(self):
         st = self.stage
@@ -697,7 +709,7 @@ def prove_plumbing(files, report: dict, qnet, max_states: int | None = None) -> 
             where = f"stage {stage['name']}" + ("" if part == "stage" else f" ({part} part)")
             try:
                 plumbing = StagePlumbing(module, report, i, ranges[index[stage["layers"][0]]], part)
-                bits = len(plumbing.net.reg_q)
+                bits = plumbing.register_bits
                 limit = max_states or min(MAX_STATES, MAX_WORK // max(bits, 1))
                 why = "" if max_states else f" (what {MAX_WORK:,} register bits x states allow for its {bits:,} bits)"
                 positions = 1 if part == "kernel" else plumbing.periods[0]
