@@ -185,7 +185,7 @@ class Window(wiring.Component):
 
 
 class ColumnSum(wiring.Component):
-    """A box stage's column sums (``{p}_column_sum``): channel ``i`` of ``y`` is the sum of the
+    """A box stage's column sums (``{p}_window``'s ``entering``): channel ``i`` of ``y`` is the sum of the
     ``k`` terms ``x[(i*k + u)*SB : (i*k + u + 1)*SB]`` (values extended to ``SB`` bits, which hold
     any sum of ``k`` of them). Combinational."""
 

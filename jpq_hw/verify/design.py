@@ -34,7 +34,7 @@ class Proof:
     seconds: float = 0.0
     assumed: list[str] = field(default_factory=list)
     plumbing: PlumbingProof | None = None  # a stream design's plumbing, where proven
-    functions: list[tuple[str, FunctionProof]] = field(default_factory=list)  # hamming_cost, argmin: by SAT
+    functions: list[tuple[str, FunctionProof]] = field(default_factory=list)  # by SAT: costs, argmins, column sums
 
 
 def find_checkpoint(root: Path, report: dict, checkpoint: str | os.PathLike | None) -> Path:

@@ -86,8 +86,8 @@ from ..synth.yosys import initial_bits
 
 MAX_STATES = 400_000
 # register bits x states one stage part may explore by default: the time a state takes grows with the
-# part's register bits (measured here: about 1.5 us per bit and state on one core), so this is about
-# ten minutes; a part with more positions in a frame than the states it allows is not tried
+# part's register bits (bench/results/verify_plumbing.md: 1.3 to 2.6 us per bit and state), so this is
+# about ten minutes; a part with more positions in a frame than the states it allows is not tried
 MAX_WORK = 400_000_000
 SUPPORTED = ("conv2d", "box_sum", "dense", "hamming_cost", "argmin")
 
@@ -115,10 +115,6 @@ class PlumbingProof:
     def complete(self) -> bool:
         """Every part of every stage proven: the whole design's plumbing."""
         return not self.unproven
-
-
-def supported(report: dict) -> bool:
-    return all(s["kind"] in SUPPORTED for s in report["layers"])
 
 
 def plumbing_module(files, report: dict) -> dict:
@@ -684,17 +680,20 @@ def _power_up(module: dict) -> dict[int, int]:
     return {slot(net): int(b) for net, b in initial_bits(module).items() if b in "01"}
 
 
-def prove_plumbing(files, report: dict, qnet, max_states: int | None = None) -> PlumbingProof:
+def prove_plumbing(files, report: dict, qnet, max_states: int | None = None,
+                   module: dict | None = None) -> PlumbingProof:
     """Prove the plumbing of the stream design ``files`` (lowered from ``qnet``) stage part by stage
     part (see the module notes). A part of a kind this proof does not model, or with more states
     than its limit, is listed in the result's ``unproven`` (a part whose frame has more positions
     than that limit is not tried: each is a state); a part that breaks the contract raises
     :class:`PlumbingFailure`. The limit: ``max_states`` where given, else :data:`MAX_STATES` or what
-    :data:`MAX_WORK` allows for the part's register bits, whichever is less."""
+    :data:`MAX_WORK` allows for the part's register bits, whichever is less. ``module``: the
+    design's :func:`plumbing_module`, where the caller has read it already."""
     from .stream import channel_ranges
 
     t0 = time.perf_counter()
-    module = plumbing_module(files, report)
+    if module is None:
+        module = plumbing_module(files, report)
     ranges = channel_ranges(qnet)
     index = {layer.name: k for k, layer in enumerate(qnet.layers)}
     _check_geometry(report, qnet, index)

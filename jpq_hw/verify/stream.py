@@ -51,7 +51,7 @@ from ..hdl.stream_verilog import column_sum_bits_of, kernel_module
 from ..ir.qnet import ArgminLayer, BoxSumLayer, HammingCostLayer, IntFormat, QLayer, QNet
 from ..reference import requantize
 from .netlist import Netlist, NetlistError, cut_module, load_netlist, read_netlist_json
-from .plumbing import PlumbingFailure, prove_plumbing
+from .plumbing import PlumbingFailure, plumbing_module, prove_plumbing
 from .functions import FunctionFailure, function_wires, prove_functions
 from .prove import FlatProver, ProofFailure
 from .reference import build_reference
@@ -181,8 +181,13 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
             raise ProofFailure(f"stage {stage['name']} (kernel {module}): {e}", neuron=e.neuron, acc=e.acc) from None
         part.seconds["yosys+forms"] = round(time.perf_counter() - t0, 3)
         proof.parts.append((f"stage {stage['name']} ({kind}, kernel {module})", part))
+    try:  # one yosys read of the whole design for the functions and the plumbing
+        module = plumbing_module(files, report)
+    except NetlistError as e:  # the plumbing is then not proven; the functions read the design themselves
+        module = None
+        proof.assumed.append(f"the stream plumbing: not proven ({e}), checked by simulation (pytest sim/)")
     try:
-        for i, part in prove_functions(files, report):
+        for i, part in prove_functions(files, report, module):
             stage, wires = report["layers"][i], function_wires(report, i)
             what = "column sums" if stage["kind"] == "box_sum" else "function"
             proof.functions.append((f"stage {stage['name']} ({stage['kind']}, {what} {wires['x']} -> {wires['y']})",
@@ -190,7 +195,8 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
     except FunctionFailure as e:
         raise ProofFailure(str(e)) from None
     try:
-        proof.plumbing = prove_plumbing(files, report, qnet, **({} if max_states is None else {"max_states": max_states}))
+        if module is not None:
+            proof.plumbing = prove_plumbing(files, report, qnet, max_states, module=module)
     except PlumbingFailure as e:
         trace = " ".join(f"{v}{r}" for v, r in e.trace)
         shown = f"; shown after reset by the handshakes (valid in, ready out, per cycle) {trace}" if trace else ""
