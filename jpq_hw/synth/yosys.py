@@ -92,20 +92,21 @@ def supports_stat_json(cmd: Sequence[str] | None = None) -> bool:
 def synth_script(files: Sequence[PathLike], top: str, *, json_stat_path: PathLike | None,
                  dsp: bool = False, text_stat_path: PathLike | None = None,
                  netlist_path: PathLike | None = None, gate_path: PathLike | None = None,
-                 options: Sequence[str] = ()) -> str:
-    """A yosys script: read ``files``, ``synth_ice40 -top TOP [-dsp]``, write the statistics.
+                 options: Sequence[str] = (), command: str = "synth_ice40") -> str:
+    """A yosys script: read ``files``, ``COMMAND -top TOP [-dsp]``, write the statistics.
 
     Paths are written as given (make them relative to where yosys will run, see the module notes).
     ``json_stat_path`` gets ``stat -json`` (pass None for a yosys without it), ``text_stat_path`` the
     plain ``stat`` text, ``netlist_path`` the JSON netlist for nextpnr (``synth_ice40 -json``),
     ``gate_path`` the mapped netlist as Verilog (SB_LUT4, SB_CARRY, SB_DFF* instances) to simulate
-    with :func:`ice40_cell_models`. ``options``: more ``synth_ice40`` options (``-noabc``).
+    with :func:`ice40_cell_models`. ``options``: more options of ``command`` (``-noabc``); ``command``:
+    the family's synthesis pass (``synth_ice40``, ``synth_ecp5``).
     """
     lines = []
     for f in files:
         p = Path(f).as_posix()
         lines.append(f"read_verilog {'-sv ' if p.endswith('.sv') else ''}{_quote(p)}")
-    synth = " ".join(["synth_ice40", "-top", top, *options])
+    synth = " ".join([command, "-top", top, *options])
     if dsp:
         synth += " -dsp"
     if netlist_path is not None:
@@ -257,8 +258,9 @@ class SynthResult:
 
 def synthesize(files: Sequence[PathLike], top: str, workdir: PathLike | None = None, dsp: bool = False,
                timeout: float | None = 1800.0, *, netlist: bool = False, gate: bool = False,
-               options: Sequence[str] = (), yosys: Sequence[str] | None = None) -> SynthResult:
-    """Run ``synth_ice40`` on ``files`` and return the cell counts.
+               options: Sequence[str] = (), yosys: Sequence[str] | None = None,
+               command: str = "synth_ice40") -> SynthResult:
+    """Run ``synth_ice40`` (or ``command``: ``synth_ecp5``) on ``files`` and return the cell counts.
 
     ``workdir`` (created if needed; a fresh temporary folder, left in place, when None) receives the
     script, ``synth.log``, ``stat.txt``, ``stat.json``, with ``netlist=True`` ``TOP.json`` for
@@ -277,7 +279,7 @@ def synthesize(files: Sequence[PathLike], top: str, workdir: PathLike | None = N
     script = synth_script([_rel(f, wd) for f in files], top, dsp=dsp,
                           json_stat_path="stat.json" if use_json else None, text_stat_path="stat.txt",
                           netlist_path=f"{top}.json" if netlist else None,
-                          gate_path=f"{top}_ice40.v" if gate else None, options=options)
+                          gate_path=f"{top}_ice40.v" if gate else None, options=options, command=command)
     (wd / SCRIPT_NAME).write_text(script)
     for stale in ("stat.json", "stat.txt", f"{top}_ice40.v"):
         (wd / stale).unlink(missing_ok=True)
