@@ -29,7 +29,7 @@ def _lower(args: argparse.Namespace) -> int:
     _print_summary(report, args.output)
     device = report["largest_common_device"]
     if not device["fits"]:
-        print(f"jpq-hw: warning: the estimate, {report['lut4_estimate']:,} SB_LUT4, is more than the "
+        print(f"jpq-hw: warning: the estimate, {report['lut4_estimate']:,} {report['cell_names']['lut4']}, is more than the "
               f"{device['name']} has ({device['lut4']:,} LUT4): sparsify further, or use fewer or narrower "
               "weights", file=sys.stderr)
     if args.verify:
@@ -67,7 +67,7 @@ def _print_summary(r: dict, out: str) -> None:
     secs = r["seconds"]
     console.print(f"lowered in {secs['total']:.2f} s (graph {secs['lower']:.2f} s, HDL {secs['emit']:.2f} s); "
                   f"wrote {out}/rtl/{r['top']}.v, report.json, report.md, tb/ ({r['test_vectors']} vectors), "
-                  f"synth/synth_ice40.ys")
+                  f"synth/synth_{r['target']}.ys")
 
 
 def _print_stream_summary(console, r: dict, out: str) -> None:
@@ -97,11 +97,12 @@ def _print_stream_summary(console, r: dict, out: str) -> None:
     secs = r["seconds"]
     console.print(f"lowered in {secs['total']:.2f} s (graphs {secs['lower']:.2f} s, HDL {secs['emit']:.2f} s); "
                   f"wrote {out}/rtl/{r['top']}.v, report.json, report.md, tb/ ({r['test_vectors']} frames), "
-                  f"synth/synth_ice40.ys")
+                  f"synth/synth_{r['target']}.ys")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .arith.optimize import DEFAULT_OPTIMIZE, OPTIMIZE
+    from .target import FAMILIES
 
     p = argparse.ArgumentParser(prog="jpq-hw", description="Extremely sparse quantized networks as shift-add hardware.")
     p.add_argument("--version", action="version", version=f"jpq-hw {__version__}")
@@ -110,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lo = sub.add_parser("lower", help="lower a checkpoint to shift-add Verilog, a report and a test bench")
     lo.add_argument("checkpoint", help="checkpoint file (format jpq-hw-qnet, version 1)")
-    lo.add_argument("--target", default="ice40", help="target FPGA family (default: ice40)")
+    lo.add_argument("--target", default="ice40", metavar="FAMILY",
+                    help=f"target FPGA family ({', '.join(FAMILIES)}): its cost model prices the adder graphs and "
+                         "the estimate, in its cells (default: ice40)")
     lo.add_argument("-o", "--output", required=True, help="output folder (created; must not exist unless --force)")
     lo.add_argument("--backend", default="verilog", choices=("verilog", "amaranth"),
                     help="direct Verilog emitter (fast, default) or an Amaranth component converted to Verilog")
@@ -143,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     lo.set_defaults(run=_lower)
 
     from .compress.command import add_compress_parser
+    from .synth.command import add_synth_parser
     from .verify.command import add_verify_parser
 
-    for command in (lo, add_compress_parser(sub), add_verify_parser(sub)):  # also after the sub-command: jpq-hw lower ... --debug
+    for command in (lo, add_compress_parser(sub), add_verify_parser(sub), add_synth_parser(sub)):  # also after the sub-command: jpq-hw lower ... --debug
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks for errors")
     return p

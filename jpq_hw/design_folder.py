@@ -12,7 +12,8 @@ outside tools). Layout (contract.md section 2)::
     OUT/tb/stream_tb.v        a stream design's Verilog test bench (source, sink, checks), which
                               the cocotb test clocks (:func:`simulation`)
     OUT/tb/design_folder.py   a copy of this module, which both of them import
-    OUT/synth/synth_ice40.ys  a yosys script
+    OUT/synth/synth_ice40.ys  a yosys script (synth_ecp5.ys for --target ecp5)
+    OUT/build/NAME/           what jpq-hw synth built (bitstream, logs, synth_report.json)
 
 Buses are packed as contract.md section 2 says: element ``i`` at bits ``[i*B +: B]``, element 0 at
 the least significant end, two's complement where signed (:func:`pack`, :func:`unpack`).

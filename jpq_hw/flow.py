@@ -28,9 +28,9 @@ from .arith.optimize import DEFAULT_OPTIMIZE, check_optimize
 from .arith.graph import AdderGraph
 from .arith.registers import RegisterSchedule, place_registers
 from .budget import DEFAULT_LIMITS, Limits, check_limits, estimate_lowering
-from .cost import COST_MODELS
 from .datasets import dataset_inputs
 from .errors import JpqError
+from .target import get_target
 from .gc_pause import paused_gc
 from .hdl.verilog import check_identifier, emit_verilog
 from .ir.checkpoint import load_checkpoint
@@ -121,6 +121,9 @@ def lower_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, *, tar
     t_load = time.perf_counter() - t0
     first = read_inputs(inputs, qnet) if inputs is not None else None
     image = len(qnet.input_shape) == 3
+    if image and not get_target(target).image_networks:
+        raise JpqError(f"image networks are lowered for --target ice40 only: the stream stages' cost model "
+                       f"(windows, line buffers) has no {get_target(target).title} calibration yet")
     if image:  # what can never fit is refused for its own reason, before the estimate
         from .stream.design import check_line_buffers
         from .stream.lower import check_streamable
@@ -183,10 +186,9 @@ def _lower_stream(qnet: QNet, root: Path, path, *, target: str, top: str, backen
 
 
 def _cost_model(target: str):
-    """The cost model of ``--target``; a :class:`JpqError` for an unknown target."""
-    if target not in COST_MODELS:
-        raise JpqError(f"unknown target {target!r} (known: {', '.join(COST_MODELS)})")
-    return COST_MODELS[target]
+    """The cost model of ``--target`` (:func:`jpq_hw.target.get_target`); a :class:`JpqError` for an
+    unknown target."""
+    return get_target(target).cost
 
 
 def _write_design(root: Path, design: Lowered, report: dict, x: np.ndarray, y: np.ndarray) -> None:
@@ -208,4 +210,4 @@ def _write_files(root: Path, top: str, verilog: str, report: dict, markdown: str
         (root / df.TB_DIR / name).write_text(resources.files(package).joinpath(name).read_text())
     synth = root / df.SYNTH_DIR
     synth.mkdir()
-    write_synth_script(synth, [Path("..") / df.RTL_DIR / rtl.name], top)
+    write_synth_script(synth, [Path("..") / df.RTL_DIR / rtl.name], top, command=get_target(report["target"]).synth_command)

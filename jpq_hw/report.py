@@ -14,9 +14,9 @@ import numpy as np
 
 from . import __version__
 from .arith.graph import Requant, range_width
-from .cost import COST_MODELS
 from .cost.dense import dense_layer_cost
 from .lowered import Lowered
+from .target import get_target
 
 
 def _weight_bits(w: np.ndarray) -> int:
@@ -46,7 +46,8 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
         })
         x_fmt = layer.out
     totals = {k: cost.total(k) for k in ("adders", "subtractors", "adder_bits", "lut4", "carry", "ff")}
-    device, capacity = COST_MODELS[design.target].largest_device
+    target = get_target(design.target)
+    device, capacity = target.cost.largest_device
     dense_lut = sum(layer["dense"]["lut4"] for layer in layers)
     dense_carry = sum(layer["dense"]["carry"] for layer in layers)
     return {
@@ -69,6 +70,7 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
         "dense_lut4_estimate": dense_lut,
         "largest_common_device": {"name": device, "lut4": capacity, "fits": totals["lut4"] <= capacity},
         "dense_carry_estimate": dense_carry,
+        "cell_names": {"lut4": target.cell_names["lut4"], "carry": target.cell_names["carry"]},
         "test_vectors": n_vectors,
         "seconds": {k: round(v, 4) for k, v in design.seconds.items()},
         "layers": layers,
@@ -77,6 +79,8 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
 
 def render_markdown(r: dict) -> str:
     """A person's view of a report dict."""
+    target = get_target(r["target"])
+    lut, carry = target.cell_names["lut4"], target.cell_names["carry"]
     lines = [
         f"# {r['top']}: lowered by {r['generator']}",
         "",
@@ -89,9 +93,9 @@ def render_markdown(r: dict) -> str:
         f"{r['outputs']['bits']}-bit {'signed' if r['outputs']['signed'] else 'unsigned'}",
         f"- {r['nonzero_weights']} nonzero weights, {r['adders']} adders ({r['subtractors']} subtracting), "
         f"{r['adder_bits']} adder bits, adder depth {r['adder_depth']}",
-        f"- estimated iCE40 cells: {r['lut4_estimate']} SB_LUT4, {r['carry_estimate']} SB_CARRY, "
-        f"{r['ff_estimate']} flip-flops; dense with generic multipliers: {r['dense_lut4_estimate']} SB_LUT4, "
-        f"{r['dense_carry_estimate']} SB_CARRY ({_ratio(r['dense_lut4_estimate'], r['lut4_estimate'])} fewer LUTs)",
+        f"- estimated {target.title} cells: {r['lut4_estimate']} {lut}, {r['carry_estimate']} {carry}, "
+        f"{r['ff_estimate']} flip-flops; dense with generic multipliers: {r['dense_lut4_estimate']} {lut}, "
+        f"{r['dense_carry_estimate']} {carry} ({_ratio(r['dense_lut4_estimate'], r['lut4_estimate'])} fewer LUTs)",
         "",
         "| layer | in x out | nonzero | sparsity | w bits | adders | sub | adder bits | levels | LUT4 | CARRY | FF "
         "| dense mults | dense LUT4 | dense CARRY |",
@@ -104,9 +108,9 @@ def render_markdown(r: dict) -> str:
             f"{layer['sparsity']:.1%} | {layer['weight_bits']} | {layer['adders']} | {layer['subtractors']} | "
             f"{layer['adder_bits']} | {layer['adder_levels']} | {layer['lut4_estimate']} | {layer['carry_estimate']} | "
             f"{layer['ff_estimate']} | {d['multipliers']} | {d['lut4']} | {d['carry']} |")
-    lines += ["", "Estimates come from `jpq_hw.cost.ice40` (shift-add) and `jpq_hw.cost.dense` (one generic "
-              "multiplier per weight, measured with yosys, plus an adder tree); `pytest sim/` compares them "
-              "with yosys `synth_ice40`.", ""]
+    lines += ["", f"Estimates come from `{type(target.cost).__module__}` (shift-add) and `jpq_hw.cost.dense` (one "
+              "generic multiplier per weight, measured with yosys, plus an adder tree), in the target's cells; "
+              f"`jpq-hw synth` measures them with yosys `{target.synth_command}`.", ""]
     return "\n".join(lines)
 
 

@@ -131,7 +131,7 @@ def test_bad_checkpoints_are_one_line_errors(ckpts, tmp_path, name):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--target", "ecp5"], "unknown target 'ecp5'"),
+    (["--target", "xilinx"], "unknown target 'xilinx' (known: ice40, ecp5)"),
     (["--pipeline", "-1"], "--pipeline must be >= 0"),
     (["--top", "3bad"], "not a valid Verilog module name"),
     (["--vectors", "0"], "--vectors must be >= 1"),
@@ -213,7 +213,7 @@ def test_a_design_larger_than_the_largest_common_device_is_warned(tmp_path):
     proc = _run("lower", ROOT / "examples" / "digits-mlp.pt", "-o", tmp_path / "small")
     assert proc.returncode == 0 and proc.stderr == ""
     script = (tmp_path / "small" / "synth" / "synth_ice40.ys").read_text()
-    assert "nextpnr-ice40 --up5k" not in script and "a block to place" in script
+    assert "synth_ice40 -top jpq_net" in script and "jpq-hw synth OUT --board NAME" in script
 
 
 def test_max_depth_bounds_every_layer(tmp_path):

@@ -8,7 +8,4 @@
 from .ice40 import ICE40
 from .model import CostModel, LayerCost, NetworkCost
 
-COST_MODELS: dict[str, CostModel] = {model.name: model for model in (ICE40,)}
-"""Every target family's cost model, by ``--target`` name."""
-
-__all__ = ["COST_MODELS", "CostModel", "ICE40", "LayerCost", "NetworkCost"]
+__all__ = ["CostModel", "ICE40", "LayerCost", "NetworkCost"]

@@ -3,8 +3,8 @@
 The sharing passes (:mod:`jpq_hw.arith.optimize`, :func:`jpq_hw.arith.cmvm.build_plan`) compare
 plans by what a target spends on them, and know no target: they receive a :class:`CostModel`.
 The flow and the report take the model's cell estimate of the finished design. One module per FPGA
-family implements it (iCE40: :data:`jpq_hw.cost.ice40.ICE40`); :data:`jpq_hw.cost.COST_MODELS`
-names them by ``--target``.
+family implements it (iCE40: :data:`jpq_hw.cost.ice40.ICE40`); :class:`jpq_hw.target.Target`
+carries it with the rest of what a family needs.
 
 Costs are in the target's logic cells (iCE40: SB_LUT4); only their order matters to the optimiser.
 """

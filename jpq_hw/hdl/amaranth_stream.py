@@ -378,17 +378,17 @@ class StreamComponent(wiring.Component):
     def __init__(self, network, *, optimize: str | None = None, target: str = "ice40", domain: str = "sync",
                  pipeline: int = 0):
         from ..arith.optimize import DEFAULT_OPTIMIZE
-        from ..cost import COST_MODELS
         from ..ir.checkpoint import load_checkpoint
         from ..ir.qnet import QNet
         from ..stream.lower import lower_stream
+        from ..target import get_target
 
         try:
             if isinstance(network, StreamNet):
                 net = network
             else:
                 qnet = network if isinstance(network, QNet) else load_checkpoint(os.fspath(network))
-                net = lower_stream(qnet, optimize or DEFAULT_OPTIMIZE, cost_model=COST_MODELS[target])
+                net = lower_stream(qnet, optimize or DEFAULT_OPTIMIZE, cost_model=get_target(target).cost)
         except BaseException:
             self._MustUse__silence = True
             raise

@@ -133,7 +133,7 @@ def _check_block_ram(bram: int, width: int, cost_model: CostModel) -> None:
 
 
 def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vectors: int) -> dict:
-    from ..cost import COST_MODELS
+    from ..target import get_target
 
     stages = []
     for st, g, s, lat in zip(d.net.stages, d.graph_costs, d.stream.stages, d.kernel_latency):
@@ -151,7 +151,7 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
             entry.update(kernel=st.kernel, stride=st.stride, padding=st.padding,
                          line_buffer={"bits": s.line_buffer_bits, "storage": "bram" if line_buffer_in_ram(st) else "ff"})
         stages.append(entry)
-    device, capacity = COST_MODELS[d.target].largest_device
+    device, capacity = get_target(d.target).cost.largest_device
     lut = sum(s["lut4_estimate"] for s in stages)
     return {
         "generator": f"jpq-hw {__version__}",
@@ -170,6 +170,7 @@ def build_stream_report(d: LoweredStream, *, checkpoint: str, sha256: str, n_vec
         "ff_estimate": sum(s["ff_estimate"] for s in stages),
         "bram_estimate": sum(s["bram_estimate"] for s in stages),
         "nonzero_weights": d.qnet.nnz,
+        "cell_names": {"lut4": get_target(d.target).cell_names["lut4"], "carry": get_target(d.target).cell_names["carry"]},
         "largest_common_device": {"name": device, "lut4": capacity, "fits": lut <= capacity},
         "test_vectors": n_vectors,
         "seconds": {k: round(v, 4) for k, v in d.seconds.items()},
@@ -186,6 +187,8 @@ def stage_kind_text(s: dict) -> str:
 
 
 def render_stream_markdown(r: dict) -> str:
+    from ..target import get_target
+
     i, o = r["input"], r["output"]
     lines = [
         f"# {r['top']}: lowered by {r['generator']}",
@@ -199,7 +202,7 @@ def render_stream_markdown(r: dict) -> str:
         f"{o['bits']}-bit {'signed' if o['signed'] else 'unsigned'}",
         f"- {r['cycles_per_frame']} cycles per frame (one pixel per clock: {i['height'] * i['width']}), "
         f"latency {r['latency_cycles']} cycles (first pixel in to first beat out)",
-        f"- {r['nonzero_weights']} nonzero weights, {r['adders']} adders; estimated iCE40 cells: "
+        f"- {r['nonzero_weights']} nonzero weights, {r['adders']} adders; estimated {get_target(r['target']).title} cells: "
         f"{r['lut4_estimate']} SB_LUT4, {r['carry_estimate']} SB_CARRY, {r['ff_estimate']} flip-flops, "
         f"{r['bram_estimate']} block RAM",
         "",
