@@ -28,6 +28,8 @@ class Board:
     ``uart`` the resource the board top talks through (``(name, number)``), ``extra_resources``
     resources the platform lacks (added with ``platform.add_resources``: a UART on header pins),
     ``platform_options`` attributes set on the platform (the UPduino's oscillator divider);
+    ``pll_pad`` whether the oscillator's pin is the iCE40 PLL's pad (then the PLL must take the pin
+    itself, ``SB_PLL40_PAD``; nextpnr cannot place an ``SB_PLL40_CORE`` fed from it);
     ``leds`` how many of the platform's ``led`` resources the board top drives (activity, error).
     """
 
@@ -41,6 +43,7 @@ class Board:
     leds: int = 2
     extra_resources: tuple = field(default_factory=tuple)
     platform_options: tuple[tuple[str, object], ...] = ()  # attributes set on the platform instance
+    pll_pad: bool = False  # the oscillator's pin is the PLL's own pad: an SB_PLL40_PAD takes it directly
     notes: str = ""
 
     def make_platform(self):

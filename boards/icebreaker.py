@@ -5,4 +5,4 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 from . import Board
 
 BOARD = Board(name="icebreaker", title="iCEBreaker (iCE40UP5K-SG48)", family="ice40", platform=ICEBreakerPlatform,
-              clock="clk12", clock_mhz=12.0)
+              clock="clk12", clock_mhz=12.0, pll_pad=True)
