@@ -91,14 +91,16 @@ class Uart:
 
 
 async def _start(dut) -> tuple[dict, Uart]:
+    """Clock, reset, and the UART model, which starts watching ``tx`` only after the reset (before
+    it, an X on ``rst`` makes ``tx`` X in four-state simulators)."""
     cfg = _config()
-    Clock(dut.clk, cfg["clock_ns"], "ns", impl="gpi").start(start_high=False)
-    uart = Uart(dut, cfg["divisor"] * cfg["clock_ns"])
     dut.rst.value = 1
+    dut.rx.value = 1
+    Clock(dut.clk, cfg["clock_ns"], "ns", impl="gpi").start(start_high=False)
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 4)
-    return cfg, uart
+    return cfg, Uart(dut, cfg["divisor"] * cfg["clock_ns"])
 
 
 @cocotb.test()

@@ -62,10 +62,11 @@ def cli_command() -> list[str]:
 
 def simulate_board(design_dir, build_dir, simulator: str = "verilator", *, vectors: int = 4,
                    divisor: int = SIM_DIVISOR, tests: tuple[str, ...] = ("test_frames",),
-                   timeout_s: float = 0.002) -> BoardSimResult:
+                   timeout_s: float = 0.002, waves: bool = False) -> BoardSimResult:
     """Build the board top of ``design_dir`` and run ``tests`` of :mod:`jpq_hw.board.cocotb_board`
     with the first ``vectors`` vectors of its ``tb/vectors.json``. ``timeout_s`` is the board top's
-    frame timeout in simulated seconds (short, so the timeout test is quick)."""
+    frame timeout in simulated seconds (short, so the timeout test is quick); ``waves`` dumps the
+    waveform into ``build_dir``."""
     from cocotb_tools.runner import get_runner
 
     from ..sim.runner import TIMESCALE, VERILATOR_BUILD_ARGS, _environ, _read_results, _verilator_make_env, \
@@ -95,7 +96,8 @@ def simulate_board(design_dir, build_dir, simulator: str = "verilator", *, vecto
     try:
         with _environ(**(_verilator_make_env() if simulator == "verilator" else {})):
             runner.build(sources=[top_v, *rtl_files(root)], hdl_toplevel=TOP_NAME, build_dir=bdir,
-                         build_args=build_args, timescale=TIMESCALE, log_file=build_log, always=True)
+                         build_args=build_args, timescale=TIMESCALE, log_file=build_log, always=True,
+                         waves=waves)
     except (RuntimeError, SystemExit, subprocess.SubprocessError) as e:
         t = time.perf_counter() - t0
         return BoardSimResult(simulator, False, t, t, build_log, f"build failed: {e}")
@@ -106,8 +108,37 @@ def simulate_board(design_dir, build_dir, simulator: str = "verilator", *, vecto
         try:
             runner.test(test_module=TEST_MODULE, hdl_toplevel=TOP_NAME, build_dir=bdir, test_dir=bdir,
                         testcase=list(tests), results_xml=str(results), log_file=sim_log, plusargs=plusargs,
-                        timescale=TIMESCALE)
+                        timescale=TIMESCALE, waves=waves)
         except (RuntimeError, SystemExit, subprocess.SubprocessError):
             pass  # the results file tells
     passed, message = _read_results(results)
     return BoardSimResult(simulator, passed, time.perf_counter() - t0, t1 - t0, sim_log, message)
+
+
+AMARANTH_STYLE = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE", "PROCASSINIT", "UNUSEDSIGNAL", "DECLFILENAME")
+"""Verilator -Wall classes that ``amaranth.back.verilog`` (yosys's ``write_verilog``) produces by its
+idioms (``!x`` of a vector, comparisons with a narrower constant, a ``case`` without ``default``,
+initial values on registers, unread intermediate bits, module names that are not the file's): waived
+in the board top's own lines, but not on its instance of the network nor in the network's files."""
+
+
+def lint_board_top(top_v, rtl) -> list[str]:
+    """``verilator --lint-only -Wall`` of the converted board top and the network's files: every
+    warning except :data:`AMARANTH_STYLE` ones in ``top_v`` outside the network's instance."""
+    import re
+
+    from ..sim.runner import lint_verilog
+
+    top_v = Path(top_v)
+    text = top_v.read_text().splitlines()
+    start = next(i for i, ln in enumerate(text, 1) if re.match(r"\s*\S+ net \($", ln))
+    end = next(i for i, ln in enumerate(text, 1) if i > start and ln.strip() == ");")
+    kept = []
+    for w in lint_verilog([top_v, *rtl], TOP_NAME):
+        m = re.match(r"%Warning-(\w+): (.*?):(\d+):", w)
+        if m and m.group(1) in AMARANTH_STYLE and Path(m.group(2)) == top_v and not start <= int(m.group(3)) <= end:
+            continue
+        if w.startswith("%Error: Exiting due to"):
+            continue
+        kept.append(w)
+    return kept

@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from amaranth.hdl import Array, Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal
 from amaranth.build import ResourceError
 
 from ..design_folder import Interface
@@ -78,11 +78,15 @@ class BoardTop(Elaboratable):
 
     ``uart``: the platform resource (name, number); ``leds``: how many ``led`` resources to drive
     (0, 1 or 2; fewer where the platform has fewer); ``timeout_s``: how long a frame may pause in
-    its middle before the board drops it.
+    its middle before the board drops it. ``network``: an Amaranth elaboratable with the network's
+    ports as attributes (``x``, ``y``; pipelined also ``in_valid``, ``out_valid``; its registers in
+    ``sync``) used in place of the Verilog, so that Amaranth's own simulator can run the whole top
+    (the tests' stand-in for a network); ``rtl`` still gives the design id.
     """
 
     def __init__(self, interface: Interface, rtl: Iterable, *, clk_hz: float, baud: int = DEFAULT_BAUD,
-                 uart: tuple[str, int] = ("uart", 0), leds: int = 2, timeout_s: float = DEFAULT_TIMEOUT_S):
+                 uart: tuple[str, int] = ("uart", 0), leds: int = 2, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 network: Elaboratable | None = None):
         if not isinstance(interface, Interface):
             raise TypeError("the board top takes a flat-vector network (design_folder.Interface)")
         self.interface = interface
@@ -90,6 +94,7 @@ class BoardTop(Elaboratable):
         if not self.rtl:
             raise ValueError("no Verilog files for the network")
         self.clk_hz, self.baud = clk_hz, baud
+        self.network = network
         self.divisor = divisor_for(clk_hz, baud)
         self.uart, self.n_leds = tuple(uart), leds
         self.timeout_cycles = max(int(round(clk_hz * timeout_s)), 30 * self.divisor)  # at least 3 byte times
@@ -122,8 +127,9 @@ class BoardTop(Elaboratable):
                     m.d.comb += platform.request("led", i).o.eq(state)
                 except ResourceError:
                     break
-            for name, text in self.rtl:
-                platform.add_file(name, text)
+            if self.network is None:
+                for name, text in self.rtl:
+                    platform.add_file(name, text)
         else:
             m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
 
@@ -138,49 +144,47 @@ class BoardTop(Elaboratable):
         m.d.comb += y_bytes.eq(Cat(
             Cat(y[b * j: b * (j + 1)], (y[b * (j + 1) - 1] if iface.outputs.signed else Const(0, 1)).replicate(8 * k_out - b))
             for j in range(iface.outputs.count)))
-        ybuf = Signal(8 * max(n_out, 1))
+        # the answer's payload shifts out of ybuf, byte 0 first: the outputs, the info payload or an error code
+        ybuf = Signal(8 * max(n_out, P.INFO_BYTES))
         in_valid, out_valid = Signal(), Signal()
-        ports = {"i_x": x, "o_y": y}
-        if iface.pipelined:
-            ports.update(i_clk=ClockSignal("sync"), i_in_valid=in_valid, o_out_valid=out_valid)
-        m.submodules.net = Instance(iface.top, **ports)
+        if self.network is None:
+            ports = {"i_x": x, "o_y": y}
+            if iface.pipelined:
+                ports.update(i_clk=ClockSignal("sync"), i_in_valid=in_valid, o_out_valid=out_valid)
+            m.submodules.net = Instance(iface.top, **ports)
+        else:
+            m.submodules.net = net = self.network
+            m.d.comb += [net.x.eq(x), y.eq(net.y)]
+            if iface.pipelined:
+                m.d.comb += [net.in_valid.eq(in_valid), out_valid.eq(net.out_valid)]
 
-        # the frame's bytes: count, CRC, inter-byte timeout; what to answer
+        # the frame's bytes: count, CRC, inter-byte timeout; the answer's sync byte and length
         count = Signal(range(max(n_in, n_out, P.INFO_BYTES) + 1))
         crc = Signal(8)
         timer = Signal(range(self.timeout_cycles + 1))
-        kind = Signal(2)  # what SEND sends: 0 result, 1 info, 2 error
-        KIND_RESULT, KIND_INFO, KIND_ERROR = 0, 1, 2
         sync_byte = Signal(8)
-        err_code = Signal(8)
+        last = Signal(range(max(n_out, P.INFO_BYTES)))  # the answer's payload bytes - 1
         byte = rx.data.payload
         got = rx.data.valid
         m.d.sync += in_valid.eq(0)
 
-        def answer(k: int, sync: int, code: int = 0):
-            m.d.sync += [kind.eq(k), sync_byte.eq(sync)]
-            if k == KIND_ERROR:
-                m.d.sync += [err_code.eq(code), self.error.eq(1)]
+        def answer(sync: int, payload, length: int):
+            """Go on to send frame ``sync`` with ``length`` payload bytes, loaded into ybuf now."""
+            m.d.sync += [sync_byte.eq(sync), ybuf.eq(payload), last.eq(length - 1)]
             m.next = "SEND_SYNC"
 
-        info = Array(Const(v, 8) for v in self.info.payload())
-        body = Signal(8)
-        with m.Switch(kind):
-            with m.Case(KIND_RESULT):
-                m.d.comb += body.eq(ybuf[:8])
-            with m.Case(KIND_INFO):
-                m.d.comb += body.eq(info[count[:4]])
-            with m.Default():
-                m.d.comb += body.eq(err_code)
-        body_len = Mux(kind == KIND_RESULT, n_out, Mux(kind == KIND_INFO, P.INFO_BYTES, 1))
+        def error(code: int):
+            m.d.sync += self.error.eq(1)
+            answer(P.SYNC_ERROR, code, 1)
 
+        info = int.from_bytes(self.info.payload(), "little")
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(got & (byte == P.SYNC_VECTOR)):
                     m.d.sync += [count.eq(0), crc.eq(0), timer.eq(self.timeout_cycles)]
                     m.next = "DATA"
                 with m.Elif(got & (byte == P.SYNC_INFO_REQUEST)):
-                    answer(KIND_INFO, P.SYNC_INFO)
+                    answer(P.SYNC_INFO, info, P.INFO_BYTES)
             with m.State("DATA"):
                 with m.If(got):
                     m.d.sync += [xbuf.eq(Cat(xbuf[8:], byte)), crc.eq(crc8_next(crc, byte)), count.eq(count + 1),
@@ -188,7 +192,7 @@ class BoardTop(Elaboratable):
                     with m.If(count == n_in - 1):
                         m.next = "CHECK"
                 with m.Elif(timer == 0):
-                    answer(KIND_ERROR, P.SYNC_ERROR, P.ERR_TIMEOUT)
+                    error(P.ERR_TIMEOUT)
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
             with m.State("CHECK"):
@@ -196,26 +200,26 @@ class BoardTop(Elaboratable):
                     m.d.sync += [in_valid.eq(1), self.error.eq(0)]
                     m.next = "COMPUTE"
                 with m.Elif(got):
-                    answer(KIND_ERROR, P.SYNC_ERROR, P.ERR_CHECKSUM)
+                    error(P.ERR_CHECKSUM)
                 with m.Elif(timer == 0):
-                    answer(KIND_ERROR, P.SYNC_ERROR, P.ERR_TIMEOUT)
+                    error(P.ERR_TIMEOUT)
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
             with m.State("COMPUTE"):
                 # combinational: x has not changed since the last data byte, y is settled now
                 with m.If(out_valid if iface.pipelined else Const(1)):
-                    m.d.sync += [ybuf.eq(y_bytes), self.activity.eq(~self.activity)]
-                    answer(KIND_RESULT, P.SYNC_RESULT)
+                    m.d.sync += self.activity.eq(~self.activity)
+                    answer(P.SYNC_RESULT, y_bytes, n_out)
             with m.State("SEND_SYNC"):
                 m.d.comb += [tx.data.payload.eq(sync_byte), tx.data.valid.eq(1)]
                 with m.If(tx.data.ready):
                     m.d.sync += [count.eq(0), crc.eq(0)]
                     m.next = "SEND_BODY"
             with m.State("SEND_BODY"):
-                m.d.comb += [tx.data.payload.eq(body), tx.data.valid.eq(1)]
+                m.d.comb += [tx.data.payload.eq(ybuf[:8]), tx.data.valid.eq(1)]
                 with m.If(tx.data.ready):
-                    m.d.sync += [crc.eq(crc8_next(crc, body)), count.eq(count + 1), ybuf.eq(ybuf >> 8)]
-                    with m.If(count == body_len - 1):
+                    m.d.sync += [crc.eq(crc8_next(crc, ybuf[:8])), count.eq(count + 1), ybuf.eq(ybuf >> 8)]
+                    with m.If(count == last):
                         m.next = "SEND_CRC"
             with m.State("SEND_CRC"):
                 m.d.comb += [tx.data.payload.eq(crc), tx.data.valid.eq(1)]

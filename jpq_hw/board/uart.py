@@ -120,11 +120,13 @@ class UARTTransmitter(wiring.Component):
         timer = Signal(range(div))
         shift = Signal(9, init=0x1FF)  # the bits still to send after the one on tx: data, then stop
         left = Signal(range(11))  # bits still to send, counting the one on tx
-        m.d.comb += self.data.ready.eq(left == 0)
-        with m.If(left == 0):
-            with m.If(self.data.valid):
-                m.d.sync += [self.tx.eq(0), shift.eq(Cat(self.data.payload, Const(1, 1))),
-                             timer.eq(div - 1), left.eq(10)]
+        # ready while idle, and in the last cycle of a stop bit: the next start bit follows without a gap
+        m.d.comb += self.data.ready.eq((left == 0) | ((left == 1) & (timer == 0)))
+        with m.If(self.data.ready & self.data.valid):
+            m.d.sync += [self.tx.eq(0), shift.eq(Cat(self.data.payload, Const(1, 1))),
+                         timer.eq(div - 1), left.eq(10)]
+        with m.Elif(left == 0):
+            pass  # idle: tx stays high
         with m.Elif(timer != 0):
             m.d.sync += timer.eq(timer - 1)
         with m.Else():
