@@ -17,7 +17,8 @@ that says what the frame is, a payload, and a CRC-8 of the payload::
   bits it receives above ``B`` are the sign (or zero) extension.
 - The CRC is CRC-8 with polynomial x^8 + x^2 + x + 1 (0x07), initial value 0, no reflection, no
   final XOR (CRC-8/SMBUS; ``crc8(b"123456789") == 0xF4``), over the payload bytes only (not the
-  sync byte). Unlike a sum it catches swapped and shifted bytes.
+  sync byte). It catches every error within 8 consecutive bits (every corrupted byte) and, unlike a
+  sum, most reordered bytes.
 - Info payload: ``b"J"``, protocol version (1), ``N_IN`` (2 bytes, LSB first), ``B_IN | signed << 7``,
   ``N_OUT`` (2 bytes), ``B_OUT | signed << 7``, and the low 16 bits of the design id
   (:func:`design_id`: a CRC-32 of the network's Verilog), so that the host can tell a board that runs
