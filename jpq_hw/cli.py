@@ -145,11 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="then prove the design equal to the checkpoint for every input (jpq-hw verify)")
     lo.set_defaults(run=_lower)
 
+    from .board.command import add_run_parser
     from .compress.command import add_compress_parser
     from .synth.command import add_synth_parser
     from .verify.command import add_verify_parser
 
-    for command in (lo, add_compress_parser(sub), add_verify_parser(sub), add_synth_parser(sub)):  # also after the sub-command: jpq-hw lower ... --debug
+    for command in (lo, add_compress_parser(sub), add_verify_parser(sub), add_synth_parser(sub),
+                    add_run_parser(sub)):  # also after the sub-command: jpq-hw lower ... --debug
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks for errors")
     return p
