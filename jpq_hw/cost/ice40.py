@@ -460,6 +460,30 @@ def requant_cells(n: Requant, graph: AdderGraph | None = None) -> tuple[int, int
 
 def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
     """Per-layer cell estimate of ``graph`` scheduled by ``sched``."""
+    return estimate_cells(graph, sched, _ice40_add_cells, _ice40_requant_cells)
+
+
+def _ice40_add_cells(bits_of: DesignBits, i: int, stage_inverted: set) -> tuple[int, int]:
+    if bits_of.var[i] is not None:
+        return one_variable_add_cells(bits_of, i, stage_inverted)
+    return add_cells(bits_of.graph, bits_of.graph.nodes[i], stage_inverted,
+                     bits_of.nets if bits_of.track_nets else None)
+
+
+def _ice40_requant_cells(bits_of: DesignBits, i: int) -> tuple[int, int]:
+    n = bits_of.graph.nodes[i]
+    negation = None if threshold(n) else one_variable_negation_cells(bits_of, i)
+    return negation or requant_cells(n, bits_of.graph)
+
+
+def estimate_cells(graph: AdderGraph, sched: RegisterSchedule, add_cells_of, requant_cells_of) -> NetworkCost:
+    """Per-layer cell estimate of ``graph`` scheduled by ``sched``, a family's prices given as
+    ``add_cells_of(bits_of, i, stage_inverted)`` and ``requant_cells_of(bits_of, i)`` (each ``(LUT4,
+    carry cells)`` of node ``i``; ``bits_of`` the design's :class:`DesignBits`, node ``i`` not yet
+    committed; ``stage_inverted`` the signals its pipeline stage inverted so far, see
+    :func:`add_cells`). Shared by the families: the adder and output-stage counts, the depth, and the
+    flip-flops (one per distinct net a register stage delays, :class:`DesignBits`' net ids; the
+    valid chain adds ``latency``); an output stage identical to an earlier one costs nothing."""
     layers = [LayerCost(name) for name in graph.layer_names] or [LayerCost("0")]
     inverted: dict[int, set] = {}  # per pipeline stage: a stage reads its own registered copies
     bits_of = DesignBits(graph, sched.stage, track_nets=sched.pipelined)
@@ -469,10 +493,7 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
         stage_inverted = inverted.setdefault(sched.stage[i], set())
         if isinstance(n, Add):
             c = layers[n.layer]
-            if bits_of.var[i] is not None:
-                lut, carry = one_variable_add_cells(bits_of, i, stage_inverted)
-            else:
-                lut, carry = add_cells(graph, n, stage_inverted, bits_of.nets if bits_of.track_nets else None)
+            lut, carry = add_cells_of(bits_of, i, stage_inverted)
             c.adders += 1
             c.subtractors += n.subtract
             c.adder_bits += adder_bits(n)
@@ -484,8 +505,7 @@ def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
             if i in bits_of.duplicate_of:  # the same cells with the same inputs: opt_merge keeps one
                 lut, carry = 0, 0
             else:
-                negation = None if threshold(n) else one_variable_negation_cells(bits_of, i)
-                lut, carry = negation or requant_cells(n, graph)
+                lut, carry = requant_cells_of(bits_of, i)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)
