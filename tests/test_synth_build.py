@@ -185,3 +185,14 @@ def test_a_design_that_does_not_fit_says_so_with_the_numbers(tmp_path):
     assert code == 1 and r["fits"] is False and r["bitstream"] is None
     used, cap = r["does_not_fit"]["lut4"]
     assert cap == 1280 and used > cap and f"lut4 {used:,} of 1,280" in out and "does not fit" in out
+
+
+def test_nextpnr_running_out_of_logic_cells_is_a_verdict_not_a_crash(tmp_path):
+    from jpq_hw.synth.build import _nextpnr_over_capacity
+
+    up5k = get_target("ice40").devices["up5k"]
+    log = tmp_path / "pnr.log"
+    log.write_text("Info: ...\nERROR: Failed to expand region (0, 0) |_> (25, 31) of 5813 ICESTORM_LCs\n")
+    assert _nextpnr_over_capacity(log, up5k) == {"ICESTORM_LC": [5813, 5280]}
+    log.write_text("Info: placed\n")
+    assert _nextpnr_over_capacity(log, up5k) is None

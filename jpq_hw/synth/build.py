@@ -286,7 +286,7 @@ def _build(report: dict, design: Path, work: Path, where: Placement, step: Calla
         _run([*_tool(target.nextpnr, target), *args], work, "nextpnr.out", target.nextpnr[1],
              install=target.tools_package)
     except JpqError as e:
-        over = _nextpnr_over_capacity(work / "pnr.log")
+        over = _nextpnr_over_capacity(work / "pnr.log", where.device)
         if over is None:
             raise
         result["fits"] = False
@@ -323,14 +323,18 @@ def _over_capacity(target: Target, device: Device, used: dict[str, int]) -> dict
     return over or None
 
 
-_NEXTPNR_FULL = re.compile(r"Design uses (\d+) (\w+) BELs?(?:,| but) (?:but )?device only has (\d+)")
+_NEXTPNR_FULL = re.compile(r"Design uses (\d+) (\w+?)s?,? but (?:the )?device (?:only )?has (\d+)")
+_NEXTPNR_REGION = re.compile(r"Failed to expand region .* of (\d+) (ICESTORM_LC|TRELLIS_COMB)s?")
 
 
-def _nextpnr_over_capacity(log: Path) -> dict | None:
-    """nextpnr's own "does not fit" verdict from its log, as ``{bel: [used, available]}``."""
+def _nextpnr_over_capacity(log: Path, device: Device) -> dict | None:
+    """nextpnr's own "does not fit" verdict from its log, as ``{bel: [needed, available]}``: its
+    capacity check, or its placer finding no room for the logic cells (the LUTs, carries and
+    flip-flops did fit one by one, but not packed together; the capacity is the device's LUT4s)."""
     try:
         text = log.read_text(errors="replace")
     except OSError:
         return None
     hits = {m.group(2): [int(m.group(1)), int(m.group(3))] for m in _NEXTPNR_FULL.finditer(text)}
+    hits.update({m.group(2): [int(m.group(1)), device.lut4] for m in _NEXTPNR_REGION.finditer(text)})
     return hits or None
