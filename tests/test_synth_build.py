@@ -88,7 +88,7 @@ def test_placement_of_a_board_and_of_a_device():
 
 
 @pytest.mark.parametrize("request_, message", [
-    (dict(board="ulx3s-85f"), "the design was lowered for ice40 and the ULX3S (LFE5U-85F-BG381) is an Lattice ECP5 "
+    (dict(board="ulx3s-85f"), "the design was lowered for ice40 and the ULX3S (LFE5U-85F-BG381) is a Lattice ECP5 "
                               "board: lower it again with --target ecp5"),
     (dict(board="icebreaker", device="up5k"), "give --board or --device, not both"),
     (dict(), "give --board NAME (known: hx8k-breakout, icebreaker"),
@@ -128,7 +128,12 @@ def test_a_pll_that_cannot_make_the_clock_is_refused(tmp_path):
     with pytest.raises(JpqError, match="the Lattice iCE40 PLL cannot make 400 MHz from the 12 MHz oscillator"):
         pll_verilog(t, 12.0, 400.0, tmp_path)
     with pytest.raises(JpqError, match=r"nearest: .* MHz\); choose --freq"):
-        pll_verilog(t, 12.0, 33.333, tmp_path)
+        pll_verilog(t, 12.0, 273.0, tmp_path)  # 270 MHz is the nearest, 1.1% off
+    e = get_target("ecp5")
+    text, f = pll_verilog(e, 25.0, 50.0, tmp_path)
+    assert f == 50.0 and "EHXPLLL" in text
+    with pytest.raises(JpqError, match="the Lattice ECP5 PLL cannot make 5 MHz: its output is 10 to 400 MHz"):
+        pll_verilog(e, 25.0, 5.0, tmp_path)
 
 
 def test_the_harness_registers_every_port(small):
@@ -196,3 +201,20 @@ def test_nextpnr_running_out_of_logic_cells_is_a_verdict_not_a_crash(tmp_path):
     assert _nextpnr_over_capacity(log, up5k) == {"ICESTORM_LC": [5813, 5280]}
     log.write_text("Info: placed\n")
     assert _nextpnr_over_capacity(log, up5k) is None
+
+
+@pytest.mark.synth
+def test_an_ecp5_design_is_built_with_the_ecp5_flow(tmp_path):
+    save_checkpoint(random_qnet([12, 6, 4], density=0.3, weight_bits=4, seed=3), tmp_path / "net.pt")
+    assert run_cli("lower", tmp_path / "net.pt", "-o", tmp_path / "e5", "--target", "ecp5", "--vectors", "5",
+                   "--pipeline", "1").returncode == 0
+    report = json.loads((tmp_path / "e5" / "report.json").read_text())
+    assert report["target"] == "ecp5" and report["cell_names"] == {"lut4": "LUT4", "carry": "CCU2C"}
+    assert "synth_ecp5 -top jpq_net" in (tmp_path / "e5" / "synth" / "synth_ecp5.ys").read_text()
+    code, out, err = run_cli("synth", tmp_path / "e5", "--device", "25k", "--freq", "25")
+    r = json.loads((tmp_path / "e5" / "build" / "25k-cabga381" / SYNTH_REPORT).read_text())
+    assert code == 0, err
+    assert (r["device"], r["fits"], r["meets_timing"], r["bitstream"]) == ("LFE5U-25F", True, True, "jpq_net.bit")
+    assert r["cells"]["lut4"][1] == 24288 and r["cells"]["carry"][0] > 0 and "CCU2C" in out
+    code, out, err = run_cli("synth", tmp_path / "e5", "--device", "up5k")
+    assert code == 2 and "unknown Lattice ECP5 device 'up5k'" in err

@@ -75,8 +75,9 @@ def placement(report: dict, *, board: str | None = None, device: str | None = No
         b = get_board(board)
         target = get_target(b.family)
         if target.name != lowered_for:
-            raise JpqError(f"the design was lowered for {lowered_for} and the {b.title} is an {target.title} "
-                           f"board: lower it again with --target {target.name}, or choose a {lowered_for} board")
+            raise JpqError(f"the design was lowered for {lowered_for} and the {b.title} is a {target.title} "
+                           f"board: lower it again with --target {target.name}, or choose a board of the "
+                           f"{get_target(lowered_for).title} family")
         dev = target.device(b.device)
         pkg = target.package(dev, _board_package(b))
         if package is not None and package.lower() != pkg.lower():
@@ -144,7 +145,11 @@ def pll_verilog(target: Target, f_in_mhz: float, f_out_mhz: float, workdir: Path
         raise JpqError(f"the {target.title} PLL cannot make {f_out_mhz:g} MHz from the {f_in_mhz:g} MHz "
                        f"oscillator ({reason}); choose another --freq")
     f = float(achieved.group(1) or achieved.group(2))
-    if abs(f - f_out_mhz) > PLL_TOLERANCE * f_out_mhz or "not in range" in text:
+    out_of_range = re.search(r"Output frequency .* not in range \(([\d.]+)MHz, ([\d.]+)MHz\)", text)
+    if out_of_range:
+        raise JpqError(f"the {target.title} PLL cannot make {f_out_mhz:g} MHz: its output is "
+                       f"{out_of_range.group(1)} to {out_of_range.group(2)} MHz; choose another --freq")
+    if abs(f - f_out_mhz) > PLL_TOLERANCE * f_out_mhz:
         raise JpqError(f"the {target.title} PLL cannot make {f_out_mhz:g} MHz from the {f_in_mhz:g} MHz "
                        f"oscillator (nearest: {f:g} MHz); choose --freq {f:g} or another clock")
     return (workdir / name).read_text(), f
