@@ -181,7 +181,8 @@ def table(rows: list[dict]) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         e, y = r["est"], r["yosys"]["cells"]
-        lines.append(f"| {r['name']} | {e['LUT4']} | {y.get('LUT4', 0)} | {err(e['LUT4'], y.get('LUT4', 0))} | "
+        empty = not y and (e["LUT4"] or e["CCU2C"])
+        lines.append(f"| {r['name']}{' (**yosys: no cell at all**)' if empty else ''} | {e['LUT4']} | {y.get('LUT4', 0)} | {err(e['LUT4'], y.get('LUT4', 0))} | "
                      f"{e['CCU2C']} | {y.get('CCU2C', 0)} | {err(e['CCU2C'], y.get('CCU2C', 0))} | "
                      f"{e['TRELLIS_FF']} | {y.get('TRELLIS_FF', 0)} | {err(e['TRELLIS_FF'], y.get('TRELLIS_FF', 0))} | "
                      f"{y.get('PFUMX', 0)} / {y.get('L6MUX21', 0)} | {r['yosys']['seconds']:.0f} |")
@@ -249,7 +250,12 @@ def render(results: dict, h: dict) -> str:
           "`synth_ecp5` (abc9, DSPs allowed but unused by adder graphs). LUT4: ECP5 LUT4 cells; CCU2C: carry "
           "cells of two bits each; FF: TRELLIS_FF. PFUMX / L6MUX21 (the wide-function muxes that combine two "
           "LUT4s into a LUT5 / two of those into a LUT6) are listed, not estimated. yosys counts are cached by "
-          "the Verilog's hash (see the module docstring).", ""]
+          "the Verilog's hash (see the module docstring).", "",
+          "A design marked **yosys: no cell at all** is one that yosys mapped wrongly: a kept sum of at most 4 "
+          "bits whose low bit passes through (`add u2 + <<1`: `y = {4'b0xxx, x[0]}` in the netlist "
+          "`synth_ecp5` writes, with or without abc9). Such short sums "
+          "do not occur in the adder graphs of 8-bit inputs; the model prices them as the LUT4s a correct "
+          "mapping takes (`add u2 + <<0`: 3, `add s3 + <<0`: 10).", ""]
     for section in SECTIONS:
         rows = results.get(section)
         if not rows:
