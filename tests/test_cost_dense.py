@@ -48,3 +48,20 @@ def test_bad_widths():
         multiplier_cost(0, False, 4)
     with pytest.raises(JpqError):
         dense_layer_cost(0, 1, 4, False, 4, 8)
+
+
+def test_ecp5_table_and_target():
+    t = load_table("ecp5")
+    assert "synth_ecp5" in t["header"]["script"] and "-nodsp" in t["header"]["script"]
+    assert t["header"]["cells"] == {"lut4": "LUT4", "carry": "CCU2C"}
+    m = t["multipliers"]["u8xs8"]
+    assert multiplier_cost(8, False, 8, target="ecp5") == (m["lut4"], m["carry"])
+    # an n-bit add is ceil((n + 1) / 2) CCU2C and no LUT4 (measured): a dense adder bit is half a CCU2C
+    for n, a in t["adders"].items():
+        assert a == {"lut4": 0, "carry": -(-(int(n) + 1) // 2)}
+    m_lut, m_carry = multiplier_cost(4, False, 3, target="ecp5")
+    d = dense_layer_cost(3, 2, 4, False, 3, acc_bits=9, target="ecp5")
+    assert d == {"lut4": 6 * m_lut, "carry": 6 * m_carry + 4 * 5, "multipliers": 6, "adders": 4}
+    assert dense_layer_cost(3, 2, 4, False, 3, acc_bits=9) != d  # the default stays iCE40
+    with pytest.raises(JpqError):
+        multiplier_cost(4, False, 4, target="virtex")
