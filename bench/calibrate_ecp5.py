@@ -251,11 +251,12 @@ def render(results: dict, h: dict) -> str:
           "cells of two bits each; FF: TRELLIS_FF. PFUMX / L6MUX21 (the wide-function muxes that combine two "
           "LUT4s into a LUT5 / two of those into a LUT6) are listed, not estimated. yosys counts are cached by "
           "the Verilog's hash (see the module docstring).", "",
-          "A design marked **yosys: no cell at all** is one that yosys mapped wrongly: a kept sum of at most 4 "
-          "bits whose low bit passes through (`add u2 + <<1`: `y = {4'b0xxx, x[0]}` in the netlist "
-          "`synth_ecp5` writes, with or without abc9). Such short sums "
-          "do not occur in the adder graphs of 8-bit inputs; the model prices them as the LUT4s a correct "
-          "mapping takes (`add u2 + <<0`: 3, `add s3 + <<0`: 10).", ""]
+          "A design marked **yosys: no cell at all** came out of `synth_ecp5` with no cells: a kept sum of at "
+          "most 4 bits whose low bit passes through (`add u2 + <<1`: the netlist reads `y = {4'b0xxx, x[0]}`). "
+          "Not yet reduced to a minimal reproduction (the same sum without `keep`, synthesized alone, maps to "
+          "3 LUT4), so it is not reported as a yosys bug; the mapped ECP5 netlists are not simulated here. "
+          "Such short sums do not occur in the adder graphs of 8-bit inputs; the model prices them as the "
+          "LUT4s the same sums take where they are mapped (`add u2 + <<0`: 3, `add s3 + <<0`: 10).", ""]
     for section in SECTIONS:
         rows = results.get(section)
         if not rows:

