@@ -92,7 +92,8 @@ def test_placement_of_a_board_and_of_a_device():
                               "board: lower it again with --target ecp5"),
     (dict(board="icebreaker", device="up5k"), "give --board or --device, not both"),
     (dict(), "give --board NAME (known: hx8k-breakout, icebreaker"),
-    (dict(device="85k"), "unknown Lattice iCE40 device '85k'"),
+    (dict(device="85k"), "85k is a Lattice ECP5 device and the design was lowered for ice40"),
+    (dict(device="xc7a35t"), "unknown Lattice iCE40 device 'xc7a35t' (known: up5k, "),
     (dict(device="up5k", freq_mhz=-3), "--freq -3 MHz is not a clock frequency"),
     (dict(board="icebreaker", package="ct256"), "--package applies only with --device"),
 ])
@@ -217,4 +218,7 @@ def test_an_ecp5_design_is_built_with_the_ecp5_flow(tmp_path):
     assert (r["device"], r["fits"], r["meets_timing"], r["bitstream"]) == ("LFE5U-25F", True, True, "jpq_net.bit")
     assert r["cells"]["lut4"][1] == 24288 and r["cells"]["carry"][0] > 0 and "CCU2C" in out
     code, out, err = run_cli("synth", tmp_path / "e5", "--device", "up5k")
-    assert code == 2 and "unknown Lattice ECP5 device 'up5k'" in err
+    assert code == 2 and "up5k is a Lattice iCE40 device and the design was lowered for ecp5: lower it again " \
+                         "with --target ice40" in err
+    code, out, err = run_cli("synth", tmp_path / "e5", "--device", "zynq")
+    assert code == 2 and "unknown Lattice ECP5 device 'zynq' (known: 12k, 25k, 45k, 85k)" in err

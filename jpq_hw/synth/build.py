@@ -36,7 +36,7 @@ from typing import Callable
 
 from .. import design_folder as df
 from ..errors import JpqError
-from ..target import ROLES, Device, Target, get_target
+from ..target import FAMILIES, ROLES, Device, Target, get_target
 from .harness import MODULE as HARNESS_MODULE
 from .harness import harness_flip_flops, harness_verilog
 from .yosys import _find_tool, _first_error, find_yosys, parse_pnr_report, parse_stat
@@ -87,7 +87,16 @@ def placement(report: dict, *, board: str | None = None, device: str | None = No
         raise JpqError(f"give --board NAME (known: {', '.join(known_boards())}) or --device DEV "
                        f"(an {get_target(lowered_for).title} device: {', '.join(get_target(lowered_for).devices)})")
     target = get_target(lowered_for)
-    dev = target.device(device)
+    try:
+        dev = target.device(device)
+    except JpqError:
+        for other in FAMILIES:
+            if other != lowered_for and any(device.lower() in (k, d.name.lower())
+                                            for k, d in get_target(other).devices.items()):
+                raise JpqError(f"{device} is a {get_target(other).title} device and the design was lowered for "
+                               f"{lowered_for}: lower it again with --target {other}, or choose a "
+                               f"{target.title} device ({', '.join(target.devices)})") from None
+        raise
     pkg = target.package(dev, package)
     short = next(k for k, d in target.devices.items() if d is dev)
     return Placement(f"{short}-{pkg.lower()}", target, dev, pkg, freq_mhz or DEFAULT_OOC_MHZ)
@@ -290,7 +299,7 @@ def _build(report: dict, design: Path, work: Path, where: Placement, step: Calla
     try:
         _run([*_tool(target.nextpnr, target), *args], work, "nextpnr.out", target.nextpnr[1],
              install=target.tools_package)
-    except JpqError as e:
+    except JpqError:
         over = _nextpnr_over_capacity(work / "pnr.log", where.device)
         if over is None:
             raise
