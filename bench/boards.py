@@ -1,6 +1,6 @@
 """The shipped digits example on every board of ``boards/``, and out of context on every family.
 
-    python -m bench.boards [--out bench/results/boards.md] [--only icebreaker,...]
+    python -m bench.boards [--out bench/results/boards.md] [--only icebreaker,...] [--render]
 
 For each board: ``jpq-hw lower examples/digits-mlp.pt`` (combinational, and ``--pipeline 2``), then
 ``jpq-hw synth --board NAME`` at the board's oscillator clock (the network inside the UART board
@@ -60,9 +60,11 @@ def render(rows: list[dict], header: dict) -> str:
         c = r["cells"]
         fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "-"
         meets = {True: "yes", False: "**no**", None: "-"}[r["meets_timing"]]
+        fits = "yes" if r["fits"] else "**no** (" + ", ".join(
+            f"{k} {u:,} / {c:,}" for k, (u, c) in r.get("does_not_fit", {}).items()) + ")"
         lines.append(f"| {r['label']} | {r['lowered']} | {r['device']} {r['package']} | "
                      f"{c['lut4'][0]:,} / {c['lut4'][1]:,} | {r['estimate']['lut4']:,} | {c['carry'][0]:,} | "
-                     f"{r['estimate']['carry']:,} | {c['ff'][0]:,} | {'yes' if r['fits'] else '**no**'} | "
+                     f"{r['estimate']['carry']:,} | {c['ff'][0]:,} | {fits} | "
                      f"{r['clock_mhz']:g} | {fmax} | {meets} | {r['wall_seconds']:.0f} |")
     lines.append("")
     return "\n".join(lines)
@@ -72,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "boards.md")
     ap.add_argument("--only", help="comma-separated board names (default: all), 'ooc' for the out-of-context rows")
+    ap.add_argument("--render", action="store_true", help="only rewrite the table from the .json beside --out")
     args = ap.parse_args(argv)
+    if args.render:
+        data = json.loads(args.out.with_suffix(".json").read_text())
+        args.out.write_text(render(data["rows"], data["header"]))
+        return 0
     only = set(args.only.split(",")) if args.only else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="jpq_boards_") as tmp:
