@@ -81,7 +81,7 @@ def test_the_component_from_a_checkpoint_and_from_a_graph(tmp_path):
     for component in (from_file, wrapped):
         Fragment.get(component, None)  # both elaborate
     for bad, words in ((dict(optimize="csd"), "unknown --optimize choice"), (dict(pipeline=-1), "--pipeline"),
-                       (dict(target="ecp5"), "unknown target")):
+                       (dict(target="xilinx"), "unknown target")):
         with pytest.raises(JpqError, match=words):
             QNetComponent(NET, **bad)
     with pytest.raises(JpqError, match="does not exist"):
