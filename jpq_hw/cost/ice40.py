@@ -476,14 +476,18 @@ def _ice40_requant_cells(bits_of: DesignBits, i: int) -> tuple[int, int]:
     return negation or requant_cells(n, bits_of.graph)
 
 
-def estimate_cells(graph: AdderGraph, sched: RegisterSchedule, add_cells_of, requant_cells_of) -> NetworkCost:
+def estimate_cells(graph: AdderGraph, sched: RegisterSchedule, add_cells_of, requant_cells_of,
+                   register_luts_of=None) -> NetworkCost:
     """Per-layer cell estimate of ``graph`` scheduled by ``sched``, a family's prices given as
     ``add_cells_of(bits_of, i, stage_inverted)`` and ``requant_cells_of(bits_of, i)`` (each ``(LUT4,
     carry cells)`` of node ``i``; ``bits_of`` the design's :class:`DesignBits`, node ``i`` not yet
     committed; ``stage_inverted`` the signals its pipeline stage inverted so far, see
     :func:`add_cells`). Shared by the families: the adder and output-stage counts, the depth, and the
     flip-flops (one per distinct net a register stage delays, :class:`DesignBits`' net ids; the
-    valid chain adds ``latency``); an output stage identical to an earlier one costs nothing."""
+    valid chain adds ``latency``); an output stage identical to an earlier one costs nothing.
+    ``register_luts_of(bits_of, i)`` (optional; the iCE40 model passes none): the LUT4s a family
+    spends on the input of the register that delays output stage ``i`` (called only where ``sched``
+    delays it and it is not a duplicate), added to its layer's ``lut4``."""
     layers = [LayerCost(name) for name in graph.layer_names] or [LayerCost("0")]
     inverted: dict[int, set] = {}  # per pipeline stage: a stage reads its own registered copies
     bits_of = DesignBits(graph, sched.stage, track_nets=sched.pipelined)
@@ -506,6 +510,8 @@ def estimate_cells(graph: AdderGraph, sched: RegisterSchedule, add_cells_of, req
                 lut, carry = 0, 0
             else:
                 lut, carry = requant_cells_of(bits_of, i)
+                if register_luts_of is not None and sched.delays[i]:
+                    lut += register_luts_of(bits_of, i)
             c.lut4 += lut
             c.carry += carry
             c.depth = max(c.depth, n.level)
