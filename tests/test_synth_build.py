@@ -222,3 +222,14 @@ def test_an_ecp5_design_is_built_with_the_ecp5_flow(tmp_path):
                          "with --target ice40" in err
     code, out, err = run_cli("synth", tmp_path / "e5", "--device", "zynq")
     assert code == 2 and "unknown Lattice ECP5 device 'zynq' (known: 12k, 25k, 45k, 85k)" in err
+
+
+def test_an_image_network_goes_out_of_context_not_on_a_board(tmp_path):
+    from jpq_hw.synth.build import _board_sources, placement
+
+    report = {"target": "ice40", "top": "jpq_net", "interface": "stream",
+              "input": {"channels": 1, "height": 4, "width": 4, "bits": 8, "signed": False},
+              "output": {"channels": 1, "height": 4, "width": 4, "bits": 8, "signed": False},
+              "latency_cycles": 1, "cycles_per_frame": 16}
+    with pytest.raises(JpqError, match="--board builds flat-vector networks .* with --device"):
+        _board_sources(report, tmp_path, tmp_path, placement(report, board="icebreaker"))

@@ -199,7 +199,10 @@ def _board_sources(report: dict, design: Path, work: Path, where: Placement) -> 
     files = []
     constraints = None
     for name, content in plan.files.items():
-        (work / name).write_text(content) if isinstance(content, str) else (work / name).write_bytes(content)
+        if isinstance(content, str):
+            (work / name).write_text(content)
+        else:
+            (work / name).write_bytes(content)
         if name.endswith((".v", ".sv", ".il")):
             files.append(name)
         if name.endswith((".pcf", ".lpf")):
