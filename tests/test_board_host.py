@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from jpq_hw.board import protocol as P
-from jpq_hw.board.command import main as run_main
+from jpq_hw.cli import main as run_main
 from jpq_hw.board.host import SerialTransport, run_vectors
 from jpq_hw.design_folder import Interface, Port, write_vectors
 from jpq_hw.ir import load_checkpoint

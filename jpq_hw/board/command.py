@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -159,23 +158,3 @@ def run_board(args: argparse.Namespace) -> int:
     print(f"{len(x)} vectors ({source}) on {args.port}: all outputs equal the reference "
           f"({seconds:.1f} s, {len(x) / max(seconds, 1e-9):.0f} vectors/s)")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m jpq_hw.board.command run ...``: the sub-command alone, errors as one line (as jpq-hw's)."""
-    parser = argparse.ArgumentParser(prog="jpq-hw")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_run_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except JpqError as e:
-        if args.debug:
-            raise
-        print(f"jpq-hw: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
