@@ -57,7 +57,7 @@ from typing import Sequence
 from ..arith.graph import Add, AdderGraph, GraphBuilder, Requant, Term, adder_bits, range_width, threshold
 from ..arith.registers import RegisterSchedule, place_registers
 from ..ir.qnet import IntFormat
-from .ice40 import DesignBits, _one_variable_chain, _passed_through, _trailing_zeros, estimate_cells
+from .ice40 import DesignBits, _one_variable_chain, _passed_through, estimate_cells, offset_chain
 from .model import NetworkCost
 
 CCU2C_BITS = 2  # chain bits per CCU2C
@@ -118,13 +118,9 @@ def requant_cells(n: Requant, graph: AdderGraph, bits_of: DesignBits | None = No
         w, _ = range_width(n.lo, n.hi)
         lut, carry = chain_cells(w - n.term.shift)
         return lut + w - n.term.shift - 1, carry  # every bit inverted but the bottom one (the term's)
-    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
-    wt, st = range_width(t_lo, t_hi)
-    wa = wt + n.shift
+    t_lo, t_hi, wt, wa, off, low = offset_chain(n)
     lut = carry = 0
-    off = (-n.offset - 1 if n.term.neg else n.offset) % (1 << wa)
-    if off or n.term.neg:
-        low = max(n.term.shift, _trailing_zeros(off))
+    if low is not None:
         lut, carry = chain_cells(wa - low)
         if n.term.neg:
             lut += wt  # the inverted sum bits
@@ -187,11 +183,8 @@ def register_luts(n: Requant) -> int:
     w, _ = range_width(n.lo, n.hi)
     if rest:
         return lut + mux_luts(w, rest[0])
-    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
-    wa = range_width(t_lo, t_hi)[0] + n.shift
-    off = n.offset % (1 << wa)
-    if off and not n.term.neg:
-        low = max(n.term.shift, _trailing_zeros(off))
+    _, _, _, _, off, low = offset_chain(n)
+    if low is not None and not n.term.neg:
         if (off >> low) & 1 and n.shift <= low < n.shift + w:  # that sum bit is ~x: a LUT4 before the FF
             lut += 1
     return lut

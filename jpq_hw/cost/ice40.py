@@ -37,7 +37,7 @@ The sim tests synthesize every design with yosys and print this estimate next to
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -283,6 +283,31 @@ def _trailing_zeros(v: int) -> int:
     return (v & -v).bit_length() - 1 if v else 1 << 30
 
 
+class OffsetChain(NamedTuple):
+    """How output stage ``n`` adds its offset, as both families' emitters write it (one family's
+    prices of it differ from the other's): the term after the shift is ``[t_lo, t_hi]``, ``wt`` bits
+    (``wa`` with the shifted-out bits); a negated term is ``~(term + off)`` with ``off = -offset - 1``,
+    else ``term + off`` with ``off = offset`` (both mod ``2**wa``); the carry chain starts at ``low``,
+    where both addends can be nonzero (below the offset's lowest set bit the term's bits pass
+    through, below the term's shift the offset's), None where there is no chain."""
+
+    t_lo: int
+    t_hi: int
+    wt: int
+    wa: int
+    off: int
+    low: int | None
+
+
+def offset_chain(n: Requant) -> OffsetChain:
+    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
+    wt, _ = range_width(t_lo, t_hi)
+    wa = wt + n.shift
+    off = (-n.offset - 1 if n.term.neg else n.offset) % (1 << wa)
+    low = max(n.term.shift, _trailing_zeros(off)) if off or n.term.neg else None
+    return OffsetChain(t_lo, t_hi, wt, wa, off, low)
+
+
 def add_cells(graph: AdderGraph, n: Add, inverted: set[tuple] | None = None,
               nets: list[list[int] | None] | None = None) -> tuple[int, int]:
     """(SB_LUT4, SB_CARRY) of one adder or subtractor.
@@ -428,17 +453,9 @@ def requant_cells(n: Requant, graph: AdderGraph | None = None) -> tuple[int, int
     if threshold(n) is not None and graph is not None:  # a comparison with a constant: a carry chain
         wn, sn = graph.width(n.term.node)
         return 1, max(wn + (0 if sn else 1) - 2, 0)
-    t_lo, t_hi = n.acc_lo >> n.shift, n.acc_hi >> n.shift
-    wt, st = range_width(t_lo, t_hi)
-    wa = wt + n.shift
+    t_lo, t_hi, wt, wa, off, low = offset_chain(n)
     lut = carry = 0
-    # a negated term is written ``~(term + off')`` with ``off' = -offset - 1`` (as the emitters
-    # write it): the same carry chain as an offset, no bit of the term inverted
-    off = (-n.offset - 1 if n.term.neg else n.offset) % (1 << wa)
-    if off or n.term.neg:
-        # the chain starts where both addends can be nonzero: below the offset's lowest set bit the
-        # term's bits pass through (below the term's shift, the offset's)
-        low = max(n.term.shift, _trailing_zeros(off))
+    if low is not None:  # a negated term: the same carry chain as an offset, no bit of the term inverted
         carry += max(wa - low - 2, 0)  # the top carry-out is never needed: t keeps only wa bits
         lut += wt
     w, _ = range_width(n.lo, n.hi)
