@@ -16,7 +16,8 @@ Two stages, each usable alone:
 
 :func:`compress` chains them with a :class:`CompressConfig`; :mod:`~jpq_hw.compress.metrics`
 computes sparsity, memory, BOPs and adders; :mod:`~jpq_hw.compress.models` has the example models
-and the training helpers; :mod:`~jpq_hw.compress.command` is ``jpq-hw compress``.
+and the training helpers; :mod:`~jpq_hw.compress.command` is ``jpq-hw compress``, whose
+``--model FILE.py:FUNCTION`` takes a :class:`UserModel` (:mod:`~jpq_hw.compress.user_model`).
 """
 
 from .chain import Block, Chain, ChainModule, extract_chain, read_chain
@@ -28,8 +29,9 @@ from .pipeline import CompressConfig, CompressResult, compress, config_for_examp
 from .pruner import MODES, SCOPES, Pruner, select_masks
 from .quant import QuantNet, QuantSpec, weight_levels
 from .schedules import SCHEDULES, Schedule
+from .user_model import UserModel, load_user_model
 
 __all__ = ["Block", "CRITERIA", "Chain", "ChainModule", "CompressConfig", "CompressResult", "Criterion", "EXAMPLES", "MODES", "Pruner",
            "QuantNet", "QuantSpec", "SCHEDULES", "SCOPES", "Schedule", "accuracy", "build_example", "check_exact",
            "compress", "compute_metrics", "config_for_example", "example_data", "extract_chain", "make_criterion",
-           "read_chain", "select_masks", "to_qnet", "train", "train_float", "weight_levels"]
+           "read_chain", "select_masks", "to_qnet", "train", "train_float", "UserModel", "load_user_model", "weight_levels"]

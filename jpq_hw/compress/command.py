@@ -1,4 +1,5 @@
-"""``jpq-hw compress``: train (or load) an example model, prune, quantize, report, write a checkpoint.
+"""``jpq-hw compress``: train (or load) an example model, or take a user's own (``--model FILE.py:FUNCTION``,
+:mod:`~jpq_hw.compress.user_model`), prune, quantize, report, write a checkpoint.
 
 :func:`add_compress_parser` registers the sub-command on an ``argparse`` sub-parser collection; its
 flags map one to one onto :class:`~jpq_hw.compress.pipeline.CompressConfig` fields
@@ -28,15 +29,19 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser(
         "compress", help="prune and quantize an example model, write a checkpoint",
-        description="Train (or load) an example float model, prune it (criterion, schedule, fine-tuning mode), "
+        description="Train (or load) an example float model, or take your own (--model), prune it (criterion, schedule, fine-tuning mode), "
                     "quantize it to power-of-two fixed point (QAT), print accuracies and cost metrics, and write "
                     "a version-1 checkpoint whose integer semantics equal the fake-quantized model bit for bit.")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write")
     p.add_argument("--force", action="store_true", help="replace existing output files (-o, --save-float, --metrics-json)")
-    p.add_argument("--example", default="digits-mlp", choices=EXAMPLE_NAMES, help="example model (default: digits-mlp)")
-    p.add_argument("--load-float", metavar="PATH", help="load the float model's state_dict instead of training it")
-    p.add_argument("--save-float", metavar="PATH", help="save the trained float model's state_dict here")
-    p.add_argument("--float-epochs", type=int, metavar="N", help="epochs of float training (default: the example's)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--example", default="digits-mlp", choices=EXAMPLE_NAMES, help="example model (default: digits-mlp)")
+    which.add_argument("--model", metavar="FILE.py:FUNCTION",
+                       help="your own model: FUNCTION() returns jpq_hw.compress.UserModel(model=<trained float model>, "
+                            "train=(x, y), test=(x, y), input_bits=B, input_signed=..., input_exp=E) (README: Your own model)")
+    p.add_argument("--load-float", metavar="PATH", help="load the float model's state_dict instead of training it (--example only)")
+    p.add_argument("--save-float", metavar="PATH", help="save the trained float model's state_dict here (--example only)")
+    p.add_argument("--float-epochs", type=int, metavar="N", help="epochs of float training (default: the example's; --example only)")
     g = p.add_argument_group("pruning stage")
     g.add_argument("--criterion", default="taylor", choices=CRITERIA, help="pruning criterion (default: taylor)")
     g.add_argument("--blend-alpha", type=float, default=0.5, metavar="A", help="taylor weight of the blend criterion (default: 0.5)")
@@ -47,7 +52,7 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--prune-end", type=float, default=0.6, metavar="F", help="end of the window, where the mask freezes (default: 0.6)")
     g.add_argument("--mode", default="recover", choices=MODES, help="fine-tuning mode (default: recover)")
     g.add_argument("--sparsity", type=float, default=None, metavar="S",
-                   help="target fraction of zero weights, in [0, 1) (default: 0.85; digits-cnn: 0.95)")
+                   help="target fraction of zero weights, in [0, 1) (default: 0.85; digits-cnn: 0.95; --model: its sparsity)")
     g.add_argument("--scope", default="global", choices=SCOPES, help="one global target or the same target per layer (default: global)")
     g.add_argument("--layer-floor", type=float, default=0.0, metavar="F",
                    help="each layer keeps at least this fraction of its weights (default: 0, no floor)")
@@ -58,7 +63,7 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     q.add_argument("--weight-bits", type=int, default=6, metavar="B", help="signed weight bits, 2..16; 2 is ternary (default: 6)")
     q.add_argument("--ternary", action="store_true", help="ternary weights {-1, 0, +1} * 2**e (same as --weight-bits 2)")
     q.add_argument("--act-bits", type=int, default=None, metavar="B",
-                   help="hidden activation bits, 2..16 (default: 8; digits-cnn: 4)")
+                   help="hidden activation bits, 2..16 (default: 8; digits-cnn: 4; --model: its act_bits)")
     q.add_argument("--csd-digits", type=int, default=None, metavar="K",
                    help="at most K nonzero CSD digits (K - 1 adders) per weight (default: no limit)")
     q.add_argument("--qat-epochs", type=int, default=20, metavar="N", help="quantization-aware training epochs (default: 20)")
@@ -79,16 +84,30 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace):
-    """The :class:`CompressConfig` the flags describe (input format from the example)."""
-    from .models import get_example
-    from .pipeline import config_for_example
+def config_from_args(args: argparse.Namespace, user=None):
+    """The :class:`CompressConfig` the flags describe (input format from the example, or with ``--model``
+    from ``user``, the loaded :class:`~jpq_hw.compress.user_model.UserModel`: its ``sparsity`` and
+    ``act_bits``, else CompressConfig's, are the defaults of --sparsity and --act-bits)."""
+    import dataclasses
 
-    example = get_example(args.example)
-    sparsity = example.sparsity if args.sparsity is None else args.sparsity
-    act_bits = example.act_bits if args.act_bits is None else args.act_bits
-    return config_for_example(
-        args.example,
+    from .models import get_example
+    from .pipeline import CompressConfig, config_for_example
+
+    if getattr(args, "model", None):
+        base = CompressConfig()
+        if user is not None:
+            base = dataclasses.replace(base, input_bits=user.input_bits, input_signed=user.input_signed,
+                                       input_exp=user.input_exp)
+        default_sparsity = user.sparsity if user is not None and user.sparsity is not None else base.sparsity
+        default_act_bits = user.act_bits if user is not None and user.act_bits is not None else base.act_bits
+        make = lambda **kw: dataclasses.replace(base, **kw)  # noqa: E731
+    else:
+        example = get_example(args.example)
+        default_sparsity, default_act_bits = example.sparsity, example.act_bits
+        make = lambda **kw: config_for_example(args.example, **kw)  # noqa: E731
+    sparsity = default_sparsity if args.sparsity is None else args.sparsity
+    act_bits = default_act_bits if args.act_bits is None else args.act_bits
+    return make(
         criterion=args.criterion, schedule=args.schedule, prune_steps=args.prune_steps,
         prune_begin=args.prune_begin, prune_end=args.prune_end, mode=args.mode, sparsity=sparsity,
         scope=args.scope, layer_floor=args.layer_floor, taylor_beta=args.taylor_beta, blend_alpha=args.blend_alpha,
@@ -154,10 +173,19 @@ def run_compress(args: argparse.Namespace) -> int:
         raise JpqError(f"--threads must be >= 1, got {args.threads}")
     if args.float_epochs is not None and args.float_epochs < 0:
         raise JpqError(f"--float-epochs must be >= 0, got {args.float_epochs}")
-    config = config_from_args(args)
+    inputs = [Path(args.load_float)] if args.load_float else []
+    if args.model:
+        from .user_model import parse_spec
+
+        given = [f for f, v in (("--load-float", args.load_float), ("--save-float", args.save_float),
+                                ("--float-epochs", args.float_epochs)) if v is not None]
+        if given:
+            raise JpqError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the --example models; "
+                           "with --model your function returns the trained float model")
+        inputs.append(parse_spec(args.model)[0])  # checked before any output; never overwritten by -o
+    config = config_from_args(args)  # with --model: the flags checked now, the input format once it is loaded
     config.validate()
     out = Path(args.output)
-    inputs = [Path(args.load_float)] if args.load_float else []
     extra = [Path(f) for f in (args.save_float, args.metrics_json) if f]
     names = [out, *extra]
     if len({p.absolute() for p in names}) < len(names):
@@ -170,7 +198,7 @@ def run_compress(args: argparse.Namespace) -> int:
         tmp_metrics = stack.enter_context(output_file(args.metrics_json, force=args.force, inputs=inputs)) \
             if args.metrics_json else None
         result, seconds = _train_and_write(args, config, tmp_out, tmp_float, tmp_metrics, start, str(out))
-    _print_report(args.example, result, seconds, str(out))
+    _print_report(args.model or args.example, result, seconds, str(out))
     return 0
 
 
@@ -188,30 +216,49 @@ def _train_and_write(args: argparse.Namespace, config, tmp_out: Path, tmp_float:
 
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
-    train_data, test_data = example_data(args.example)
+    user = None
+    if args.model:  # imported, called and checked before anything is written (a failure leaves no output)
+        from .user_model import load_user_model
+
+        t0 = time.perf_counter()
+        user = load_user_model(args.model, seed=args.seed)
+        float_seconds = time.perf_counter() - t0
+        config = config_from_args(args, user)
+        config.validate()
+        train_data, test_data = user.train, user.test
+    else:
+        train_data, test_data = example_data(args.example)
     with _Bars(not args.no_progress) as bars:
         t0 = time.perf_counter()
-        if args.load_float:
+        if user is not None:
+            model = user.model
+        elif args.load_float:
             model = _load_float(args.example, args.load_float)
         else:
             model = train_float(args.example, train_data, epochs=args.float_epochs, seed=args.seed, progress=bars,
                                 device=config.device)
             if tmp_float is not None:
                 torch.save(model.state_dict(), tmp_float)
-        float_seconds = time.perf_counter() - t0
+        if user is None:
+            float_seconds = time.perf_counter() - t0
         result = compress(model, train_data, test_data, config, progress=bars)
     qnet = result.qnet
     meta = dict(qnet.meta)
-    meta["example"] = args.example
-    meta["split"] = _split_description()
-    meta["float_model"] = args.load_float or "trained by jpq-hw compress"
+    if user is not None:
+        meta["model"] = args.model
+        meta["float_model"] = f"returned by {args.model}"
+    else:
+        meta["example"] = args.example
+        meta["split"] = _split_description()
+        meta["float_model"] = args.load_float or "trained by jpq-hw compress"
     qnet = QNet(qnet.input_shape, qnet.input, qnet.layers, meta)
     save_checkpoint(qnet, tmp_out)
     seconds = {"float": float_seconds, **result.seconds, "total": time.perf_counter() - start}
     if tmp_metrics is not None:
         from .export import plain
 
-        payload = {"example": args.example, "config": config.to_dict(), "accuracy": result.accuracies,
+        source = {"model": args.model} if user is not None else {"example": args.example}
+        payload = {**source, "config": config.to_dict(), "accuracy": result.accuracies,
                    "metrics": result.metrics, "seconds": seconds, "checkpoint": out_name}
         tmp_metrics.write_text(json.dumps(plain(payload), indent=2) + "\n")
     return result, seconds
