@@ -7,14 +7,15 @@
 For every example (``digits-mlp``, ``digits-wide``, a slice of ``digits-cnn``), seed, pruning
 criterion (taylor / magnitude / random / blend), fine-tuning mode (recover / frozen / compensate)
 and target sparsity, the float model of that (example, seed) is pruned **once** with
-:func:`jpq_hw.compress.compress` (library defaults: gradual cubic schedule, 20 events, mask frozen at
-60 % of 60 SGD epochs, global scope, then 20 QAT epochs) at 6-bit weights; the same pruned float
-model is then quantized again at 4 bits and ternary by calling :func:`compress` on it with
-``prune_epochs=0`` and a magnitude / frozen / oneshot "re-prune" at exactly its own sparsity, which
-reproduces its masks (asserted) and leaves only stage 2 (calibration, QAT, export) to run, exactly as
-:func:`compress` would run it. A dense reference (sparsity 0, no fine-tuning, same QAT) is added per
-(example, seed). Every exported QNet of a linear network is lowered with :func:`jpq_hw.flow.lower`
-for the iCE40 LUT4 estimate and the adder count (conv2d is not lowered yet, so the CNN has none).
+:func:`jpq_hw.compress.prune` (library defaults: gradual cubic schedule, 20 events, mask frozen at
+60 % of 60 SGD epochs, global scope); the pruned float model and its masks are then quantized at
+6 bits, 4 bits and ternary by :func:`jpq_hw.compress.quantize` (calibration, QAT with the masks held:
+the library's 20 epochs for the target points, ``--qat-epochs`` for the sweep; export) and measured with
+:func:`jpq_hw.compress.metrics.compute_metrics`: each width is what :func:`jpq_hw.compress.compress`
+(prune then quantize) gives at that width, for one pruning run. A dense reference (sparsity 0, no
+fine-tuning, same QAT: the float model quantized with all-ones masks) is added per (example, seed).
+Every exported QNet of a linear network is lowered with :func:`jpq_hw.flow.lower` for the iCE40
+LUT4 estimate and the adder count (conv2d is not lowered yet, so the CNN has none).
 
 Float models are trained once per (example, seed) and cached (``--cache``). Every finished unit
 (one pruning and its three quantizations) is appended to ``<out>.jsonl``; a rerun skips units
@@ -46,7 +47,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "compression"
 MODELS = ("digits-mlp", "digits-wide", "digits-cnn")
 CRITERIA = ("taylor", "magnitude", "random", "blend")
 MODES = ("recover", "frozen", "compensate")
-BITS = (6, 4, 2)                     # 2 = ternary; the first one is quantized by the pruning run itself
+BITS = (6, 4, 2)                     # 2 = ternary; the unit's pruning time is in the first one's row
 BIT_LABELS = {"float": "float (pruned, before quantization)", 6: "6-bit weights", 4: "4-bit weights",
               2: "ternary weights"}
 SHORT_BITS = {"float": "float", 6: "6-bit", 4: "4-bit", 2: "ternary"}
@@ -182,10 +183,21 @@ def _config(model: str, unit: Unit, settings: Settings, bits: int, **over):
     return config_for_example(model, **kw)
 
 
-def requant_config(model: str, unit: Unit, settings: Settings, bits: int, sparsity: float):
-    """Stage 2 only: a magnitude / frozen / oneshot re-prune at the model's own sparsity, no fine-tuning."""
-    return _config(model, unit, settings, bits, criterion="magnitude", mode="frozen", schedule="oneshot",
-                   prune_steps=1, sparsity=sparsity, prune_epochs=0)
+def _quantize(net, masks, train, test, config, prune_seconds: float):
+    """Stage 2 of ``net`` with ``masks`` held (:func:`jpq_hw.compress.quantize`) and the metrics
+    :func:`jpq_hw.compress.compress` computes: an object with the ``qnet``, ``masks``, ``accuracies``
+    (ptq, quantized), ``metrics`` and ``seconds`` (prune, quantize, export, metrics) of its result."""
+    from types import SimpleNamespace
+
+    from jpq_hw.compress import quantize
+    from jpq_hw.compress.metrics import compute_metrics
+
+    q = quantize(net, masks, train, test, config)
+    t = time.perf_counter()
+    metrics = compute_metrics(q.qnet, config.weight_bits, adders=config.adders)
+    seconds = {"prune": prune_seconds, **q.seconds, "metrics": time.perf_counter() - t}
+    return SimpleNamespace(qnet=q.qnet, masks=list(masks), accuracies=dict(q.accuracies), metrics=metrics,
+                           seconds=seconds)
 
 
 def _hardware(qnet, kind: str) -> dict[str, Any]:
@@ -222,32 +234,12 @@ def _row(unit: Unit, settings: Settings, bits: int, result, acc_float: float, ac
     return row
 
 
-def _mark_kept(model, masks):
-    """A copy of the pruned ``model`` whose kept weights are all nonzero, so that the magnitude re-prune
-    of :func:`requant_config` finds exactly ``masks``: a kept weight can be exactly 0.0 (the
-    least-squares refit of ``compensate`` gives 0 to inputs that are always 0, such as the corner
-    pixels of the digits); it becomes the smallest normal float32, which quantizes, trains and
-    calibrates as 0 does (it is absorbed in every sum)."""
-    import copy
-
-    import torch
-
-    model = copy.deepcopy(model)
-    mods = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-    tiny = torch.finfo(torch.float32).tiny
-    with torch.no_grad():
-        for m, k in zip(mods, masks):
-            w = m.weight
-            w.copy_(torch.where((k.reshape(w.shape) > 0) & (w == 0), torch.full_like(w, tiny), w))
-    return model
-
-
 def run_unit(unit: Unit, settings: Settings, cache: str, bits_list: Sequence[int] = BITS) -> list[dict[str, Any]]:
     """Prune once (or not, for ``dense``), quantize at every width of ``bits_list``; one row per width."""
     _init_worker()
     import torch
 
-    from jpq_hw.compress import accuracy, compress
+    from jpq_hw.compress import accuracy, prune
     from jpq_hw.compress.models import get_example
 
     t_unit = time.perf_counter()
@@ -255,29 +247,23 @@ def run_unit(unit: Unit, settings: Settings, cache: str, bits_list: Sequence[int
     train, test = _data(unit.model)
     ex = get_example(unit.model)
     acc_float = accuracy(net, (test[0].float() * 2.0 ** ex.input_exp, test[1]))
-    weights = sum(m.weight.numel() for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
-    rows = []
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    weights = sum(m.weight.numel() for m in layers)
+    # the dense reference is not pruned: its config's pruning fields go unused, they only have to be valid
+    over = dict(criterion="magnitude", mode="frozen", sparsity=0.0) if unit.criterion == "dense" else {}
+    configs = {bits: _config(unit.model, unit, settings, bits, **over) for bits in bits_list}
     if unit.criterion == "dense":
-        for bits in bits_list:
-            r = compress(net, train, test, requant_config(unit.model, unit, settings, bits, 0.0))
-            nnz = int(sum(int(m.sum()) for m in r.masks))
-            rows.append(_row(unit, settings, bits, r, acc_float, r.accuracies["pruned"], nnz, weights, r.seconds))
+        model, masks, acc_pruned, prune_s = net, [torch.ones_like(m.weight) for m in layers], acc_float, 0.0
     else:
-        first = compress(net, train, test, _config(unit.model, unit, settings, bits_list[0]))
-        masks = first.masks
-        nnz = int(sum(int(m.sum()) for m in masks))
-        acc_pruned = first.accuracies["pruned"]
-        rows.append(_row(unit, settings, bits_list[0], first, acc_float, acc_pruned, nnz, weights, first.seconds))
-        pruned = _mark_kept(first.model, masks)
-        for bits in bits_list[1:]:
-            r = compress(pruned, train, test,
-                         requant_config(unit.model, unit, settings, bits, 1.0 - nnz / weights))
-            if not all(torch.equal(a, b) for a, b in zip(r.masks, masks)):
-                raise RuntimeError(f"{unit}: re-quantization did not reproduce the pruned masks")
-            if abs(r.accuracies["float"] - acc_pruned) > 1e-12:
-                raise RuntimeError(f"{unit}: the pruned model's accuracy changed on reload")
-            sec = {"prune": 0.0, **{k: v for k, v in r.seconds.items() if k != "prune"}}
-            rows.append(_row(unit, settings, bits, r, acc_float, acc_pruned, nnz, weights, sec))
+        pruned = prune(net, train, test, configs[bits_list[0]])
+        model, masks, acc_pruned = pruned.model, pruned.masks, pruned.accuracies["pruned"]
+        prune_s = pruned.seconds["prune"]
+    nnz = int(sum(int(m.sum()) for m in masks))
+    rows = []
+    for i, bits in enumerate(bits_list):
+        # the pruning time goes to the first width's row, as compress() at that width would report it
+        r = _quantize(model, masks, train, test, configs[bits], prune_s if i == 0 else 0.0)
+        rows.append(_row(unit, settings, bits, r, acc_float, acc_pruned, nnz, weights, r.seconds))
     total = time.perf_counter() - t_unit
     for row in rows:
         row["unit_seconds"] = total
@@ -731,7 +717,7 @@ def _table(summ: list[dict], model: str, bits) -> list[str]:
     combos = [(c, m) for c in CRITERIA for m in MODES if any(r["criterion"] == c and r["mode"] == m for r in recs)]
     cell = {(r["criterion"], r["mode"], r["sparsity"]): r for r in recs}
     best = {sp: max((r["acc_mean"] for r in recs if r["sparsity"] == sp), default=None) for sp in sps}
-    lines = [f"| criterion | mode | " + " | ".join(_pct(sp) for sp in sps) + " |",
+    lines = ["| criterion | mode | " + " | ".join(_pct(sp) for sp in sps) + " |",
              "|---|---|" + "---:|" * len(sps)]
     for c, m in combos:
         vals = []
@@ -863,19 +849,20 @@ def write_markdown(path: Path, rows: list[dict], summ: list[dict], command: str,
     lines.append(
         f"Setup: sklearn 8x8 digits, fixed split (1,347 train, 450 test: one test image is 0.22 points). Seeds "
         f"{', '.join(map(str, seeds))}: seed `s` trains the float model (example defaults) and drives pruning and "
-        f"QAT. Pruning: `jpq_hw.compress.compress` library defaults — gradual cubic schedule, 20 events, global "
+        f"QAT. Pruning: `jpq_hw.compress.prune` library defaults — gradual cubic schedule, 20 events, global "
         f"scope, {settings.prune_epochs} fine-tuning epochs of SGD (lr 0.1, Nesterov), mask frozen at 60 % of the run "
         f"(`compensate`: the 20 events each followed by the least-squares refit, no training); then "
         f"{settings.qat_epochs} QAT epochs (Adam 5e-4), 8-bit activations"
         + (f" — **reduced from the library default of {target.qat_epochs} to fit the sweep in its time budget; the "
            f"target points below are rerun at the defaults**" if settings.qat_epochs != target.qat_epochs else "")
-        + f". Each pruned model is quantized at 6-bit, "
-        f"4-bit and ternary from the same pruned weights (re-quantization reproduces its masks exactly; asserted). "
-        f"`float` is the pruned model before quantization. Cells: test accuracy in %, mean ± sample standard "
-        f"deviation over seeds; the best mean of each column in bold. LUT4: `jpq_hw.flow.lower(qnet)` then "
-        f"`design.cost.total(\"lut4\")` (the iCE40 estimate of the shift-add design, combinational); adders: "
-        f"`design.graph.stats()[\"adders\"]` (subtractors included). The CNN (conv2d is not lowered yet) has no "
-        f"hardware numbers and only a slice of the grid.")
+        + ". Each pruned model is quantized at 6-bit, "
+        "4-bit and ternary from the same pruned weights and masks (`jpq_hw.compress.prune` once, then "
+        "`jpq_hw.compress.quantize` per width: each width is what `compress` gives at that width). "
+        "`float` is the pruned model before quantization. Cells: test accuracy in %, mean ± sample standard "
+        "deviation over seeds; the best mean of each column in bold. LUT4: `jpq_hw.flow.lower(qnet)` then "
+        "`design.cost.total(\"lut4\")` (the iCE40 estimate of the shift-add design, combinational); adders: "
+        "`design.graph.stats()[\"adders\"]` (subtractors included). The CNN (conv2d is not lowered yet) has no "
+        "hardware numbers and only a slice of the grid.")
     lines.append("")
     g = groups(rows)
     rk = [k for k in g if k[1] == "random" and k[2] == "recover"]

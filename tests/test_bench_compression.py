@@ -1,4 +1,4 @@
-"""Smoke test of bench/compression.py (< 10 s): re-quantizing a pruned model equals a full compress run."""
+"""Smoke test of bench/compression.py (< 15 s): a unit (prune once, quantize per width) equals full compress runs."""
 
 from __future__ import annotations
 
@@ -16,30 +16,45 @@ def bench():
     return compression
 
 
-def test_requantize_equals_full_run(bench):
-    """Prune once at 6 bits, re-quantize at 4 bits: the same QNet as compress() at 4 bits directly.
+def test_unit_equals_full_runs(bench, tmp_path):
+    """run_unit prunes once (prune) and quantizes each width (quantize): every row is what compress()
+    at that width gives directly, from the same float model (``compensate`` mode); and the dense
+    reference (all-ones masks) is compress() at sparsity 0."""
+    from jpq_hw.compress import compress
 
-    ``compensate`` mode, whose refit leaves kept weights exactly 0 on the always-zero pixels."""
-    mode = "compensate"
-    from jpq_hw.compress import compress, example_data, train_float
-
-    torch.set_num_threads(1)
-    train, test = example_data("digits-mlp")
-    net = train_float("digits-mlp", train, epochs=2, seed=0)
-    settings = bench.Settings(prune_epochs=2, qat_epochs=1)
-    unit = bench.Unit("digits-mlp", 0, "magnitude", mode, 0.9)
-    first = compress(net, train, test, bench._config("digits-mlp", unit, settings, 6))
-    weights = sum(int(m.numel()) for m in first.masks)
-    nnz = int(sum(int(m.sum()) for m in first.masks))
-    again = compress(bench._mark_kept(first.model, first.masks), train, test,
-                     bench.requant_config("digits-mlp", unit, settings, 4, 1.0 - nnz / weights))
-    direct = compress(net, train, test, bench._config("digits-mlp", unit, settings, 4))
-    assert all(torch.equal(a, b) for a, b in zip(again.masks, first.masks))
-    assert again.accuracies["float"] == first.accuracies["pruned"]
-    for la, lb in zip(again.qnet.layers, direct.qnet.layers):
-        assert np.array_equal(la.weight, lb.weight) and np.array_equal(la.bias, lb.bias)
-        assert la.shift == lb.shift and la.out == lb.out
-    assert again.accuracies["quantized"] == direct.accuracies["quantized"]
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    try:
+        settings = bench.Settings(prune_epochs=2, qat_epochs=1, float_epochs=2)
+        unit = bench.Unit("digits-mlp", 0, "magnitude", "compensate", 0.9)
+        rows = bench.run_unit(unit, settings, str(tmp_path), bits_list=(6, 4))
+        dense = bench.run_unit(bench.Unit("digits-mlp", 0, "dense", "dense", 0.0), settings, str(tmp_path),
+                               bits_list=(4,))
+        net = bench.get_float("digits-mlp", 0, settings, tmp_path)
+        train, test = bench._data("digits-mlp")
+        for row in rows:
+            direct = compress(net, train, test, bench._config("digits-mlp", unit, settings, row["weight_bits"]))
+            assert row["mask_nnz"] == int(sum(int(m.sum()) for m in direct.masks))
+            assert row["layer_mask_nnz"] == {layer.name: int(m.sum()) for layer, m in zip(direct.qnet.layers,
+                                                                                           direct.masks)}
+            assert row["acc_float"] == direct.accuracies["float"]
+            assert row["acc_pruned"] == direct.accuracies["pruned"]
+            assert row["acc_ptq"] == direct.accuracies["ptq"]
+            assert row["acc_quant"] == direct.accuracies["quantized"]
+            assert row["layer_nnz"] == {layer.name: int(layer.nnz) for layer in direct.qnet.layers}
+            assert row["sparse_bits"] == direct.metrics["memory"]["sparse_bits"]
+            assert row["bops"] == direct.metrics["bops"]
+            assert row["lut4"] is not None and row["adders"] is not None
+        assert rows[0]["seconds"]["prune"] > 0 and rows[1]["seconds"]["prune"] == 0.0
+        (d,) = dense
+        assert d["mask_nnz"] == d["weights"] == 2368 and d["acc_pruned"] == d["acc_float"]
+        direct = compress(net, train, test, bench._config("digits-mlp", unit, settings, 4, sparsity=0.0,
+                                                          mode="frozen", prune_epochs=0))
+        assert d["acc_quant"] == direct.accuracies["quantized"] and d["qnet_nnz"] == sum(
+            int(layer.nnz) for layer in direct.qnet.layers)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
 
 
 def test_pareto(bench):
