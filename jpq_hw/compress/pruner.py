@@ -13,10 +13,31 @@ Fine-tuning modes (:data:`MODES`):
     they stay exactly zero. Masks only shrink: a later step chooses among the weights still kept.
 ``recover``
     The effective weight is ``mask * w`` in the forward pass but the gradient reaches the dense shadow
-    unmasked (a straight-through mask, as in dynamic network surgery / DPF), so pruned weights keep
-    learning; every pruning step re-chooses the mask among *all* weights by the criterion, so a weight
-    pruned too early can come back. :meth:`Pruner.freeze` (at the end of the schedule) zeroes the
-    pruned shadows and switches to ``frozen``.
+    unmasked (a straight-through mask, as in dynamic network surgery / DPF): the shadow of a pruned
+    weight gets ``dL/dw_eff``, the gradient the masked network would follow if that one weight were
+    present, and the optimizer moves it by that gradient. Every pruning step re-chooses the mask among
+    *all* weights by the criterion (a weight pruned too early can come back), then sets to zero the
+    shadow of every weight that is not kept both before and after the step: the weights the new mask
+    prunes (as ``frozen`` does) and the weights that come back. So (1) between two steps a pruned
+    shadow learns, open loop, from zero: a pruned weight comes back at the next step only if what it
+    learned in that one interval (its magnitude, or its Taylor score ``|w * g|``, 0 for ``w = 0``)
+    beats the weights kept; (2) it comes back at ``0`` and from then on learns with the network (closed
+    loop), so a step never adds an open-loop value to the network. Optimizer state (momentum) is left
+    as it is. :meth:`Pruner.freeze` (at the end of the schedule) zeroes the pruned shadows and
+    switches to ``frozen``.
+
+    Why (issue 16): a pruned weight's gradient is a what-if for that one weight; the masked network
+    cannot act on it, so nothing makes it shrink, and with SGD at lr 0.1 and Nesterov momentum 0.9 a
+    shadow that is never reset grows with the time it has been pruned, not with its merit. On
+    digits-mlp at 95 % (magnitude, gradual schedule) the mean pruned shadow grew from 0.02 to 0.5; from
+    the 10th step on 70-100 of the 200-500 kept weights came back per step (displacing as many kept
+    ones, so the effective weights changed by 50-100 % of their norm per step); the weights coming
+    back, alone, threw the training loss from ~0.1-0.3 to 6-58, and the run ended at chance (loss
+    2.27, accuracy 13 %; ``frozen``: 94 %). Restarting the pruned shadows at every step bounds the
+    drift to one interval and fixed the MLP, but on digits-cnn one interval of open-loop drift was
+    still enough: 61 weights came back at once with values above the kept ones and took the loss from
+    0.02 to 31 (accuracy 10 %). Hence both rules. ``bench/recover_vs_frozen.py`` measures recover
+    against frozen (``bench/results/recover_vs_frozen.md``).
 ``compensate``
     No fine-tuning: after each pruning step, every layer's remaining weights and its bias are refit by
     least squares (:func:`jpq_hw.compress.compensate.compensate`).
@@ -222,6 +243,13 @@ class Pruner:
             for w, m in zip(self.shadows, self.masks):
                 w.mul_(m)
 
+    @torch.no_grad()
+    def _restart(self, old: Sequence[torch.Tensor]) -> None:
+        """After a pruning step (masks ``old`` before it): zero the shadows of the weights not kept both
+        before and after, i.e. the pruned ones and those coming back (see the module docstring)."""
+        for w, m, o in zip(self.shadows, self.masks, old):
+            w.mul_(m * o)
+
     def target(self, schedule: Schedule, j: int) -> float | list[float]:
         """The sparsity argument of :meth:`step` for event ``j`` (1-based) of ``schedule``."""
         if self.scope == "global":
@@ -237,9 +265,10 @@ class Pruner:
         scores = self.criterion.scores(shadows)
         eligible = [m.bool() for m in self.masks] if self.frozen else None
         new = select_masks(scores, sparsity, scope=self.scope, floor=self.floor, eligible=eligible, names=self.names)
+        old = [m.clone() for m in self.masks]
         for b, m in zip(self.blocks, new):
             self._param(b).mask.copy_(m)
-        self.after_step()
+        self._restart(old)
         return new
 
     @torch.no_grad()
