@@ -53,6 +53,13 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--mode", default="recover", choices=MODES, help="fine-tuning mode (default: recover)")
     g.add_argument("--sparsity", type=float, default=None, metavar="S",
                    help="target fraction of zero weights, in [0, 1) (default: 0.85; digits-cnn: 0.95; --model: its sparsity)")
+    g.add_argument("--lut-budget", type=int, default=None, metavar="N",
+                   help="prune until the network's estimated SB_LUT4 (what jpq-hw lower reports with its defaults) "
+                        "is at most N, instead of stopping at --sparsity")
+    g.add_argument("--unpriced", action="store_true",
+                   help="with --lut-budget: rank weights by the criterion's score alone, not by score per cell")
+    g.add_argument("--lut-target", default="ice40", choices=("ice40", "ecp5"),
+                   help="with --lut-budget: the FPGA family whose LUT4 estimate the budget counts (default: ice40)")
     g.add_argument("--scope", default="global", choices=SCOPES, help="one global target or the same target per layer (default: global)")
     g.add_argument("--layer-floor", type=float, default=0.0, metavar="F",
                    help="each layer keeps at least this fraction of its weights (default: 0, no floor)")
@@ -64,6 +71,13 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     q.add_argument("--ternary", action="store_true", help="ternary weights {-1, 0, +1} * 2**e (same as --weight-bits 2)")
     q.add_argument("--act-bits", type=int, default=None, metavar="B",
                    help="hidden activation bits, 2..16 (default: 8; digits-cnn: 4; --model: its act_bits)")
+    q.add_argument("--layer-bits", type=_layer_widths, default=None, metavar="NAME=B,...",
+                   help="per-layer weight bits, e.g. fc1=4,fc2=6 (the others: --weight-bits)")
+    q.add_argument("--layer-act-bits", type=_layer_widths, default=None, metavar="NAME=B,...",
+                   help="per-layer output bits of hidden layers, e.g. fc1=5 (the others: --act-bits)")
+    q.add_argument("--widths", default="fixed", choices=("fixed", "search"),
+                   help="search: with --lut-budget, choose every layer's weight and activation bits under the budget "
+                        "by short proxy runs scored on a validation split of the training data (default: fixed)")
     q.add_argument("--csd-digits", type=int, default=None, metavar="K",
                    help="at most K nonzero CSD digits (K - 1 adders) per weight (default: no limit)")
     q.add_argument("--qat-epochs", type=int, default=20, metavar="N", help="quantization-aware training epochs (default: 20)")
@@ -82,6 +96,17 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_compress)
     return p
+
+
+def _layer_widths(text: str) -> dict[str, int]:
+    """``fc1=4,fc2=6`` as ``{"fc1": 4, "fc2": 6}`` (argparse type: bad text is a usage error)."""
+    out: dict[str, int] = {}
+    for item in text.split(","):
+        name, sep, bits = item.partition("=")
+        if not sep or not name.strip() or not bits.strip().lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(f"expected NAME=BITS[,NAME=BITS...], got {text!r}")
+        out[name.strip()] = int(bits)
+    return out
 
 
 def config_from_args(args: argparse.Namespace, user=None):
@@ -110,9 +135,11 @@ def config_from_args(args: argparse.Namespace, user=None):
     return make(
         criterion=args.criterion, schedule=args.schedule, prune_steps=args.prune_steps,
         prune_begin=args.prune_begin, prune_end=args.prune_end, mode=args.mode, sparsity=sparsity,
-        scope=args.scope, layer_floor=args.layer_floor, taylor_beta=args.taylor_beta, blend_alpha=args.blend_alpha,
+        scope=args.scope, layer_floor=args.layer_floor, lut_budget=args.lut_budget, priced=not args.unpriced,
+        lut_target=args.lut_target, taylor_beta=args.taylor_beta, blend_alpha=args.blend_alpha,
         prune_epochs=args.prune_epochs, prune_lr=args.prune_lr, prune_optimizer=args.prune_optimizer,
         weight_bits=2 if args.ternary else args.weight_bits, act_bits=act_bits, csd_digits=args.csd_digits,
+        layer_weight_bits=args.layer_bits, layer_act_bits=args.layer_act_bits, widths=args.widths,
         qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, batch_size=args.batch_size, calib_size=args.calib_size,
         seed=args.seed, verify=not args.no_verify, adders=not args.no_adders, device=args.device)
 
@@ -288,7 +315,8 @@ def _print_report(example: str, result, seconds: dict[str, float], path: str) ->
     a = result.accuracies
     wdesc = "ternary" if c.weight_bits == 2 else f"{c.weight_bits}-bit"
     csd = f", <= {c.csd_digits} CSD digits" if c.csd_digits else ""
-    console.print(f"[bold]{example}[/bold]: {c.criterion} / {c.schedule} / {c.mode}, target sparsity {c.sparsity}, "
+    aim = f"budget {c.lut_budget} LUT4 ({c.lut_target})" if c.lut_budget is not None else f"target sparsity {c.sparsity}"
+    console.print(f"[bold]{example}[/bold]: {c.criterion} / {c.schedule} / {c.mode}, {aim}, "
                   f"{wdesc} weights{csd}, {c.act_bits}-bit activations")
     for note in result.notes:
         console.print(f"model: {note}")
@@ -312,6 +340,12 @@ def _print_report(example: str, result, seconds: dict[str, float], path: str) ->
     console.print(f"adders: {adders} ({m['adders_note']})")
     console.print(f"accuracy (test, fixed split): float {a['float']:.4f}  pruned {a['pruned']:.4f}  "
                   f"quantized {a['quantized']:.4f}  (before QAT {a['ptq']:.4f})")
+    if m.get("budget"):
+        b = m["budget"]
+        console.print(f"cells: {b['cells']} {b['unit']} estimated, budget {b['budget']} "
+                      f"({'score per cell' if b['priced'] else 'score alone'}; {m['nnz']} weights kept)")
+    elif m.get("lut4") is not None:
+        console.print(f"cells: {m['lut4']} SB_LUT4 estimated (iCE40, as jpq-hw lower reports it)")
     console.print(f"wrote {path} in {seconds['total']:.1f} s (float {seconds['float']:.1f} s, prune {seconds['prune']:.1f} s, "
                   f"quantize {seconds['quantize']:.1f} s)")
 

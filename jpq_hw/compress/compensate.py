@@ -12,6 +12,12 @@ For the layers of a chain in order, with ``X`` a calibration batch:
 
 Pruned weights stay exactly zero; the layer's outputs match the dense layer's as well as its
 remaining weights allow, and the error of earlier layers is corrected downstream.
+
+A weight whose input is 0 on every calibration sample (a column of ``A`` that is all zero: a
+corner pixel of the digits, a hidden unit whose ReLU never fires) is refit to exactly 0, so keeping
+it would waste a place in the mask: :func:`dead_weights` finds these weights in the pruned network,
+and the ``compensate`` mode never keeps one (the pruning stage excludes them from every mask it
+chooses, then drops any kept weight that still comes out exactly 0), so masks and nonzeros agree.
 """
 
 from __future__ import annotations
@@ -97,6 +103,26 @@ def compensate(blocks: Sequence[Block], dense_weights: Sequence[torch.Tensor],
             z_pruned = F.conv2d(h_pruned, weight.double(), m.bias.double() if has_bias else None,
                                 stride=block.stride, padding=block.padding)
         h_pruned = torch.relu(z_pruned) if block.relu else z_pruned
+
+
+@torch.no_grad()
+def dead_weights(blocks: Sequence[Block], x: torch.Tensor) -> list[torch.Tensor]:
+    """Per block, bool shaped like its weight: the weights whose input is 0 on every sample of ``x``
+    as the network (its current, pruned weights) computes it."""
+    h = x.double()
+    out = []
+    for block in blocks:
+        m = block.module
+        w = m.weight.detach().double()
+        live = (_rows(block, h) != 0).any(dim=0)  # [fan_in]
+        out.append((~live).unsqueeze(0).expand(w.shape[0], -1).reshape(w.shape).clone())
+        b = m.bias.detach().double() if m.bias is not None else None
+        if block.kind == "linear":
+            z = F.linear(torch.flatten(h, 1), w, b)
+        else:
+            z = F.conv2d(h, w, b, stride=block.stride, padding=block.padding)
+        h = torch.relu(z) if block.relu else z
+    return out
 
 
 def _set_weight(module: torch.nn.Module, weight: torch.Tensor) -> None:

@@ -17,12 +17,16 @@ adders
     the adders of the graph ``jpq-hw lower`` builds with its defaults (``--optimize best``, the iCE40
     cost model), so that ``compress`` and ``lower`` report one count (an image network's: the sum
     over its stream stages; the deepest stage's depth).
+lut4
+    a flat network's estimated SB_LUT4 as ``jpq-hw lower`` reports it with its defaults (combinational,
+    iCE40, output stages included): what ``--lut-budget`` holds the network to. ``None`` for image
+    networks (``jpq-hw lower`` reports their stream cost).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import JpqError
 from ..ir.qnet import QNet
@@ -46,12 +50,15 @@ def layer_memory(rows: int, cols: int, nnz: int, b_w: int) -> dict[str, Any]:
             "sparse_bits": min(csr, bitmap), "index_format": fmt}
 
 
-def compute_metrics(qnet: QNet, weight_bits: int, *, adders: bool = True) -> dict[str, Any]:
-    """Per-layer and total sparsity, memory, BOPs and (linear networks) adders; plain types only."""
+def compute_metrics(qnet: QNet, weight_bits: int | Sequence[int], *, adders: bool = True) -> dict[str, Any]:
+    """Per-layer and total sparsity, memory, BOPs and (linear networks) adders; plain types only.
+    ``weight_bits``: of every layer, or one per layer (mixed precision)."""
     shapes = qnet.shapes
     layers = []
     in_bits = qnet.input.bits
+    per_layer = [int(weight_bits)] * len(qnet.layers) if isinstance(weight_bits, int) else [int(b) for b in weight_bits]
     for i, layer in enumerate(qnet.layers):
+        weight_bits = per_layer[i]
         w = layer.weight
         m = int(w.shape[0])
         if layer.kind == "linear":
@@ -90,7 +97,7 @@ def compute_metrics(qnet: QNet, weight_bits: int, *, adders: bool = True) -> dic
                    "counts": "weights only (biases excluded)"},
         "bops": total_bops, "bops_dense_float32": dense_bops,
         "bops_reduction": dense_bops / total_bops if total_bops else math.inf,
-        "adders": None, "adders_note": None,
+        "adders": None, "adders_note": None, "lut4": None,
     }
     if adders:
         from ..arith.optimize import DEFAULT_OPTIMIZE
@@ -98,11 +105,13 @@ def compute_metrics(qnet: QNet, weight_bits: int, *, adders: bool = True) -> dic
 
         try:  # what `jpq-hw lower` builds with its defaults, so that both commands give one count
             if len(qnet.input_shape) == 1:
-                from ..arith.lower import lower_qnet
+                from ..flow import lower_graph
 
-                stats = lower_qnet(qnet, DEFAULT_OPTIMIZE, cost_model=ICE40).stats()
+                graph, sched = lower_graph(qnet, target="ice40", optimize=DEFAULT_OPTIMIZE)
+                stats = graph.stats()
                 out["adders"] = int(stats["adders"])
                 out["adder_depth"] = int(stats["depth"])
+                out["lut4"] = int(ICE40.estimate(graph, sched).total("lut4"))
             else:
                 from ..stream import lower_stream
 

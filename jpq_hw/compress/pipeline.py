@@ -23,7 +23,7 @@ import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,8 +32,9 @@ from torch import nn
 from ..errors import JpqError
 from ..ir.qnet import QNet
 from ..reference import run_reference
-from .chain import read_chain
-from .compensate import compensate
+from .chain import Chain, ChainModule, check_chain, read_chain
+from .cells import MARGIN, CellBudget, cell_target, check_budget, smallest_network
+from .compensate import compensate, dead_weights
 from .criteria import CRITERIA, make_criterion
 from .export import check_exact, plain, to_qnet
 from .metrics import compute_metrics
@@ -66,9 +67,17 @@ class CompressConfig:
     prune_lr: float = 0.1
     prune_optimizer: str = "sgd"         # sgd (Nesterov momentum 0.9) | adam
     compensate_damp: float = 1e-3
+    # a cell budget instead of a sparsity (cells.py): prune until `jpq-hw lower` would report at most this
+    lut_budget: int | None = None        # SB_LUT4 of the iCE40 estimate (lut_target's logic cells)
+    priced: bool = True                  # with a budget: rank weights by score per cell (False: by score)
+    lut_target: str = "ice40"            # the family whose estimate the budget counts
+    budget_passes: int = 2               # a pass using < 95 % of the budget is followed by one aimed from its drift
     # quantization stage
     weight_bits: int = 6                 # 2 = ternary {-1, 0, +1} * 2**e
     act_bits: int = 8
+    layer_weight_bits: dict[str, int] | None = None  # mixed precision: {layer name: weight bits} (others: weight_bits)
+    layer_act_bits: dict[str, int] | None = None     # {hidden layer name: output bits} (others: act_bits)
+    widths: str = "fixed"                # fixed | search (with a budget: per-layer widths chosen under it, widths.py)
     csd_digits: int | None = None        # at most this many nonzero CSD digits per weight
     qat_epochs: int = 20
     qat_lr: float = 5e-4
@@ -101,8 +110,28 @@ class CompressConfig:
                 raise JpqError(f"sparsity must lie in [0, 1), got {s!r}")
         if not 0.0 <= self.layer_floor < 1.0:
             raise JpqError(f"per-layer floor must lie in [0, 1), got {self.layer_floor}")
+        check_budget(self.lut_budget)
+        if isinstance(self.budget_passes, bool) or not isinstance(self.budget_passes, int) or self.budget_passes < 1:
+            raise JpqError(f"budget passes must be an integer >= 1, got {self.budget_passes!r}")
+        if self.lut_budget is not None:
+            from ..target import get_target
+
+            get_target(self.lut_target)
+            if self.scope != "global" or isinstance(self.sparsity, Mapping) or self.layer_floor > 0:
+                raise JpqError("a cell budget chooses every layer's sparsity itself: it does not combine with "
+                               "per-layer sparsities, --scope layer or --layer-floor")
         check_bits("weight bits", self.weight_bits)
         check_bits("activation bits", self.act_bits)
+        for what, widths in (("weight bits", self.layer_weight_bits), ("activation bits", self.layer_act_bits)):
+            if widths is not None:
+                if not isinstance(widths, Mapping):
+                    raise JpqError(f"per-layer {what} must be a mapping {{layer name: bits}}, got {widths!r}")
+                for name, b in widths.items():
+                    check_bits(f"{what} of layer {name!r}", b)
+        if self.widths not in WIDTHS:
+            raise JpqError(f"unknown width choice {self.widths!r} (known: {', '.join(WIDTHS)})")
+        if self.widths == "search" and self.lut_budget is None:
+            raise JpqError("--widths search chooses the widths under a cell budget: give --lut-budget too")
         if self.csd_digits is not None and (isinstance(self.csd_digits, bool) or not isinstance(self.csd_digits, int)
                                             or self.csd_digits < 1):
             raise JpqError(f"the CSD digit budget must be an integer >= 1, got {self.csd_digits!r}")
@@ -169,42 +198,129 @@ def _subset(n: int, k: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)[:min(k, n)].sort().values
 
 
-def compress(model: nn.Module, train_data: Data, test_data: Data, config: CompressConfig | None = None, *,
-             progress: ProgressFn | None = None, log: Callable[[str], None] | None = None) -> CompressResult:
-    """Prune, quantize and export ``model`` (left unchanged: a copy is compressed); see the module docstring.
+@dataclass
+class PruneResult:
+    """What :func:`prune` produced: the pruned float chain and its masks (stage 1)."""
 
-    ``train_data`` / ``test_data`` are ``(x_int, y)``: integer inputs in the configured input format
-    (shape ``[N, *input_shape]``) and class labels. Accuracy is top-1 (argmax, first index on ties).
-    """
-    config = config or CompressConfig()
+    model: nn.Module                      # the pruned float chain (a ChainModule of copies; weight = mask * w)
+    masks: list[torch.Tensor]             # 0/1 float, one per checkpoint layer, in chain order
+    accuracies: dict[str, float]          # float (the model as given), pruned
+    input_shape: tuple[int, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+    config: CompressConfig | None = None
+    notes: list[str] = field(default_factory=list)
+    budget: dict[str, Any] | None = None  # with a cell budget: what was aimed at and reached
+    scores: list[torch.Tensor] | None = None  # the criterion's last scores (a budget's later cuts use them)
+
+    @property
+    def names(self) -> list[str]:
+        """The checkpoint layer names, in the order of :attr:`masks`."""
+        return [b.name for b in self.model.blocks]  # type: ignore[union-attr]
+
+
+@dataclass
+class QuantizeResult:
+    """What :func:`quantize` produced: the exported checkpoint network (stage 2)."""
+
+    qnet: QNet
+    quant_model: QuantNet
+    accuracies: dict[str, float]          # ptq (calibrated, before QAT), quantized (the QNet)
+    masks: list[torch.Tensor]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Setup:
+    """A model read as a chain, with its data as float and integer tensors on the training device."""
+
+    model: nn.Module                      # the chain module (copies of the model's layers)
+    blocks: list
+    notes: list[str]
+    spec: QuantSpec
+    input_shape: tuple[int, ...]
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    x_te: torch.Tensor
+    y_te: torch.Tensor
+    device: torch.device
+    acc_float: float
+
+
+def _setup(model: nn.Module, train_data: Data, test_data: Data, config: CompressConfig,
+           say: Callable[[str], None]) -> _Setup:
     config.validate()
-    say = log or (lambda msg: None)
-    seconds: dict[str, float] = {}
-    spec = QuantSpec(config.weight_bits, config.act_bits, config.csd_digits, config.input_bits,
-                     config.input_signed, config.input_exp)
+    spec = _spec(config)
     x_tr, y_tr = _check_data(train_data, "training", spec)
     x_te, y_te = _check_data(test_data, "test", spec)
     input_shape = tuple(int(s) for s in x_tr.shape[1:])
     if tuple(x_te.shape[1:]) != input_shape:
         raise JpqError(f"test inputs have shape {list(x_te.shape[1:])}, training inputs {list(input_shape)}")
-
     model = copy.deepcopy(model).float()
-    chain = read_chain(model, input_shape)
+    if isinstance(model, ChainModule):  # already a chain (a PruneResult's model): its layer names are kept
+        chain = Chain(list(model.blocks))
+        check_chain(model, chain.blocks, input_shape)
+    else:
+        chain = read_chain(model, input_shape)
     for note in chain.notes:
         say(note)
-    scale = 2.0 ** config.input_exp
-    float_train = (x_tr.float() * scale, y_tr)
-    float_test = (x_te.float() * scale, y_te)
-    acc_float = accuracy(model, float_test)  # the model as given
-    say(f"float accuracy {acc_float:.4f}")
+    spec = _spec(config, [b.name for b in chain.blocks])
+    acc_float = accuracy(model, (x_te.float() * 2.0 ** config.input_exp, y_te))  # the model as given
     device = resolve_device(config.device)
-    blocks = chain.blocks
-    model = chain.module().to(device)  # from here on: the chain (BatchNorm folded, final Softmax dropped) is trained
-    float_train = tuple(t.to(device) for t in float_train)
-    float_test = tuple(t.to(device) for t in float_test)
+    return _Setup(chain.module().to(device), chain.blocks, list(chain.notes), spec, input_shape, x_tr, y_tr,
+                  x_te, y_te, device, acc_float)
 
-    # ------------------------------------------------------------------ stage 1: pruning
+
+WIDTHS = ("fixed", "search")
+
+
+def _spec(config: CompressConfig, names: Sequence[str] = ()) -> QuantSpec:
+    """The :class:`QuantSpec` of ``config`` for layers ``names`` (per-layer widths resolved by name)."""
+    layer_w: tuple[int, ...] = ()
+    layer_a: tuple[int, ...] = ()
+    for what, widths in (("weight bits", config.layer_weight_bits), ("activation bits", config.layer_act_bits)):
+        if widths and names:
+            unknown = sorted(set(widths) - set(names))
+            if unknown:
+                raise JpqError(f"{what} given for unknown layers {unknown} (layers: {', '.join(names)})")
+            if what == "activation bits" and names[-1] in widths:
+                raise JpqError(f"the last layer {names[-1]!r} has no activation width to set: its format holds "
+                               "every possible logit")
+    if config.layer_weight_bits and names:
+        layer_w = tuple(int(config.layer_weight_bits.get(n, config.weight_bits)) for n in names)
+    if config.layer_act_bits and names:
+        layer_a = tuple(int(config.layer_act_bits.get(n, config.act_bits)) for n in names)
+    return QuantSpec(config.weight_bits, config.act_bits, config.csd_digits, config.input_bits,
+                     config.input_signed, config.input_exp, layer_w, layer_a)
+
+
+def _weight_bits(config: CompressConfig, names: Sequence[str]) -> int | list[int]:
+    spec = _spec(config, names)
+    return [spec.w_bits(i) for i in range(len(names))] if spec.layer_weight_bits else config.weight_bits
+
+
+def _sparsity_of(masks: Sequence[torch.Tensor]) -> float:
+    return 1.0 - sum(float(m.sum()) for m in masks) / sum(m.numel() for m in masks)
+
+
+def prune(model: nn.Module, train_data: Data, test_data: Data, config: CompressConfig | None = None, *,
+          progress: ProgressFn | None = None, log: Callable[[str], None] | None = None,
+          aim: float | None = None) -> PruneResult:
+    """Stage 1: prune a copy of the trained float ``model`` with fine-tuning (see the module docstring).
+
+    Returns the pruned float chain and its masks; :func:`quantize` takes them (or masks of the
+    user's own making) to stage 2. Data as :func:`compress` takes them. With a cell budget
+    (``config.lut_budget``) the schedule aims at ``aim`` times the budget (default
+    :data:`~jpq_hw.compress.cells.MARGIN`).
+    """
+    config = config or CompressConfig()
+    say = log or (lambda msg: None)
+    s = _setup(model, train_data, test_data, config, say)
+    say(f"float accuracy {s.acc_float:.4f}")
     t0 = time.perf_counter()
+    model, blocks = s.model, s.blocks
+    scale = 2.0 ** config.input_exp
+    float_train = (s.x_tr.float().to(s.device) * scale, s.y_tr.to(s.device))
+    float_test = (s.x_te.float().to(s.device) * scale, s.y_te.to(s.device))
     torch.manual_seed(config.seed)
     criterion = make_criterion(config.criterion, beta=config.taylor_beta, alpha=config.blend_alpha, seed=config.seed)
     pruner = Pruner(blocks, criterion, mode=config.mode, scope=config.scope, floor=config.layer_floor,
@@ -213,20 +329,32 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
     observe = (lambda _i: pruner.observe()) if criterion.needs_gradients else None
     dense_w = [b.module.weight.detach().clone() for b in blocks]
     dense_b = [b.module.bias.detach().clone() if b.module.bias is not None else None for b in blocks]
+    calib_int = s.x_tr[_subset(len(s.x_tr), config.calib_size, config.seed)]
+    budget = _start_budget(config, s, calib_int, say, aim) if config.lut_budget is not None else None
     pruner.prepare()
+    n_events = schedule.n_events(refresh=config.mode == "recover")
+
+    def event(j: int, exclude: list[torch.Tensor] | None = None) -> None:
+        """Pruning event ``j``: masks for the schedule's sparsity, or (with a budget) its cells."""
+        if budget is None:
+            pruner.step(pruner.target(schedule, j), exclude=exclude)
+            return
+        _budget_event(budget, pruner, schedule, j, n_events, exclude, say)
+
     if config.mode == "compensate":
-        calib = float_train[0][_subset(len(x_tr), config.calib_size, config.seed)]
-        n_events = schedule.n_events(refresh=False)
+        calib = calib_int.to(s.device).float() * scale
         for j in range(1, n_events + 1):
             if observe:
                 gradient_pass(model, float_train, batch_size=config.batch_size, seed=config.seed + j,
                               after_backward=observe)
-            pruner.step(pruner.target(schedule, j))
+            # a weight whose input is 0 on every calibration sample would be refit to exactly 0: never keep one
+            event(j, exclude=dead_weights(blocks, calib))
             compensate(blocks, dense_w, dense_b, pruner.masks, calib, damp=config.compensate_damp)
+            pruner.drop_zeros()
             if progress:
                 progress("prune", j, n_events)
     else:
-        total = config.prune_epochs * steps_per_epoch(len(x_tr), config.batch_size)
+        total = config.prune_epochs * steps_per_epoch(len(s.x_tr), config.batch_size)
         refresh = config.mode == "recover"
         events: dict[int, list[int]] = {}
         for j, t in enumerate(schedule.event_steps(total, refresh), start=1):
@@ -237,81 +365,288 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
 
         def before_step(step: int) -> None:
             for j in events.get(step, ()):
-                pruner.step(pruner.target(schedule, j))
+                event(j)
             if step == freeze_at and not pruner.frozen:
                 pruner.freeze()
 
         if total == 0:
             for j in sorted(j for js in events.values() for j in js):
-                pruner.step(pruner.target(schedule, j))
+                event(j)
             pruner.freeze()
         else:
             hooks = Hooks(before_step=before_step, after_backward=observe, after_step=lambda _s: pruner.after_step())
             train(model, float_train, config.prune_epochs, batch_size=config.batch_size, lr=config.prune_lr,
                   weight_decay=config.weight_decay, seed=config.seed, hooks=hooks, optimizer=config.prune_optimizer,
-                  progress=(lambda s, n, _l: progress("prune", s, n)) if progress else None)
+                  progress=(lambda s_, n, _l: progress("prune", s_, n)) if progress else None)
             pruner.freeze()
+    scores = [sc.detach().cpu() for sc in criterion.scores(pruner.shadows)]
     masks = pruner.squash()
     model.eval()
     acc_pruned = accuracy(model, float_test)
-    seconds["prune"] = time.perf_counter() - t0
-    say(f"pruned accuracy {acc_pruned:.4f} at sparsity {1 - sum(float(m.sum()) for m in masks) / sum(m.numel() for m in masks):.4f}")
+    model.cpu()
+    say(f"pruned accuracy {acc_pruned:.4f} at sparsity {_sparsity_of(masks):.4f}")
+    budget_info = None
+    if budget is not None:
+        budget_info = {"budget": budget.budget, "target": budget.target, "priced": budget.priced,
+                       "aim": budget.margin, "pruned_cells": budget.history[-1]["cells"],
+                       "measurements": list(budget.history)}
+    return PruneResult(model=model, masks=[m.cpu() for m in masks],
+                       accuracies={"float": s.acc_float, "pruned": acc_pruned}, input_shape=s.input_shape,
+                       seconds={"prune": time.perf_counter() - t0}, config=config, notes=s.notes,
+                       budget=budget_info, scores=scores)
 
-    # ------------------------------------------------------------------ stage 2: quantization
+
+MAX_CUTS = 8  # cuts after quantization before a budget is declared out of reach
+USED = 0.95  # a budget pass that uses less than this fraction of the budget is followed by another one
+MAX_AIM = 1.5  # the most a later pass aims at (times the budget)
+
+
+def _fit_budget(pruned: PruneResult, quant: QuantizeResult, train_data: Data, test_data: Data,
+                config: CompressConfig, say: Callable[[str], None]) -> tuple[PruneResult, QuantizeResult]:
+    """Measure the exported network; while it is over the budget, drop the kept weights of least
+    score per cell (as the pruning stage ranks them) and quantize again (QAT from the pruned float
+    weights). Records the final measurement in ``pruned.budget``."""
+    assert config.lut_budget is not None and pruned.scores is not None
+    blocks = list(pruned.model.blocks)  # type: ignore[union-attr]
+    calib_int = torch.as_tensor(train_data[0])[_subset(len(train_data[0]), config.calib_size, config.seed)]
+    budget = CellBudget(blocks, _spec(config, [b.name for b in blocks]), config.lut_budget, calib_int, pruned.input_shape,
+                        target=config.lut_target, priced=config.priced)
+    unit = _cell_unit(config.lut_target)
+    measured = budget.measure_qnet(quant.qnet)
+    qat_cells = measured.cells
+    cuts = 0
+    while measured.cells > budget.budget:
+        if cuts == MAX_CUTS:
+            raise JpqError(f"the network stays over the budget of {budget.budget} {unit} after {cuts} cuts "
+                           f"({measured.cells} {unit}); try a larger budget")
+        weights = [b.module.weight.detach() for b in blocks]
+        masks = [m.clone() for m in pruned.masks]
+        cells = budget.predict(weights, masks) * budget.budget * budget.margin / measured.cells
+        masks = budget.select(pruned.scores, weights, masks, cells, [m.bool() for m in masks])
+        with torch.no_grad():
+            for b, m in zip(blocks, masks):
+                b.module.weight.mul_(m.to(b.module.weight.device))
+        pruned = dataclasses.replace(pruned, masks=masks)
+        quant = quantize(pruned.model, masks, train_data, test_data, config)
+        cuts += 1
+        measured = budget.measure_qnet(quant.qnet)
+        say(f"cut {cuts}: {measured.cells} {unit} after quantization ({measured.nnz} weights)")
+    info = dict(pruned.budget or {})
+    info.update({"cells": measured.cells, "layer_cells": measured.layer_cells, "unit": unit, "qat_cells": qat_cells,
+                 "cuts_after_qat": cuts})
+    say(f"{measured.cells} {unit} estimated, budget {budget.budget}")
+    return dataclasses.replace(pruned, budget=info), quant
+
+
+def _start_budget(config: CompressConfig, s: _Setup, calib_int: torch.Tensor, say: Callable[[str], None],
+                  aim: float | None) -> CellBudget:
+    """A :class:`CellBudget` for ``config``; refuses a budget below the smallest network of the shape."""
+    if len(s.input_shape) != 1:
+        raise JpqError(f"a cell budget prices flat networks (input [N]); this one takes images {list(s.input_shape)}, "
+                       "which jpq-hw lowers to a pixel stream: use --sparsity")
+    budget = CellBudget(s.blocks, s.spec, int(config.lut_budget), calib_int, s.input_shape,
+                        target=config.lut_target, priced=config.priced, margin=MARGIN if aim is None else aim)
+    cells_per_term = list(budget.cells_per_term)
+    floor = budget.measure(smallest_network(s.blocks))
+    budget.cells_per_term, budget.history = cells_per_term, []
+    unit = _cell_unit(config.lut_target)
+    if floor.cells > budget.budget:
+        raise JpqError(f"a budget of {budget.budget} {unit} is below the smallest network of this shape "
+                       f"(one weight per layer: {floor.cells} {unit})")
+    # calibrate the cells per term on a network near the budget's regime: the largest weights
+    # the first (analytic) prices fit in twice the budget
+    weights = [b.module.weight.detach() for b in s.blocks]
+    ones = [torch.ones_like(w) for w in weights]
+    budget.measure(budget.select([w.abs() for w in weights], weights, ones, 2.0 * budget.budget))
+    budget.start(weights)
+    say(f"cell budget {budget.budget} {unit}; the dense network is priced at about {budget.dense_cells:.0f}")
+    return budget
+
+
+def _cell_unit(target: str) -> str:
+    from ..target import get_target
+
+    return get_target(target).cell_names["lut4"]
+
+
+def _budget_event(budget: CellBudget, pruner: Pruner, schedule: Schedule, j: int, n_events: int,
+                  exclude: list[torch.Tensor] | None, say: Callable[[str], None]) -> None:
+    """Event ``j`` of a budget-driven schedule: choose masks for the event's cells; measure the network
+    once it is near the budget, and at the last event cut it until the measurement fits."""
+    shadows = pruner.shadows
+    masks = [m.detach().clone() for m in pruner.masks]
+    eligible = [m.bool() for m in masks] if pruner.frozen else None
+    if exclude is not None:
+        base = eligible if eligible is not None else [torch.ones_like(x, dtype=torch.bool) for x in exclude]
+        eligible = [e & ~x.bool() for e, x in zip(base, exclude)]
+    cells = cell_target(schedule, j, budget.dense_cells, budget.budget * budget.margin)
+    scores = pruner.criterion.scores(shadows)
+    new = budget.select(scores, shadows, masks, cells, eligible)
+    pruner.apply(new)
+    last = j == n_events
+    if not last and cells > 2 * budget.budget:
+        return
+    measured = budget.measure(new)  # re-calibrates the cells per term
+    say(f"event {j}/{n_events}: aimed at {cells:.0f} cells, measured {measured.cells} ({measured.nnz} weights)")
+    if not last:
+        return
+    goal = budget.budget * budget.margin
+    for _ in range(8):
+        if measured.cells <= goal:
+            return
+        cells = budget.predict(shadows, new) * goal / measured.cells
+        new = budget.select(pruner.criterion.scores(shadows), shadows, new, cells, [m.bool() for m in new])
+        pruner.apply(new)
+        measured = budget.measure(new)
+        say(f"  cut to {measured.cells} cells ({measured.nnz} weights)")
+
+
+def _layer_masks(masks: Sequence[torch.Tensor] | Mapping[str, torch.Tensor], blocks: Sequence) -> list[torch.Tensor]:
+    """``masks`` (a list in chain order, or ``{layer name: mask}``) as 0/1 float tensors shaped like the weights."""
+    names = [b.name for b in blocks]
+    if isinstance(masks, Mapping):
+        unknown = sorted(set(masks) - set(names))
+        if unknown:
+            raise JpqError(f"masks given for unknown layers {unknown} (layers: {', '.join(names)})")
+        missing = [n for n in names if n not in masks]
+        if missing:
+            raise JpqError(f"no mask for layers {missing} (give one per layer: {', '.join(names)})")
+        masks = [masks[n] for n in names]
+    masks = list(masks)
+    if len(masks) != len(blocks):
+        raise JpqError(f"got {len(masks)} masks for {len(blocks)} layers ({', '.join(names)})")
+    out = []
+    for b, m in zip(blocks, masks):
+        m = torch.as_tensor(m).detach().cpu()
+        shape = tuple(b.module.weight.shape)
+        if m.numel() != b.module.weight.numel():
+            raise JpqError(f"layer {b.name!r}: mask of shape {list(m.shape)} for a weight of shape {list(shape)}")
+        m = m.reshape(shape)
+        if not bool(((m == 0) | (m == 1)).all()):
+            raise JpqError(f"layer {b.name!r}: a mask must hold only 0 and 1 (or False / True)")
+        out.append(m.float())
+    return out
+
+
+def quantize(model: nn.Module, masks: Sequence[torch.Tensor] | Mapping[str, torch.Tensor], train_data: Data,
+             test_data: Data, config: CompressConfig | None = None, *, meta: Mapping[str, Any] | None = None,
+             progress: ProgressFn | None = None, log: Callable[[str], None] | None = None) -> QuantizeResult:
+    """Stage 2: quantize ``model`` (a float model, e.g. :attr:`PruneResult.model`) with ``masks`` held.
+
+    ``masks``: one 0/1 tensor per checkpoint layer (a list in chain order, or ``{layer name: mask}``);
+    a weight outside its mask becomes 0 and stays 0. Calibration, QAT, export and (with
+    ``config.verify``) the bit-exactness checks, as the module docstring says; ``meta`` goes into
+    the exported :class:`~jpq_hw.ir.QNet`. Data as :func:`compress` takes them.
+    """
+    config = config or CompressConfig()
+    say = log or (lambda msg: None)
+    s = _setup(model, train_data, test_data, config, say)
+    layer_masks = _layer_masks(masks, s.blocks)
     t0 = time.perf_counter()
+    device = s.device
     torch.manual_seed(config.seed + 1)
-    qmodel = QuantNet(blocks, masks, spec).to(device)
-    calib_x = x_tr[_subset(len(x_tr), config.calib_size, config.seed)].double().to(device)
+    qmodel = QuantNet(s.blocks, layer_masks, s.spec).to(device)
+    calib_x = s.x_tr[_subset(len(s.x_tr), config.calib_size, config.seed)].double().to(device)
     qmodel.calibrate(calib_x)
-    int_test = (x_te.double().to(device), y_te.to(device))
+    int_test = (s.x_te.double().to(device), s.y_te.to(device))
     acc_ptq = accuracy(lambda x: qmodel.forward_int(x), int_test)
     if config.qat_epochs > 0:
         def recalibrate(epoch: int) -> None:
             if epoch > 0:
                 qmodel.calibrate(calib_x)
 
-        train(qmodel, (x_tr.float().to(device), y_tr.to(device)), config.qat_epochs, batch_size=config.batch_size,
-              lr=config.qat_lr,
-              weight_decay=config.weight_decay, seed=config.seed + 1, hooks=Hooks(before_epoch=recalibrate),
-              progress=(lambda s, n, _l: progress("qat", s, n)) if progress else None)
+        train(qmodel, (s.x_tr.float().to(device), s.y_tr.to(device)), config.qat_epochs,
+              batch_size=config.batch_size, lr=config.qat_lr, weight_decay=config.weight_decay, seed=config.seed + 1,
+              hooks=Hooks(before_epoch=recalibrate),
+              progress=(lambda s_, n, _l: progress("qat", s_, n)) if progress else None)
     qmodel.eval()
     qmodel.cpu()  # export and its exact checks in float64 on the CPU
-    model.cpu()
-    seconds["quantize"] = time.perf_counter() - t0
-
-    # ------------------------------------------------------------------ export and checks
+    seconds = {"quantize": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    meta = {"config": config.to_dict()}
-    qnet = to_qnet(qmodel, input_shape, meta)
-    x_te_np = x_te.numpy().astype(np.int64)
+    qnet = to_qnet(qmodel, s.input_shape, dict(meta or {"config": config.to_dict()}))
+    x_te_np = s.x_te.numpy().astype(np.int64)
     if config.verify:
         rng = np.random.default_rng(config.seed)
-        fmt = spec.input_format
-        x_rand = rng.integers(fmt.lo, fmt.hi, size=(256, *input_shape), endpoint=True)
+        fmt = s.spec.input_format
+        x_rand = rng.integers(fmt.lo, fmt.hi, size=(256, *s.input_shape), endpoint=True)
         check_exact(qmodel, qnet, x_te_np)
         check_exact(qmodel, qnet, x_rand)
     logits = run_reference(qnet, x_te_np)
-    acc_q = float(np.mean(logits.reshape(len(logits), -1).argmax(axis=1) == y_te.numpy()))
+    acc_q = float(np.mean(logits.reshape(len(logits), -1).argmax(axis=1) == s.y_te.numpy()))
     seconds["export"] = time.perf_counter() - t0
+    say(f"quantized accuracy {acc_q:.4f}")
+    return QuantizeResult(qnet=qnet, quant_model=qmodel, accuracies={"ptq": acc_ptq, "quantized": acc_q},
+                          masks=layer_masks, seconds=seconds)
+
+
+def compress(model: nn.Module, train_data: Data, test_data: Data, config: CompressConfig | None = None, *,
+             progress: ProgressFn | None = None, log: Callable[[str], None] | None = None) -> CompressResult:
+    """Prune, quantize and export ``model`` (left unchanged: a copy is compressed); see the module docstring.
+
+    ``train_data`` / ``test_data`` are ``(x_int, y)``: integer inputs in the configured input format
+    (shape ``[N, *input_shape]``) and class labels. Accuracy is top-1 (argmax, first index on ties).
+    This is :func:`prune` then :func:`quantize`.
+    """
+    config = config or CompressConfig()
+    config.validate()
+    search = None
+    if config.widths == "search":
+        from .widths import config_with, proxy_evaluator, search_widths, start_widths
+
+        names = [b.name for b in _setup(model, train_data, test_data, config, lambda msg: None).blocks]
+        chosen, trials = search_widths(start_widths(config, names),
+                                       proxy_evaluator(model, train_data, config, names), names, log=log)
+        config = config_with(config, names, chosen)
+        search = {"weight_bits": dict(zip(names, chosen.weight)), "act_bits": dict(zip(names[:-1], chosen.act)),
+                  "trials": trials}
+    aim = MARGIN
+    for attempt in range(1, (config.budget_passes if config.lut_budget is not None else 1) + 1):
+        pruned = prune(model, train_data, test_data, config, progress=progress, log=log, aim=aim)
+        quant = quantize(pruned.model, pruned.masks, train_data, test_data, config, progress=progress, log=log)
+        if config.lut_budget is None:
+            break
+        pruned, quant = _fit_budget(pruned, quant, train_data, test_data, config, log or (lambda msg: None))
+        info = pruned.budget
+        assert info is not None
+        info["pass"] = attempt
+        if info["cells"] >= USED * config.lut_budget or attempt == config.budget_passes:
+            break
+        # fine-tuning after the mask froze, and QAT, moved the weights and with them the cells (mostly
+        # down: weights grow, their integers shrink); aim the next pass so that the result lands on the budget
+        drift = info["qat_cells"] / max(info["pruned_cells"], 1)
+        aim = min(MARGIN / max(drift, 1e-3), MAX_AIM)
+        if log:
+            log(f"pass {attempt} used {info['cells']} of {config.lut_budget} cells (the cells moved by x{drift:.3f} "
+                f"after the mask froze); pass {attempt + 1} aims at {aim:.3f} of the budget")
     t0 = time.perf_counter()
-    metrics = compute_metrics(qnet, config.weight_bits, adders=config.adders)
-    seconds["metrics"] = time.perf_counter() - t0
-    accuracies = {"float": acc_float, "pruned": acc_pruned, "ptq": acc_ptq, "quantized": acc_q}
+    qnet = quant.qnet
+    metrics = compute_metrics(qnet, _weight_bits(config, [layer.name for layer in qnet.layers]), adders=config.adders)
+    seconds = {**pruned.seconds, **quant.seconds, "metrics": time.perf_counter() - t0}
+    accuracies = {**pruned.accuracies, **quant.accuracies}
     metrics["accuracy"] = dict(accuracies)
+    if pruned.budget is not None:
+        metrics["budget"] = dict(pruned.budget)
+    if search is not None:
+        metrics["width_search"] = search
     meta = {
         "config": config.to_dict(),
-        "model_notes": list(chain.notes),
-        "device": str(device),
+        "model_notes": list(pruned.notes),
+        "device": str(resolve_device(config.device)),
         "accuracy": dict(accuracies),
-        "float_accuracy": acc_float, "pruned_accuracy": acc_pruned, "int_accuracy": acc_q,
+        "float_accuracy": accuracies["float"], "pruned_accuracy": accuracies["pruned"],
+        "int_accuracy": accuracies["quantized"],
         "sparsity": {layer.name: layer.sparsity for layer in qnet.layers},
         "nnz": {layer.name: layer.nnz for layer in qnet.layers},
         "metrics": {k: v for k, v in metrics.items() if k != "layers"},
     }
-    qnet = to_qnet(qmodel, input_shape, meta)
-    say(f"quantized accuracy {acc_q:.4f}")
-    return CompressResult(qnet=qnet, metrics=metrics, accuracies=accuracies, model=model, quant_model=qmodel,
-                          masks=[m.cpu() for m in masks], seconds=seconds, config=config, notes=list(chain.notes))
+    if pruned.budget is not None:
+        meta["budget"] = dict(pruned.budget)
+    if search is not None:
+        meta["width_search"] = search
+    qnet = to_qnet(quant.quant_model, pruned.input_shape, meta)  # the exponents and widths added to meta
+    return CompressResult(qnet=qnet, metrics=metrics, accuracies=accuracies, model=pruned.model,
+                          quant_model=quant.quant_model, masks=pruned.masks, seconds=seconds, config=config,
+                          notes=list(pruned.notes))
 
 
 def resolve_device(name: str) -> torch.device:

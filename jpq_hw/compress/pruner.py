@@ -257,19 +257,44 @@ class Pruner:
         return [schedule.sparsity(j, f) for f in self.final]
 
     @torch.no_grad()
-    def step(self, sparsity: float | Sequence[float]) -> list[torch.Tensor]:
-        """Re-choose every mask for ``sparsity`` (global scope: one number; layer scope: one per layer)."""
+    def step(self, sparsity: float | Sequence[float],
+             exclude: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Re-choose every mask for ``sparsity`` (global scope: one number; layer scope: one per layer);
+        weights marked in ``exclude`` (bool, per layer) are never kept."""
         if not self.prepared:
             raise JpqError("Pruner.step() before prepare()")
         shadows = self.shadows
         scores = self.criterion.scores(shadows)
         eligible = [m.bool() for m in self.masks] if self.frozen else None
+        if exclude is not None:
+            base = eligible if eligible is not None else [torch.ones_like(x, dtype=torch.bool) for x in exclude]
+            eligible = [e & ~x.bool() for e, x in zip(base, exclude)]
         new = select_masks(scores, sparsity, scope=self.scope, floor=self.floor, eligible=eligible, names=self.names)
         old = [m.clone() for m in self.masks]
         for b, m in zip(self.blocks, new):
             self._param(b).mask.copy_(m)
         self._restart(old)
         return new
+
+    @torch.no_grad()
+    def apply(self, masks: Sequence[torch.Tensor]) -> None:
+        """Set the masks to ``masks`` (0/1, one per layer), chosen outside (e.g. under a cell budget);
+        the shadows restart as at :meth:`step`."""
+        old = [m.detach().clone() for m in self.masks]
+        for b, m in zip(self.blocks, masks):
+            self._param(b).mask.copy_(m.reshape(self._param(b).mask.shape))
+        self._restart(old)
+
+    @torch.no_grad()
+    def drop_zeros(self) -> int:
+        """Unmask kept weights whose shadow is exactly 0 (so masks and nonzeros agree); returns how many."""
+        dropped = 0
+        for w, b in zip(self.shadows, self.blocks):
+            mask = self._param(b).mask
+            zero = (mask > 0) & (w == 0)
+            dropped += int(zero.sum())
+            mask[zero] = 0.0
+        return dropped
 
     @torch.no_grad()
     def freeze(self) -> None:

@@ -125,7 +125,12 @@ class _Requant(torch.autograd.Function):
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """Bit widths and the input format of the quantized network."""
+    """Bit widths and the input format of the quantized network.
+
+    ``layer_weight_bits`` / ``layer_act_bits`` (one entry per layer, or empty) give each layer its own
+    weight bits and hidden output bits (mixed precision); where empty, every layer has
+    ``weight_bits`` / ``act_bits``. The last layer's output bits are never set (its format holds
+    every possible logit)."""
 
     weight_bits: int = 6
     act_bits: int = 8
@@ -133,10 +138,16 @@ class QuantSpec:
     input_bits: int = 8
     input_signed: bool = False
     input_exp: int = 0
+    layer_weight_bits: tuple[int, ...] = ()
+    layer_act_bits: tuple[int, ...] = ()
 
     def __post_init__(self):
         check_bits("weight bits", self.weight_bits)
         check_bits("activation bits", self.act_bits)
+        for b in self.layer_weight_bits:
+            check_bits("weight bits", b)
+        for b in self.layer_act_bits:
+            check_bits("activation bits", b)
         if self.csd_digits is not None and not (isinstance(self.csd_digits, int) and self.csd_digits >= 1):
             raise JpqError(f"the CSD digit budget must be an integer >= 1, got {self.csd_digits!r}")
         if not (isinstance(self.input_bits, int) and 1 <= self.input_bits <= 32):
@@ -145,6 +156,14 @@ class QuantSpec:
     @property
     def input_format(self) -> IntFormat:
         return IntFormat(self.input_bits, self.input_signed)
+
+    def w_bits(self, i: int) -> int:
+        """Layer ``i``'s weight bits."""
+        return self.layer_weight_bits[i] if self.layer_weight_bits else self.weight_bits
+
+    def a_bits(self, i: int) -> int:
+        """Layer ``i``'s output bits (a hidden layer's activations)."""
+        return self.layer_act_bits[i] if self.layer_act_bits else self.act_bits
 
 
 @dataclass(frozen=True)
@@ -190,16 +209,24 @@ class QuantNet(nn.Module):
         super().__init__()
         if len(blocks) != len(masks):
             raise JpqError(f"got {len(masks)} masks for {len(blocks)} layers")
+        for what, widths in (("weight", spec.layer_weight_bits), ("activation", spec.layer_act_bits)):
+            if widths and len(widths) != len(blocks):
+                raise JpqError(f"got {len(widths)} per-layer {what} widths for {len(blocks)} layers")
         self.spec = spec
         self.layers = nn.ModuleList(QuantLayer(b, m) for b, m in zip(blocks, masks))
-        self.register_buffer("levels", weight_levels(spec.weight_bits, spec.csd_digits), persistent=False)
+        for i in range(len(blocks)):
+            self.register_buffer(f"levels{i}", weight_levels(spec.w_bits(i), spec.csd_digits), persistent=False)
+
+    def levels_of(self, i: int) -> torch.Tensor:
+        """Layer ``i``'s allowed integer weights (ascending, float64)."""
+        return getattr(self, f"levels{i}")
 
     # ------------------------------------------------------------------ integers
     def int_weight(self, i: int) -> torch.Tensor:
         """Layer ``i``'s integer weights (float64 values, with a straight-through gradient to ``weight``)."""
         layer = self.layers[i]
         v = layer.weight.double() * (2.0 ** -layer.weight_exp)
-        return _RoundToLevels.apply(v, self.levels) * layer.mask.double()
+        return _RoundToLevels.apply(v, self.levels_of(i)) * layer.mask.double()
 
     def int_bias(self, i: int, e_acc: int) -> torch.Tensor | None:
         """Layer ``i``'s bias in accumulator units ``2**e_acc`` (float64 integers, STE gradient)."""
@@ -222,7 +249,7 @@ class QuantNet(nn.Module):
             e_acc = e_in + layer.weight_exp
             if i < n - 1:
                 e_out = max(layer.out_exp, e_acc)
-                out: IntFormat | None = IntFormat(self.spec.act_bits, signed=not layer.relu)
+                out: IntFormat | None = IntFormat(self.spec.a_bits(i), signed=not layer.relu)
                 shift = e_out - e_acc
             elif exact:
                 with torch.no_grad():
@@ -288,14 +315,14 @@ class QuantNet(nn.Module):
         n = len(self.layers)
         for i, layer in enumerate(self.layers):
             if weights:
-                layer.weight_exp = choose_weight_exp(layer.weight.detach() * layer.mask, layer.mask, self.levels)
+                layer.weight_exp = choose_weight_exp(layer.weight.detach() * layer.mask, layer.mask, self.levels_of(i))
             e_acc = e_in + layer.weight_exp
             if i == n - 1:
                 break
             q = self.int_weight(i)
             b = self.int_bias(i, e_acc)
             acc = layer.conv(x, q, b)
-            fmt = IntFormat(self.spec.act_bits, signed=not layer.relu)
+            fmt = IntFormat(self.spec.a_bits(i), signed=not layer.relu)
             if activations:
                 a = acc * (2.0 ** e_acc)
                 if layer.relu:
