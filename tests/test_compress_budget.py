@@ -121,16 +121,25 @@ def test_prices_predict_the_measured_cells(digits):
 
 
 # ---------------------------------------------------------------------------------------------- the budget
-@pytest.mark.parametrize("mode,priced", [("frozen", True), ("recover", False), ("compensate", True)])
-def test_budget_is_met(digits, mode, priced):
+@pytest.mark.parametrize("mode,priced,passes", [("frozen", True, 2), ("recover", False, 1), ("compensate", True, 1)])
+def test_budget_is_met(digits, mode, priced, passes):
     model, train, test = digits
-    cfg = config_for_example("digits-mlp", lut_budget=2500, mode=mode, priced=priced, **TINY)
+    cfg = config_for_example("digits-mlp", lut_budget=2500, mode=mode, priced=priced, budget_passes=passes, **TINY)
     r = compress(model, train, test, cfg)
     cells, _ = budget_cells(r.qnet)
-    assert cells <= 2500 and cells == r.metrics["budget"]["cells"] == r.metrics["lut4"]
+    info = r.metrics["budget"]
+    assert cells <= 2500 and cells == info["cells"] == r.metrics["lut4"]
     assert r.qnet.meta["budget"]["cells"] == cells and r.qnet.meta["budget"]["budget"] == 2500
     assert cells > 0.7 * 2500  # the budget is used, not wasted
     assert r.accuracies["quantized"] == _acc(r.qnet, test)
+    # a second pass runs exactly when the first used less than 95 % of the budget (and is allowed), aimed
+    # from the first one's drift; the pass that uses more of the budget is kept
+    runs = info["passes"]
+    assert 1 <= len(runs) <= passes and runs[0]["aim"] == pytest.approx(0.97)
+    if len(runs) == 2:
+        assert runs[0]["cells"] < 0.95 * 2500
+        assert runs[1]["aim"] == pytest.approx(min(0.97 * runs[0]["pruned_cells"] / runs[0]["qat_cells"], 1.5))
+    assert cells == max(run["cells"] for run in runs) and info["pass"] in [run["pass"] for run in runs]
 
 
 def test_budget_errors(digits):

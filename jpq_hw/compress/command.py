@@ -168,6 +168,11 @@ class _Bars:
         if self.progress:
             self.progress.stop()
 
+    def log(self, message: str) -> None:
+        """A line above the bars (what a cell budget measured, the width search's trials)."""
+        if self.progress:
+            self.progress.console.print(message, highlight=False)
+
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.progress:
             return
@@ -268,7 +273,8 @@ def _train_and_write(args: argparse.Namespace, config, tmp_out: Path, tmp_float:
                 torch.save(model.state_dict(), tmp_float)
         if user is None:
             float_seconds = time.perf_counter() - t0
-        result = compress(model, train_data, test_data, config, progress=bars)
+        log = bars.log if config.lut_budget is not None else None  # the budget's measurements, the width search
+        result = compress(model, train_data, test_data, config, progress=bars, log=log)
     qnet = result.qnet
     meta = dict(qnet.meta)
     if user is not None:

@@ -600,15 +600,21 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
         search = {"weight_bits": dict(zip(names, chosen.weight)), "act_bits": dict(zip(names[:-1], chosen.act)),
                   "trials": trials}
     aim = MARGIN
+    passes: list[dict[str, Any]] = []
+    best: tuple[PruneResult, QuantizeResult] | None = None
     for attempt in range(1, (config.budget_passes if config.lut_budget is not None else 1) + 1):
         pruned = prune(model, train_data, test_data, config, progress=progress, log=log, aim=aim)
         quant = quantize(pruned.model, pruned.masks, train_data, test_data, config, progress=progress, log=log)
         if config.lut_budget is None:
+            best = pruned, quant
             break
         pruned, quant = _fit_budget(pruned, quant, train_data, test_data, config, log or (lambda msg: None))
         info = pruned.budget
         assert info is not None
         info["pass"] = attempt
+        passes.append({k: info[k] for k in ("pass", "aim", "pruned_cells", "qat_cells", "cells", "cuts_after_qat")})
+        if best is None or info["cells"] > best[0].budget["cells"]:  # type: ignore[index]
+            best = pruned, quant  # the pass that uses more of the budget (no test data decides)
         if info["cells"] >= USED * config.lut_budget or attempt == config.budget_passes:
             break
         # fine-tuning after the mask froze, and QAT, moved the weights and with them the cells (mostly
@@ -618,6 +624,10 @@ def compress(model: nn.Module, train_data: Data, test_data: Data, config: Compre
         if log:
             log(f"pass {attempt} used {info['cells']} of {config.lut_budget} cells (the cells moved by x{drift:.3f} "
                 f"after the mask froze); pass {attempt + 1} aims at {aim:.3f} of the budget")
+    assert best is not None
+    pruned, quant = best
+    if pruned.budget is not None:
+        pruned.budget["passes"] = passes
     t0 = time.perf_counter()
     qnet = quant.qnet
     metrics = compute_metrics(qnet, _weight_bits(config, [layer.name for layer in qnet.layers]), adders=config.adders)
