@@ -1,6 +1,7 @@
 """The two public stages (prune, quantize), compensate's masks, and compression under a cell budget."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,19 @@ def test_cell_targets_follow_the_schedule():
     assert cell_target(g, 1, 1000.0, 100.0) == pytest.approx(1000 - 900 * (1 - 0.9 ** 3))
     assert cell_target(it, 5, 1000.0, 100.0) == pytest.approx(1000 * 0.1 ** 0.5)
     assert cell_target(g, 3, 50.0, 100.0) == 100.0  # already within: nothing to prune for cells
+
+
+def test_budget_cells_are_what_lower_estimates():
+    from jpq_hw.flow import lower
+    from jpq_hw.target import get_target
+
+    qnet = load_checkpoint(Path(__file__).resolve().parent.parent / "examples" / "digits-mlp.pt")
+    for target in ("ice40", "ecp5"):
+        cost = lower(qnet, target=target).cost
+        total, layers = budget_cells(qnet, target)
+        assert layers == [get_target(target).logic_cells(c.lut4, c.carry) for c in cost.layers]
+        assert total == sum(layers) > 0
+    assert budget_cells(qnet, "ice40")[0] == lower(qnet).cost.total("lut4")  # iCE40: SB_LUT4 exactly
 
 
 def test_prices_predict_the_measured_cells(digits):

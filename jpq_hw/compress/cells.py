@@ -47,16 +47,18 @@ MARGIN = 0.97  # the schedule aims at this fraction of the budget: QAT moves the
 
 
 def budget_cells(qnet: Any, target: str = "ice40") -> tuple[int, list[int]]:
-    """The cells ``jpq-hw lower`` reports for ``qnet`` with its defaults (combinational, ``--optimize
-    best``): the network's total and each layer's, in the target's logic cells (iCE40: SB_LUT4)."""
+    """The cells ``jpq-hw lower`` estimates for ``qnet`` with its defaults (combinational,
+    ``--optimize best``): the network's total and each layer's LUT4 places
+    (:meth:`~jpq_hw.target.Target.logic_cells`: iCE40 SB_LUT4, a carry riding in its LUT's cell;
+    ECP5 LUT4 plus two per CCU2C)."""
     from ..flow import lower_graph
     from ..target import get_target
 
-    cost_model = get_target(target).cost
+    family = get_target(target)
     graph, sched = lower_graph(qnet, target=target)
-    cost = cost_model.estimate(graph, sched)
-    per_layer = [int(layer.lut4) for layer in cost.layers]
-    return int(cost.total("lut4")), per_layer
+    cost = family.cost.estimate(graph, sched)
+    per_layer = [int(family.logic_cells(layer.lut4, layer.carry)) for layer in cost.layers]
+    return sum(per_layer), per_layer
 
 
 def _odd_part(q: torch.Tensor) -> torch.Tensor:
@@ -179,12 +181,11 @@ class CellBudget:
         qnet_model.calibrate(self.calib_x.double().cpu())
         return self.measure_qnet(to_qnet(qnet_model, self.input_shape, {}))
 
-    def measure_qnet(self, qnet: Any, int_weights: Sequence[torch.Tensor] | None = None) -> Measurement:
+    def measure_qnet(self, qnet: Any) -> Measurement:
         """Measure an exported network (and re-calibrate the cells per term from its integer weights)."""
         cells, layer_cells = budget_cells(qnet, self.target)
-        ints = int_weights or [torch.as_tensor(np.asarray(layer.weight)) for layer in qnet.layers]
-        for i, (q, c) in enumerate(zip(ints, layer_cells)):
-            q = torch.as_tensor(q).double()
+        for i, (layer, c) in enumerate(zip(qnet.layers, layer_cells)):
+            q = torch.as_tensor(np.asarray(layer.weight)).double()
             kept = q != 0
             terms = float(weight_terms(q, kept, self._digits[q.abs().long()]).sum())
             if terms > 0 and c > 0:

@@ -59,7 +59,8 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--unpriced", action="store_true",
                    help="with --lut-budget: rank weights by the criterion's score alone, not by score per cell")
     g.add_argument("--lut-target", default="ice40", choices=("ice40", "ecp5"),
-                   help="with --lut-budget: the FPGA family whose LUT4 estimate the budget counts (default: ice40)")
+                   help="with --lut-budget: the FPGA family whose estimate the budget counts: ice40 SB_LUT4, ecp5 LUT4 "
+                        "places (LUT4 + 2 per CCU2C) (default: ice40)")
     g.add_argument("--scope", default="global", choices=SCOPES, help="one global target or the same target per layer (default: global)")
     g.add_argument("--layer-floor", type=float, default=0.0, metavar="F",
                    help="each layer keeps at least this fraction of its weights (default: 0, no floor)")
