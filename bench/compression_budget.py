@@ -1,6 +1,6 @@
 """Compression that aims at a chip: the best digits-mlp under a cell budget, by criterion and pricing.
 
-    python -m bench.compression_budget [--jobs 2] [--seeds 3] [--budgets 2640,5280] [--synth all|search|none]
+    python -m bench.compression_budget [--jobs 2] [--seeds 3] [--budgets 2560,5120] [--synth all|search|none]
 
 Every run is ``jpq_hw.compress.compress`` with ``lut_budget`` (what ``jpq-hw compress --lut-budget N``
 does) on the digits-mlp example (64-32-10, sklearn digits, the fixed split), float model trained with
@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BUDGETS = (2640, 5280)  # half an iCE40 UP5K, a whole one (5,280 logic cells)
-TARGETS = {5280: 97.0, 2640: 95.5}  # issue 16: mean test accuracy of 3 seeds at or under the budget (yosys)
+LIMITS = (2640, 5280)  # half an iCE40 UP5K, a whole one (5,280 logic cells): SB_LUT4 after synth_ice40
+BUDGETS = (2560, 5120)  # what --lut-budget asks for (an estimate): 97 % of each limit, room for the estimate's error
+TARGETS = {5120: (5280, 97.0), 2560: (2640, 95.5)}  # budget: (yosys limit, least mean test accuracy of 3 seeds)
 METHODS = {  # name: (criterion, priced, widths)
     "magnitude / unpriced": ("magnitude", False, "fixed"),
     "magnitude / priced": ("magnitude", True, "fixed"),
@@ -132,25 +133,29 @@ def write_report(rows: list[dict], path: Path, command: str, wall: float, jobs: 
                          f"{statistics.mean(r['nnz'] for r in rs):.0f} | {'; '.join(widths)} | {len(rs)} |")
         lines.append("")
         lines += _paired(rows, budget)
-    lines += ["## Targets (issue 16)", ""]
-    for budget, goal in sorted(TARGETS.items(), reverse=True):
+    lines += ["## Targets (issue 16)", "",
+              "Each chip limit (SB_LUT4 after `synth_ice40`) is met by `--lut-budget` at 97 % of it: the budget "
+              "holds the estimate, and the yosys count can exceed the estimate by a few percent (the tables above "
+              "show both).", ""]
+    for budget, (limit, goal) in sorted(TARGETS.items(), reverse=True):
         best = None
         for method in METHODS:
             st = _stats(rows, budget, method)
             if st is None:
                 continue
             rs, m, s, ys = st
-            fits = len(ys) == len(rs) and max(ys) <= budget
+            fits = len(ys) == len(rs) and max(ys) <= limit
             if fits and (best is None or m > best[1]):
                 best = (method, m, s, max(ys), len(rs))
         if best is None:
-            lines.append(f"- **FAIL** — at most {budget} SB_LUT4 after `synth_ice40`, at least {goal:.1f} %: no method "
-                         "has every seed synthesized within the budget")
+            lines.append(f"- **FAIL** — at most {limit} SB_LUT4 after `synth_ice40`, at least {goal:.1f} %: no method "
+                         "has every seed synthesized within the limit")
             continue
         method, m, s, y, n = best
         verdict = "PASS" if m >= goal else "FAIL"
-        lines.append(f"- **{verdict}** — at most {budget} SB_LUT4 after `synth_ice40`, at least {goal:.1f} %: "
-                     f"{method}, {m:.2f} ± {s:.2f} % (mean of {n} seeds), largest yosys count {y} SB_LUT4.")
+        lines.append(f"- **{verdict}** — at most {limit} SB_LUT4 after `synth_ice40`, at least {goal:.1f} %: "
+                     f"{method} at `--lut-budget {budget}`, {m:.2f} ± {s:.2f} % (mean of {n} seeds), "
+                     f"largest yosys count {y} SB_LUT4.")
     lines.append("")
     path.write_text("\n".join(lines) + "\n")
 
@@ -207,9 +212,9 @@ def plot(rows: list[dict], path: Path) -> None:
             c = statistics.mean(r["cells"] for r in rs)
             ax.errorbar([c], [m], yerr=[s], fmt="o", color=colors[method], capsize=3,
                         label=method if budget == min(r["budget"] for r in rows) else None)
-    for budget in sorted({r["budget"] for r in rows}):
-        ax.axvline(budget, color="black", ls=":", lw=0.8)
-    ax.set_xlabel("estimated iCE40 SB_LUT4 (jpq-hw lower)")
+    for limit in LIMITS:
+        ax.axvline(limit, color="black", ls=":", lw=0.8)
+    ax.set_xlabel("estimated iCE40 SB_LUT4 (jpq-hw lower); dotted: half a UP5K, a UP5K")
     ax.set_ylabel("test accuracy % (mean over seeds)")
     ax.set_xlim(0, 12000)
     ax.set_ylim(85, 98.5)

@@ -12,14 +12,15 @@ def _row(budget, method, seed, acc, cells, yosys=None):
 
 
 def test_report_judges_targets_on_yosys_counts(tmp_path):
-    rows = [_row(5280, "taylor / priced", s, a, 5000, 5100) for s, a in enumerate((0.97, 0.975, 0.98))]
-    rows += [_row(5280, "taylor / unpriced", s, a, 5100, 5300 if s == 2 else 5200)  # one seed over: cannot count
+    rows = [_row(5120, "taylor / priced", s, a, 5000, 5100) for s, a in enumerate((0.97, 0.975, 0.98))]
+    rows += [_row(5120, "taylor / unpriced", s, a, 5100, 5300 if s == 2 else 5200)  # one seed over: cannot count
              for s, a in enumerate((0.99, 0.99, 0.99))]
-    rows += [_row(2640, "magnitude / unpriced", s, 0.95, 2600, 2650) for s in range(3)]  # over the budget
+    rows += [_row(2560, "magnitude / unpriced", s, 0.96, 2550, 2650) for s in range(3)]  # over the budget
     path = tmp_path / "r.md"
     bench.write_report(rows, path, "python -m bench.compression_budget", 60.0, 2)
     text = path.read_text()
-    assert "**PASS** — at most 5280 SB_LUT4 after `synth_ice40`, at least 97.0 %: taylor / priced, 97.50" in text
+    assert ("**PASS** — at most 5280 SB_LUT4 after `synth_ice40`, at least 97.0 %: taylor / priced at "
+            "`--lut-budget 5120`, 97.50") in text
     assert "**FAIL** — at most 2640 SB_LUT4 after `synth_ice40`, at least 95.5 %: no method has every seed" in text
     assert "taylor / priced minus taylor / unpriced: -1.50 ± 0.50 points over 3 seeds" in text
     bench.plot(rows, tmp_path / "r.png")

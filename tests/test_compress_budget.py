@@ -212,8 +212,11 @@ def test_width_search_descends_to_the_best_neighbour():
         return 1.0 - 0.01 * (abs(w.weight[0] - 3) + abs(w.weight[1] - 5) + abs(w.act[0] - 4)), {}
 
     best, trials = search_widths(Widths((6, 6), (8,)), evaluate, ["fc1", "fc2"])
-    # MAX_ROUNDS (3) single-bit moves from (6, 6; 8), each the first of the equally good ones: fc1's weights
-    assert best == Widths((3, 6), (8,))
+    # the grid's best is (3, 3; 4) (0.98, scored before the equal (4, 4; 4)); the descent then moves fc2's
+    # weights up twice (MAX_ROUNDS = 2) to the peak
+    assert best == Widths((3, 5), (4,))
+    grid = [(tuple(t["weight_bits"]), tuple(t["act_bits"])) for t in trials[1:9]]
+    assert grid == [((w, w), (a,)) for w in (3, 4, 6) for a in (4, 6, 8) if (w, a) != (6, 8)]  # the start: once
     assert trials[0]["weight_bits"] == [6, 6] and len({(tuple(t["weight_bits"]), tuple(t["act_bits"]))
                                                         for t in trials}) == len(trials)  # each candidate once
     assert all(MIN_BITS <= b <= MAX_BITS for t in trials for b in t["weight_bits"] + t["act_bits"])
@@ -224,13 +227,19 @@ def test_width_search_descends_to_the_best_neighbour():
 def test_width_search_under_a_budget(digits, monkeypatch):
     from jpq_hw.compress.widths import Widths
 
-    # one neighbour per candidate keeps the test short: the start, one move, one more neighbour
+    from jpq_hw.compress import widths
+
+    # a one-point grid and one neighbour per candidate keep the test short: the start, the grid's
+    # point, then one or two descent moves
+    monkeypatch.setattr(widths, "GRID_WEIGHT_BITS", (4,))
+    monkeypatch.setattr(widths, "GRID_ACT_BITS", (5,))
     monkeypatch.setattr(Widths, "neighbours", lambda self, top: [Widths(self.weight, (self.act[0] - 1,))])
     model, train, test = digits
     cfg = config_for_example("digits-mlp", lut_budget=2000, widths="search", weight_bits=4, act_bits=6, **TINY)
     r = compress(model, train, test, cfg)
     search = r.metrics["width_search"]
-    assert 2 <= len(search["trials"]) <= 4 and search["trials"][0]["act_bits"] == [6]
+    assert 3 <= len(search["trials"]) <= 5 and search["trials"][0]["act_bits"] == [6]
+    assert search["trials"][1]["act_bits"] == [5] and search["trials"][1]["weight_bits"] == [4, 4]
     chosen = search["act_bits"]["fc1"]
     best = max(search["trials"], key=lambda t: t["val_accuracy"])  # first of the best: ties go to the earlier
     assert chosen == best["act_bits"][0] and r.qnet.layers[0].out.bits == chosen

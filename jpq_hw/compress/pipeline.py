@@ -15,6 +15,17 @@ Stage 2 (quantization, mask held): a :class:`~jpq_hw.compress.quant.QuantNet` is
 every epoch). Export reads its integers off; with ``verify`` the checkpoint semantics
 (:func:`jpq_hw.reference.run_reference`) are checked against the fake-quantized model, bit for bit,
 on the test inputs and on random inputs spanning the whole input format.
+
+The stages are the public calls :func:`prune` (masks out) and :func:`quantize` (masks in: prune's or
+the user's); :func:`compress` runs one after the other.
+
+With a cell budget (``lut_budget``) the pruning events aim at cells instead of a sparsity
+(:mod:`jpq_hw.compress.cells`): the network is lowered and measured as it nears the budget and cut
+at the last event until it fits; after quantization it is measured again and cut (then re-quantized)
+while over; a pass that uses less than :data:`USED` of the budget is followed by one aimed from its
+drift (the cells the weights moved after the mask froze), and the pass using more of the budget is
+kept. With ``widths="search"`` every layer's widths are first chosen under the budget
+(:mod:`jpq_hw.compress.widths`).
 """
 
 from __future__ import annotations

@@ -5,15 +5,21 @@ Quantization"), but priced in the cells of the circuit instead of bit operations
 budget, a narrower width buys cheaper weights (fewer CSD digits, narrower adders and output stages),
 so more of them fit; which trade is worth it depends on the layer.
 
-The search is a coordinate descent over widths, each candidate scored by a short proxy run of the
+The search runs in two stages, each candidate scored by a short proxy run of the
 whole budget-driven pipeline (:func:`jpq_hw.compress.pipeline.compress` with ``prune_epochs`` and
 ``qat_epochs`` divided by :data:`PROXY_FRACTION`, one budget pass) trained on the training data less
 a validation split and scored on that split (:func:`validation_split`: every fifth sample of each
 class, in a seeded order), never on the test data. Widths of a candidate: one weight width per layer
-and one output width per hidden layer, each in :data:`MIN_BITS` .. :data:`MAX_BITS`. From the configured widths, every round tries each single change
-of one width by one bit and moves to the best candidate when it beats the current one (validation
-accuracy; ties go to the current); the search stops after a round without a move or after
-:data:`MAX_ROUNDS` rounds.
+and one output width per hidden layer, each in :data:`MIN_BITS` .. :data:`MAX_BITS`.
+
+1. A coarse grid of uniform widths: every layer's weights at each of :data:`GRID_WEIGHT_BITS`, every
+   hidden layer's outputs at each of :data:`GRID_ACT_BITS` (the configured widths join the grid).
+2. A coordinate descent from the best of the grid: every round tries each single change of one
+   layer's width by one bit and moves to the best candidate when it beats the current one; the
+   search stops after a round without a move or after :data:`MAX_ROUNDS` rounds.
+
+The best is the highest validation accuracy; ties go to the candidate scored first (the grid in
+order, then the current point of the descent).
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ if TYPE_CHECKING:
 
 MIN_BITS = 3
 MAX_BITS = 8
-MAX_ROUNDS = 3
+MAX_ROUNDS = 2
+GRID_WEIGHT_BITS = (3, 4, 6)
+GRID_ACT_BITS = (4, 6, 8)
 PROXY_FRACTION = 4  # proxy runs train a quarter of the configured epochs
 VALIDATION_EVERY = 5  # every fifth sample of each class is held out for validation
 
@@ -108,8 +116,9 @@ def proxy_evaluator(model: "nn.Module", train_data: "Data", config: "CompressCon
 
 def search_widths(start: Widths, evaluate: Evaluate, names: list[str], *,
                   log: Callable[[str], None] | None = None) -> tuple[Widths, list[dict[str, Any]]]:
-    """The widths the coordinate descent of the module docstring chooses from ``start``, and every
-    trial (widths, validation accuracy, what ``evaluate`` recorded), in the order run."""
+    """The widths the search of the module docstring (the grid, then the coordinate descent)
+    chooses, ``start`` scored first; and every trial (widths, validation accuracy, what ``evaluate``
+    recorded), in the order run."""
     say = log or (lambda msg: None)
     trials: list[dict[str, Any]] = []
     seen: dict[Widths, float] = {}
@@ -124,6 +133,13 @@ def search_widths(start: Widths, evaluate: Evaluate, names: list[str], *,
         return seen[w]
 
     best, best_acc = start, score(start)
+    n_act = len(start.act)
+    for wb in GRID_WEIGHT_BITS:
+        for ab in GRID_ACT_BITS if n_act else (None,):
+            cand = Widths((wb,) * len(start.weight), (ab,) * n_act if n_act else ())
+            acc = score(cand)
+            if acc > best_acc:
+                best, best_acc = cand, acc
     for _ in range(MAX_ROUNDS):
         round_best, round_acc = best, best_acc
         for cand in best.neighbours(MAX_BITS):
