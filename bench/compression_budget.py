@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="which runs get a yosys count (default all)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--report-only", action="store_true", help="rebuild the markdown and plot from the jsonl")
+    ap.add_argument("--produced-by", default=None, metavar="TEXT",
+                    help="with --report-only: the commands that produced the jsonl (default: read from the markdown)")
+    ap.add_argument("--wall-min", type=float, default=None, help="with --produced-by: their wall time in minutes")
     args = ap.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -272,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
     wall = time.perf_counter() - t0
-    if args.report_only:
+    if args.report_only and args.produced_by:
+        command, wall = args.produced_by, (args.wall_min or 0.0) * 60
+    elif args.report_only:
         prev = (out / "compression_budget.md").read_text() if (out / "compression_budget.md").is_file() else ""
         for line in prev.splitlines():
             if line.startswith("Produced by `"):

@@ -121,7 +121,7 @@ class CellBudget:
     calib_x: torch.Tensor
     input_shape: tuple[int, ...]
     target: str = "ice40"
-    priced: bool = True
+    priced: bool = False
     margin: float = MARGIN
     cells_per_term: list[float] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)

@@ -56,8 +56,9 @@ def add_compress_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--lut-budget", type=int, default=None, metavar="N",
                    help="prune until the network's estimated SB_LUT4 (what jpq-hw lower reports with its defaults) "
                         "is at most N, instead of stopping at --sparsity")
-    g.add_argument("--unpriced", action="store_true",
-                   help="with --lut-budget: rank weights by the criterion's score alone, not by score per cell")
+    g.add_argument("--priced", action="store_true",
+                   help="with --lut-budget: rank weights by the criterion's score per cell instead of the score alone "
+                        "(not better on digits-mlp: bench/results/compression_budget.md)")
     g.add_argument("--lut-target", default="ice40", choices=("ice40", "ecp5"),
                    help="with --lut-budget: the FPGA family whose estimate the budget counts: ice40 SB_LUT4, ecp5 LUT4 "
                         "places (LUT4 + 2 per CCU2C) (default: ice40)")
@@ -136,7 +137,7 @@ def config_from_args(args: argparse.Namespace, user=None):
     return make(
         criterion=args.criterion, schedule=args.schedule, prune_steps=args.prune_steps,
         prune_begin=args.prune_begin, prune_end=args.prune_end, mode=args.mode, sparsity=sparsity,
-        scope=args.scope, layer_floor=args.layer_floor, lut_budget=args.lut_budget, priced=not args.unpriced,
+        scope=args.scope, layer_floor=args.layer_floor, lut_budget=args.lut_budget, priced=args.priced,
         lut_target=args.lut_target, taylor_beta=args.taylor_beta, blend_alpha=args.blend_alpha,
         prune_epochs=args.prune_epochs, prune_lr=args.prune_lr, prune_optimizer=args.prune_optimizer,
         weight_bits=2 if args.ternary else args.weight_bits, act_bits=act_bits, csd_digits=args.csd_digits,

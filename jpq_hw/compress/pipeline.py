@@ -77,7 +77,8 @@ class CompressConfig:
     compensate_damp: float = 1e-3
     # a cell budget instead of a sparsity (cells.py): prune until `jpq-hw lower` would report at most this
     lut_budget: int | None = None        # SB_LUT4 of the iCE40 estimate (lut_target's logic cells)
-    priced: bool = True                  # with a budget: rank weights by score per cell (False: by score)
+    priced: bool = False                 # with a budget: rank weights by score per cell (default: by score;
+                                         # bench/results/compression_budget.md: per cell was not better)
     lut_target: str = "ice40"            # the family whose estimate the budget counts
     budget_passes: int = 2               # a pass using < 95 % of the budget is followed by one aimed from its drift
     # quantization stage
