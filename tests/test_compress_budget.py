@@ -233,12 +233,14 @@ def test_width_search_under_a_budget(digits, monkeypatch):
     # point, then one or two descent moves
     monkeypatch.setattr(widths, "GRID_WEIGHT_BITS", (4,))
     monkeypatch.setattr(widths, "GRID_ACT_BITS", (5,))
+    monkeypatch.setattr(widths, "MAX_ROUNDS", 1)
     monkeypatch.setattr(Widths, "neighbours", lambda self, top: [Widths(self.weight, (self.act[0] - 1,))])
     model, train, test = digits
-    cfg = config_for_example("digits-mlp", lut_budget=2000, widths="search", weight_bits=4, act_bits=6, **TINY)
+    cfg = config_for_example("digits-mlp", lut_budget=2000, widths="search", weight_bits=4, act_bits=6,
+                             budget_passes=1, **TINY)
     r = compress(model, train, test, cfg)
     search = r.metrics["width_search"]
-    assert 3 <= len(search["trials"]) <= 5 and search["trials"][0]["act_bits"] == [6]
+    assert 2 <= len(search["trials"]) <= 3 and search["trials"][0]["act_bits"] == [6]  # a neighbour may be the grid point
     assert search["trials"][1]["act_bits"] == [5] and search["trials"][1]["weight_bits"] == [4, 4]
     chosen = search["act_bits"]["fc1"]
     best = max(search["trials"], key=lambda t: t["val_accuracy"])  # first of the best: ties go to the earlier
