@@ -89,7 +89,7 @@ def start_budget(config: CompressConfig, s: _Setup, calib_int: torch.Tensor, say
     unit = cell_unit(config.lut_target)
     if floor.cells > budget.budget:
         raise JpqError(f"a budget of {budget.budget} {unit} is below the smallest network of this shape "
-                       f"(one weight per layer: {floor.cells} {unit})")
+                       f"(every output reached from the input by one weight per unit: {floor.cells} {unit})")
     # calibrate the cells per term on a network near the budget's regime: the largest weights
     # the first (analytic) prices fit in twice the budget
     weights = [b.module.weight.detach() for b in s.blocks]
