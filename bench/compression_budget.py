@@ -204,14 +204,15 @@ def plot(rows: list[dict], path: Path) -> None:
                 label="sparsity-driven frontier")
     colors = dict(zip(METHODS, ("tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:green")))
     for method in METHODS:
+        label = method  # on the method's first point only
         for budget in sorted({r["budget"] for r in rows}):
-            rs = [r for r in rows if r["budget"] == budget and r["method"] == method]
-            if not rs:
+            st = _stats(rows, budget, method)
+            if st is None:
                 continue
-            m, s = _mean_std([100 * r["accuracy"] for r in rs])
-            c = statistics.mean(r["cells"] for r in rs)
-            ax.errorbar([c], [m], yerr=[s], fmt="o", color=colors[method], capsize=3,
-                        label=method if budget == min(r["budget"] for r in rows) else None)
+            rs, m, s, _ = st
+            ax.errorbar([statistics.mean(r["cells"] for r in rs)], [m], yerr=[s], fmt="o", color=colors[method],
+                        capsize=3, label=label)
+            label = None
     for limit in LIMITS:
         ax.axvline(limit, color="black", ls=":", lw=0.8)
     ax.set_xlabel("estimated iCE40 SB_LUT4 (jpq-hw lower); dotted: half a UP5K, a UP5K")

@@ -28,8 +28,8 @@ import torch
 from ..errors import JpqError
 from .cells import MARGIN, CellBudget, cell_target, smallest_network
 from .models import Data
-from .pipeline import (CompressConfig, ProgressFn, PruneResult, QuantizeResult, _Setup, _spec, _subset, prune,
-                       quantize)
+from .pipeline import (CompressConfig, ProgressFn, PruneResult, QuantizeResult, _calibration_inputs, _Setup, _spec,
+                       prune, quantize)
 from .pruner import Pruner
 from .schedules import Schedule
 
@@ -45,7 +45,7 @@ def fit_budget(pruned: PruneResult, quant: QuantizeResult, train_data: Data, tes
     weights). Records the final measurement in ``pruned.budget``."""
     assert config.lut_budget is not None and pruned.scores is not None
     blocks = list(pruned.model.blocks)  # type: ignore[union-attr]
-    calib_int = torch.as_tensor(train_data[0])[_subset(len(train_data[0]), config.calib_size, config.seed)]
+    calib_int = _calibration_inputs(torch.as_tensor(train_data[0]), config)
     budget = CellBudget(blocks, _spec(config, [b.name for b in blocks]), config.lut_budget, calib_int, pruned.input_shape,
                         target=config.lut_target, priced=config.priced)
     unit = cell_unit(config.lut_target)
@@ -57,9 +57,7 @@ def fit_budget(pruned: PruneResult, quant: QuantizeResult, train_data: Data, tes
             raise JpqError(f"the network stays over the budget of {budget.budget} {unit} after {cuts} cuts "
                            f"({measured.cells} {unit}); try a larger budget")
         weights = [b.module.weight.detach() for b in blocks]
-        masks = [m.clone() for m in pruned.masks]
-        cells = budget.predict(weights, masks) * budget.budget * budget.margin / measured.cells
-        masks = budget.select(pruned.scores, weights, masks, cells, [m.bool() for m in masks])
+        masks = budget.cut(pruned.scores, weights, pruned.masks, measured.cells, budget.budget * budget.margin)
         with torch.no_grad():
             for b, m in zip(blocks, masks):
                 b.module.weight.mul_(m.to(b.module.weight.device))
@@ -83,9 +81,7 @@ def start_budget(config: CompressConfig, s: _Setup, calib_int: torch.Tensor, say
                        "which jpq-hw lowers to a pixel stream: use --sparsity")
     budget = CellBudget(s.blocks, s.spec, int(config.lut_budget), calib_int, s.input_shape,
                         target=config.lut_target, priced=config.priced, margin=MARGIN if aim is None else aim)
-    cells_per_term = list(budget.cells_per_term)
-    floor = budget.measure(smallest_network(s.blocks))
-    budget.cells_per_term, budget.history = cells_per_term, []
+    floor = budget.measure(smallest_network(s.blocks), recalibrate=False)  # a network unlike the budget's
     unit = cell_unit(config.lut_target)
     if floor.cells > budget.budget:
         raise JpqError(f"a budget of {budget.budget} {unit} is below the smallest network of this shape "
@@ -112,13 +108,8 @@ def budget_event(budget: CellBudget, pruner: Pruner, schedule: Schedule, j: int,
     once it is near the budget, and at the last event cut it until the measurement fits."""
     shadows = pruner.shadows
     masks = [m.detach().clone() for m in pruner.masks]
-    eligible = [m.bool() for m in masks] if pruner.frozen else None
-    if exclude is not None:
-        base = eligible if eligible is not None else [torch.ones_like(x, dtype=torch.bool) for x in exclude]
-        eligible = [e & ~x.bool() for e, x in zip(base, exclude)]
     cells = cell_target(schedule, j, budget.dense_cells, budget.budget * budget.margin)
-    scores = pruner.criterion.scores(shadows)
-    new = budget.select(scores, shadows, masks, cells, eligible)
+    new = budget.select(pruner.criterion.scores(shadows), shadows, masks, cells, pruner.eligible(exclude))
     pruner.apply(new)
     last = j == n_events
     if not last and cells > 2 * budget.budget:
@@ -131,8 +122,7 @@ def budget_event(budget: CellBudget, pruner: Pruner, schedule: Schedule, j: int,
     for _ in range(8):
         if measured.cells <= goal:
             return
-        cells = budget.predict(shadows, new) * goal / measured.cells
-        new = budget.select(pruner.criterion.scores(shadows), shadows, new, cells, [m.bool() for m in new])
+        new = budget.cut(pruner.criterion.scores(shadows), shadows, new, measured.cells, goal)
         pruner.apply(new)
         measured = budget.measure(new)
         say(f"  cut to {measured.cells} cells ({measured.nnz} weights)")

@@ -171,27 +171,28 @@ class CellBudget:
 
     # ------------------------------------------------------------------ measurement
     @torch.no_grad()
-    def measure(self, masks: Sequence[torch.Tensor]) -> Measurement:
-        """Quantize the chain as calibrated (no training), lower it, and read its cells; re-calibrate
-        the cells per term of every layer from it."""
+    def measure(self, masks: Sequence[torch.Tensor], recalibrate: bool = True) -> Measurement:
+        """Quantize the chain as calibrated (no training), lower it, and read its cells (and, with
+        ``recalibrate``, re-calibrate the cells per term from it: :meth:`measure_qnet`)."""
         from .export import to_qnet
 
         device = self.blocks[0].module.weight.device  # the training device
         qnet_model = QuantNet(self.blocks, [m.detach().to(device) for m in masks], self.spec).cpu()
         qnet_model.calibrate(self.calib_x.double().cpu())
-        return self.measure_qnet(to_qnet(qnet_model, self.input_shape, {}))
+        return self.measure_qnet(to_qnet(qnet_model, self.input_shape, {}), recalibrate)
 
-    def measure_qnet(self, qnet: Any) -> Measurement:
-        """Measure an exported network (and re-calibrate the cells per term from its integer weights)."""
+    def measure_qnet(self, qnet: Any, recalibrate: bool = True) -> Measurement:
+        """Measure an exported network; with ``recalibrate`` set every layer's cells per term from it
+        (its cells over its integer weights' terms) and record the measurement in :attr:`history`."""
         cells, layer_cells = budget_cells(qnet, self.target)
-        for i, (layer, c) in enumerate(zip(qnet.layers, layer_cells)):
-            q = torch.as_tensor(np.asarray(layer.weight)).double()
-            kept = q != 0
-            terms = float(weight_terms(q, kept, self._digits[q.abs().long()]).sum())
-            if terms > 0 and c > 0:
-                self.cells_per_term[i] = c / terms
         nnz = int(sum(int(np.count_nonzero(layer.weight)) for layer in qnet.layers))
-        self.history.append({"cells": cells, "layers": list(layer_cells), "nnz": nnz})
+        if recalibrate:
+            for i, (layer, c) in enumerate(zip(qnet.layers, layer_cells)):
+                q = torch.as_tensor(np.asarray(layer.weight)).double()
+                terms = float(weight_terms(q, q != 0, self._digits[q.abs().long()]).sum())
+                if terms > 0 and c > 0:
+                    self.cells_per_term[i] = c / terms
+            self.history.append({"cells": cells, "layers": list(layer_cells), "nnz": nnz})
         return Measurement(cells, layer_cells, nnz)
 
     # ------------------------------------------------------------------ choosing masks
@@ -219,6 +220,13 @@ class CellBudget:
             out.append(keep[offset:offset + n].view(s.shape).to(torch.float32).to(s.device))
             offset += n
         return out
+
+    def cut(self, scores: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
+            measured: int, goal: float) -> list[torch.Tensor]:
+        """Masks within ``masks`` for a network measured at ``measured`` cells to come down to ``goal``:
+        the prediction scaled by ``goal / measured`` (the measurement corrects the prices)."""
+        cells = self.predict(weights, masks) * goal / measured
+        return self.select(scores, weights, masks, cells, [m.bool() for m in masks])
 
     def start(self, weights: Sequence[torch.Tensor]) -> None:
         """Price the dense network (``C_0``)."""

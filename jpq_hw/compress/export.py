@@ -61,8 +61,7 @@ def to_qnet(net: QuantNet, input_shape: tuple[int, ...] | list[int], meta: Mappi
     w_bits = [int(net.spec.w_bits(i)) for i in range(n)]
     a_bits = [int(net.spec.a_bits(i)) for i in range(n - 1)]
     full_meta.setdefault("weight_bits", w_bits[0] if len(set(w_bits)) == 1 else w_bits)
-    full_meta.setdefault("act_bits", a_bits[0] if len(set(a_bits)) <= 1 and a_bits else
-                         (a_bits if a_bits else int(net.spec.act_bits)))
+    full_meta.setdefault("act_bits", a_bits[0] if len(set(a_bits)) == 1 else (a_bits or int(net.spec.act_bits)))
     full_meta.setdefault("csd_digits", net.spec.csd_digits)
     return QNet(input_shape=tuple(int(s) for s in input_shape), input=net.spec.input_format,
                 layers=tuple(layers), meta=full_meta)

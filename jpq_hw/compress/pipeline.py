@@ -207,6 +207,11 @@ def _subset(n: int, k: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)[:min(k, n)].sort().values
 
 
+def _calibration_inputs(x: torch.Tensor, config: CompressConfig) -> torch.Tensor:
+    """The ``calib_size`` training inputs (a seeded subset) that every stage calibrates on."""
+    return x[_subset(len(x), config.calib_size, config.seed)]
+
+
 @dataclass
 class PruneResult:
     """What :func:`prune` produced: the pruned float chain and its masks (stage 1)."""
@@ -338,7 +343,7 @@ def prune(model: nn.Module, train_data: Data, test_data: Data, config: CompressC
     observe = (lambda _i: pruner.observe()) if criterion.needs_gradients else None
     dense_w = [b.module.weight.detach().clone() for b in blocks]
     dense_b = [b.module.bias.detach().clone() if b.module.bias is not None else None for b in blocks]
-    calib_int = s.x_tr[_subset(len(s.x_tr), config.calib_size, config.seed)]
+    calib_int = _calibration_inputs(s.x_tr, config)
     budget = None
     if config.lut_budget is not None:
         from .budgeted import start_budget
@@ -456,7 +461,7 @@ def quantize(model: nn.Module, masks: Sequence[torch.Tensor] | Mapping[str, torc
     device = s.device
     torch.manual_seed(config.seed + 1)
     qmodel = QuantNet(s.blocks, layer_masks, s.spec).to(device)
-    calib_x = s.x_tr[_subset(len(s.x_tr), config.calib_size, config.seed)].double().to(device)
+    calib_x = _calibration_inputs(s.x_tr, config).double().to(device)
     qmodel.calibrate(calib_x)
     int_test = (s.x_te.double().to(device), s.y_te.to(device))
     acc_ptq = accuracy(lambda x: qmodel.forward_int(x), int_test)

@@ -263,18 +263,23 @@ class Pruner:
         weights marked in ``exclude`` (bool, per layer) are never kept."""
         if not self.prepared:
             raise JpqError("Pruner.step() before prepare()")
-        shadows = self.shadows
-        scores = self.criterion.scores(shadows)
-        eligible = [m.bool() for m in self.masks] if self.frozen else None
-        if exclude is not None:
-            base = eligible if eligible is not None else [torch.ones_like(x, dtype=torch.bool) for x in exclude]
-            eligible = [e & ~x.bool() for e, x in zip(base, exclude)]
-        new = select_masks(scores, sparsity, scope=self.scope, floor=self.floor, eligible=eligible, names=self.names)
+        scores = self.criterion.scores(self.shadows)
+        new = select_masks(scores, sparsity, scope=self.scope, floor=self.floor, eligible=self.eligible(exclude),
+                           names=self.names)
         old = [m.clone() for m in self.masks]
         for b, m in zip(self.blocks, new):
             self._param(b).mask.copy_(m)
         self._restart(old)
         return new
+
+    def eligible(self, exclude: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor] | None:
+        """The weights a pruning step may keep (bool per layer; ``None``: all): in ``frozen`` mode the
+        ones kept now (masks only shrink), less those marked in ``exclude``."""
+        eligible = [m.bool() for m in self.masks] if self.frozen else None
+        if exclude is None:
+            return eligible
+        base = eligible if eligible is not None else [torch.ones_like(x, dtype=torch.bool) for x in exclude]
+        return [e & ~x.bool() for e, x in zip(base, exclude)]
 
     @torch.no_grad()
     def apply(self, masks: Sequence[torch.Tensor]) -> None:
