@@ -12,7 +12,8 @@ whether wrong ones are rejected.
    and state (what ``MAX_WORK`` in ``jpq_hw/verify/plumbing.py`` is set from).
 2. The SAT proofs of the ``hamming_cost``, ``argmin`` and box_sum column-sum functions
    (:mod:`jpq_hw.verify.functions`) of the stereo designs: seconds per stage.
-3. The library modules made wrong (:data:`jpq_hw.verify.mutate.PLUMBING_MUTANTS`) in three designs
+3. The library modules made wrong (:data:`jpq_hw.verify.mutate.PLUMBING_MUTANTS`) or slow or stuck
+   but never wrong (:data:`~jpq_hw.verify.mutate.PROGRESS_MUTANTS`) in three designs
    (padding and a stride; a flatten; a block-RAM line buffer before pipelined kernels), and the
    stereo modules made wrong (``STEREO_PLUMBING_MUTANTS`` in two small stereo designs, one with a
    box_sum; ``FUNCTION_MUTANTS`` in one of them and in a design with a box_sum and a pipelined
@@ -40,7 +41,8 @@ from jpq_hw.design_folder import rtl_files  # noqa: E402
 from jpq_hw.flow import lower_checkpoint  # noqa: E402
 from jpq_hw.ir import load_checkpoint  # noqa: E402
 from jpq_hw.verify.functions import FunctionFailure, prove_functions  # noqa: E402
-from jpq_hw.verify.mutate import FUNCTION_MUTANTS, PLUMBING_MUTANTS, STEREO_PLUMBING_MUTANTS  # noqa: E402
+from jpq_hw.verify.mutate import (FUNCTION_MUTANTS, PLUMBING_MUTANTS, PROGRESS_MUTANTS,  # noqa: E402
+                                  STEREO_PLUMBING_MUTANTS)
 from jpq_hw.verify.plumbing import PlumbingFailure, prove_plumbing  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -92,9 +94,10 @@ def main() -> None:
             c, h, w = qnet.input_shape
             t0 = time.perf_counter()
             p = prove_plumbing(rtl_files(out), report, qnet, max_states=limit)
+            full = f"{p.latency} / {p.period} ({p.full_rate_cycles:,})" if p.latency is not None else "-"
             rows.append({"design": name, "frame": f"{c}x{h}x{w}", "stages": f"{p.kernels} of {p.stages}",
                          "states": p.states, "depth": p.depth, "seconds": round(time.perf_counter() - t0, 1),
-                         "not proven": p.unproven})
+                         "full rate": full, "not proven": p.unproven})
             parts += [{"design": name, "part": where, "states": n, "bits": bits, "seconds": s}
                       for where, n, bits, s in p.parts]
             print(rows[-1], file=sys.stderr)
@@ -102,7 +105,7 @@ def main() -> None:
                 functions.append({"design": name, "stage": report["layers"][i]["name"], "kind": fp.kind,
                                   "inputs": fp.input_bits, "latency": fp.latency, "seconds": fp.seconds})
             text = (out / "rtl" / "t.v").read_text()
-            lists = (([(m, False) for m in PLUMBING_MUTANTS] if name in MUTATED else []) +
+            lists = (([(m, False) for m in PLUMBING_MUTANTS + PROGRESS_MUTANTS] if name in MUTATED else []) +
                      ([(m, False) for m in STEREO_PLUMBING_MUTANTS] if name in STEREO_MUTATED else []) +
                      ([(m, True) for m in FUNCTION_MUTANTS] if name in FUNCTION_MUTATED else []))
             for (what, before, after), function in lists:
@@ -117,11 +120,14 @@ def main() -> None:
              "`pytest sim/` and the shipped stereo example. *stages*: stages whose every part is proven; "
              "*states*: distinct states explored, all proven stage parts together; *depth*: cycles after reset "
              f"to the farthest state (shortest path); at most {LIMIT:,} states per stage part (the stereo "
-             "example: the default limit).", "",
-             "| design | input | stages | states | depth | seconds | not proven |",
-             "|---|---|---:|---:|---:|---:|---|"]
-    lines += [f"| {r['design']} | {r['frame']} | {r['stages']} | {r['states']:,} | {r['depth']:,} | {r['seconds']} | "
-              f"{'; '.join(r['not proven']) or '-'} |" for r in rows]
+             "example: the default limit); *full rate*: where every part is proven, the whole design's latency "
+             "and frame period (cycles) at full rate from reset, proven equal to the report's, and the cycles "
+             "the joint run took to repeat; *seconds*: the whole proof, yosys, progress under fair stalls and "
+             "the full-rate run included.", "",
+             "| design | input | stages | states | depth | full rate | seconds | not proven |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {r['design']} | {r['frame']} | {r['stages']} | {r['states']:,} | {r['depth']:,} | {r['full rate']} | "
+              f"{r['seconds']} | {'; '.join(r['not proven']) or '-'} |" for r in rows]
     lines += ["", f"Time per register bit and state, over the {len(timed)} stage parts of at least 1,000 states: "
               f"median {rate[len(rate) // 2]:.2f} us, range {rate[0]:.2f} to {rate[-1]:.2f} us "
               "(`MAX_WORK`, the default work per part, is set from it)." if rate else "",
@@ -130,7 +136,8 @@ def main() -> None:
     lines += [f"| {f['design']} | {f['stage']} | {f['kind']} | {f['inputs']} | {f['latency']} | {f['seconds']} |"
               for f in functions]
     lines += ["", "## Wrong plumbing and wrong functions", "",
-              "The library modules made wrong (`jpq_hw/verify/mutate.py`: `PLUMBING_MUTANTS`, "
+              "The library modules made wrong (`jpq_hw/verify/mutate.py`: `PLUMBING_MUTANTS`, `PROGRESS_MUTANTS` "
+              "(slow or stuck, every beat right), "
               "`STEREO_PLUMBING_MUTANTS`, `FUNCTION_MUTANTS`); *rejected* with the length of the handshake "
               "sequence that shows it (a function: by SAT with an input, or the rule of a pipeline it breaks); *accepted*: proven correct (the "
               "change makes no difference in that design); *not applicable*: the design does not contain that "

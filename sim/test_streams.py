@@ -168,6 +168,10 @@ def test_stream_matches_reference(case, sim_build_root, simulators, sim_results)
     # a pixel), so proven whatever the limit
     assert proof.plumbing is not None
     assert proof.plumbing.complete == (case.max_states is None), proof.assumed
+    if proof.plumbing.complete:  # then progress under any fair stalls, and the full-rate figures, are proven
+        assert (proof.plumbing.latency, proof.plumbing.period) == (report["latency_cycles"],
+                                                                   report["cycles_per_frame"]), proof.assumed
+        assert proof.assumed == [], proof.assumed
     for s in report["layers"]:
         if s["kind"] in ("hamming_cost", "argmin"):
             assert not any(u.startswith(f"stage {s['name']}") for u in proof.plumbing.unproven), proof.assumed

@@ -71,6 +71,12 @@ def verify_and_print(design: str, *, checkpoint: str | None = None, simulate: bo
         print(f"  plumbing (line buffers, windows, padding, collectors, handshakes, reset) of {pl.kernels} of "
               f"{pl.stages} stage(s): "
               f"{pl.states:,} states explored with every handshake from each, stage by stage, in {pl.seconds:.1f} s")
+        if pl.complete:
+            print("  progress: every part takes and gives beats forever under any stalls that keep the contract "
+                  "(a source holds a beat until taken, a sink drains a valid beat in the end), so the whole design does")
+        if pl.latency is not None:
+            print(f"  full rate from reset: latency {pl.latency} cycles, a frame every {pl.period} cycles at most, as "
+                  f"report.json says (the joint run is periodic after {pl.full_rate_cycles:,} cycles)")
     units = len(proof.parts) + len(proof.functions)
     print(f"  {timing}; read by yosys (read_verilog; proc; flatten), {units} unit(s) proven in {proof.seconds:.1f} s")
     for line in proof.assumed:

@@ -190,6 +190,20 @@ PLUMBING_MUTANTS = [
 ]
 
 
+# Library modules made slow or stuck but never wrong: every beat they give is right, so only the
+# progress check (a part that stops under some stalls: :mod:`.liveness`) or the full-rate run (the
+# report's latency and frame period) rejects them. (what, before, after), before as in the generated design.
+_HOLD = ("    assign in_ready = !out_valid || out_ready;\n    always @(posedge clk) begin\n"
+         "        if (rst) out_valid <= 1'b0;\n        else if (in_ready) out_valid <= in_valid;\n")
+PROGRESS_MUTANTS = [
+    ("a register that takes a beat only while its output is ready (a sink may wait for valid)",
+     "    assign in_ready = !out_valid || out_ready;\n", "    assign in_ready = out_ready;\n"),
+    ("a register that takes a beat every other cycle", _HOLD,
+     "    assign in_ready = !out_valid;\n    always @(posedge clk) begin\n"
+     "        if (rst) out_valid <= 1'b0;\n        else if (in_ready) out_valid <= in_valid;\n"
+     "        else if (out_ready) out_valid <= 1'b0;\n"),
+]
+
 # Wrong stereo stages, each a change to the library modules of a Hamming cost volume, an argmin or a
 # box_sum's column sums as they appear in a generated design: (what, before, after). The first are wrong functions (the
 # SAT proof of :mod:`.functions` rejects them), the rest wrong plumbing (:mod:`.plumbing`).

@@ -43,8 +43,10 @@ registers) never depends on a name, so each cycle is computed exactly.
   depend on ready in the same cycle.
 - Start: every register unknown (or its power-up value), then one cycle of ``rst``; the state this
   gives over-approximates the state after any reset, so a reset in mid-stream is covered.
-- Progress: from every state, with the input valid and the output ready held high, the part
-  eventually takes an input beat and eventually offers an output beat (no deadlock, no livelock).
+- Progress: under any stalls that keep the contract (a source holds a beat until it is taken and
+  offers one again in the end; a sink drains a valid beat in the end), the part takes input beats
+  and gives output beats forever: no cycle of the explored steps lets such stalls hold it back
+  (:func:`~.liveness.check_progress`, on the states and steps kept in :class:`~.liveness.StateGraph`).
 
 The parts compose: a part assumes of its input channel (data = the next beat's names while valid)
 exactly what the part before it is proven to guarantee of its output, and the design's input is
@@ -56,12 +58,16 @@ than two frames are forgotten (made unknown: sound). The exploration ends when n
 state appears: every reachable state has then been checked, for every sequence of handshakes of
 any length. A failure gives the shortest handshake sequence that shows it.
 
+Where every part is proven, so is the whole design's progress under any such stalls (the
+argument is in :mod:`.liveness`), and the parts' graphs run side by side at full rate from reset
+give its latency and frame period, which must be the report's (:func:`~.liveness.full_rate`).
+
 Not covered here: parts with more states than the limit (a part whose frame has more positions
 than its limit is not tried: by default :data:`MAX_STATES`, or what :data:`MAX_WORK` allows for its
 register bits, which leaves the windows of large frames untried). Those parts are listed as not
 proven and left to simulation; the others are still proven, each assuming of its input channel
-what the part before it should guarantee. The progress of the whole design under any stalls (each part's is
-proven at full rate only) and the throughput the report gives are checked by simulation.
+what the part before it should guarantee. In a design with such a part, the whole design's
+progress and its full-rate latency and frame period are checked by simulation only.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ from ..hdl.amaranth_stream import channel_wire, kernel_wire, window_wire
 from ..hdl.stream_verilog import column_sum_bits_of
 from ..ir.qnet import IntFormat
 from .functions import boundary_wire, column_sum_wire
+from .liveness import Lasso, StateGraph, ThroughputFailure, check_progress, full_rate
 from .netlist import NetlistError, _quote, cut_module, read_netlist_json
 from .symbolic import FIRST_NET, X, Box, SymbolicNetlist, slot
 from ..synth.yosys import initial_bits
@@ -110,6 +117,12 @@ class PlumbingProof:
     stages: int = 0  # stages of the design
     parts: list[tuple[str, int, int, float]] = field(default_factory=list)  # (part, states, register bits, s)
     unproven: list[str] = field(default_factory=list)  # "stage part: why", for the parts not proven
+    # the whole design, where every part is proven: at full rate from reset, the first frame's
+    # latency and the most cycles between the first pixels of two frames (None: not computed, and why)
+    latency: int | None = None
+    period: int | None = None
+    full_rate_cycles: int = 0
+    full_rate_unproven: str = ""
 
     @property
     def complete(self) -> bool:
@@ -491,7 +504,8 @@ class StagePlumbing:
         return tuple(c.get(bit, (s, n, b)) for bit, b in enumerate(self.canon))
 
     def step(self, regs: tuple, ghost: _Ghost, valid_in, ready_out, reset: bool = False):
-        """One clock cycle from ``regs``: (next registers, next ghost, valid out); raises on a failure."""
+        """One clock cycle from ``regs``: (next registers, next ghost, valid out, ready in);
+        raises on a failure."""
         g = ghost.copy()
         self._ghost = g
         clk = (0,) * len(self.clk)
@@ -508,7 +522,7 @@ class StagePlumbing:
             elif en != 0:
                 g.queue = (None,) * self.stage.latency
         if reset:
-            return nxt, _Ghost(self.stage.latency), X
+            return nxt, _Ghost(self.stage.latency), X, X
         if valid_in and ready not in (0, 1):
             raise PlumbingFailure("ready is unknown (a register it depends on was never set)")
         if valid not in (0, 1):
@@ -526,7 +540,7 @@ class StagePlumbing:
         if valid and ready_out:
             g.n_out += 1
         g.stalled = bool(valid and not ready_out)
-        return nxt, g, valid
+        return nxt, g, valid, ready
 
     def _describe(self, got, n: int) -> str:
         st = self.stage
@@ -593,58 +607,43 @@ class StagePlumbing:
         return regs, hashlib.blake2b(marshal.dumps((tuple(rel), ghost)), digest_size=20).digest()
 
     def prove(self, max_states: int = MAX_STATES) -> tuple[int, int]:
-        """Explore every state; (states, the longest shortest path to one, in cycles)."""
+        """Explore every state, then check progress under fair stalls on the steps explored
+        (:func:`~.liveness.check_progress`); (states, the longest shortest path to one, in
+        cycles). The states and steps stay in :attr:`graph`."""
         power_up = _power_up(self.net.module)
         init = tuple(power_up.get(s, X) for s in self.net.reg_q)
-        regs, g, _ = self.step(init, _Ghost(self.stage.latency), 0, 0, reset=True)
+        regs, g, _, _ = self.step(init, _Ghost(self.stage.latency), 0, 0, reset=True)
         regs, key = self._canonical(regs, g)
-        parent: dict[bytes, tuple[bytes | None, tuple[int, int] | None]] = {key: (None, None)}
-        queue = deque([(regs, g, key, 0)])
+        handshakes = [(v, r) for v in self.valid_values for r in self.ready_values]
+        self.graph = graph = StateGraph(handshakes)
+        ids = {key: graph.add_state(-1, -1)}
+        queue = deque([(regs, g, 0, 0)])
         depth = 0
-        full_rate = (max(self.valid_values), max(self.ready_values))
-        self._full: dict[bytes, tuple[bytes, bool, bool]] = {}  # key -> its full-rate step (next, in, out)
         while queue:
-            regs, g, key, d = queue.popleft()
+            regs, g, state, d = queue.popleft()
             depth = d
             valid_of = {}
-            for valid_in in self.valid_values:
-                for ready_out in self.ready_values:
-                    try:
-                        nregs, ng, valid = self.step(regs, g, valid_in, ready_out)
-                    except PlumbingFailure as e:
-                        raise PlumbingFailure(str(e), _trace(parent, key) + [(valid_in, ready_out)]) from None
-                    if valid_of.setdefault(valid_in, valid) != valid:
-                        raise PlumbingFailure("valid depends on ready in the same cycle",
-                                              _trace(parent, key) + [(valid_in, ready_out)])
-                    nregs, nkey = self._canonical(nregs, ng)
-                    if (valid_in, ready_out) == full_rate:
-                        self._full[key] = (nkey, ng.n_in > g.n_in, ng.n_out > g.n_out)
-                    if nkey not in parent:
-                        if len(parent) >= max_states:
-                            raise TooManyStates(f"more than {max_states:,} states")
-                        parent[nkey] = (key, (valid_in, ready_out))
-                        queue.append((nregs, ng, nkey, d + 1))
-        for which, what in ((1, "takes an input beat"), (2, "offers an output beat")):
-            self._check_progress(parent, which, what)
-        return len(parent), depth
-
-    def _check_progress(self, parent, which: int, what: str) -> None:
-        """From every state, fed and drained at full rate (input valid and output ready held high),
-        the part eventually ``what`` (``which``: the flag of the full-rate step, 1 in, 2 out)."""
-        good: set[bytes] = set()
-        for start in self._full:
-            path, on_path, key = [], set(), start
-            while key not in good:
-                if key in on_path:
-                    raise PlumbingFailure(f"fed and drained at full rate from here, it never {what} again",
-                                          _trace(parent, start))
-                on_path.add(key)
-                path.append(key)
-                step = self._full[key]
-                if step[which]:
-                    break
-                key = step[0]
-            good.update(path)
+            for k, (valid_in, ready_out) in enumerate(handshakes):
+                try:
+                    nregs, ng, valid, ready = self.step(regs, g, valid_in, ready_out)
+                except PlumbingFailure as e:
+                    raise PlumbingFailure(str(e), graph.trace(state) + [(valid_in, ready_out)]) from None
+                if valid_of.setdefault(valid_in, valid) != valid:
+                    raise PlumbingFailure("valid depends on ready in the same cycle",
+                                          graph.trace(state) + [(valid_in, ready_out)])
+                nregs, nkey = self._canonical(nregs, ng)
+                nxt = ids.get(nkey)
+                if nxt is None:
+                    if len(ids) >= max_states:
+                        raise TooManyStates(f"more than {max_states:,} states")
+                    nxt = ids[nkey] = graph.add_state(state, k)
+                    queue.append((nregs, ng, nxt, d + 1))
+                graph.add_step(state, k, nxt, ng.n_in > g.n_in, ng.n_out > g.n_out, valid, ready)
+        try:
+            check_progress(graph)
+        except Lasso as e:
+            raise PlumbingFailure(str(e), e.prefix + e.loop) from None
+        return len(graph), depth
 
 
 def _values(s: int) -> tuple[int, ...]:
@@ -664,16 +663,6 @@ def _reads_ports(module: dict, part: dict) -> bool:
 
 class TooManyStates(JpqError):
     """The exploration was stopped at its limit: nothing is proven or refuted."""
-
-
-def _trace(parent, key) -> list[tuple[int, int]]:
-    out = []
-    while True:
-        prev, inp = parent[key]
-        if prev is None:
-            return out[::-1]
-        out.append(inp)
-        key = prev
 
 
 def _power_up(module: dict) -> dict[int, int]:
@@ -697,7 +686,7 @@ def prove_plumbing(files, report: dict, qnet, max_states: int | None = None,
     ranges = channel_ranges(qnet)
     index = {layer.name: k for k, layer in enumerate(qnet.layers)}
     _check_geometry(report, qnet, index)
-    states, depth, whole, unproven, explored = 0, 0, 0, [], []
+    states, depth, whole, unproven, explored, graphs = 0, 0, 0, [], [], []
     for i, stage in enumerate(report["layers"]):
         if stage["kind"] not in SUPPORTED:
             unproven.append(f"stage {stage['name']} ({stage['kind']}): a kind this proof does not model")
@@ -721,6 +710,7 @@ def prove_plumbing(files, report: dict, qnet, max_states: int | None = None,
                 except TooManyStates as e:
                     raise TooManyStates(f"{e}{why}") from None
                 explored.append((where, n, bits, round(time.perf_counter() - t1, 3)))
+                graphs.append(plumbing.graph)
             except PlumbingFailure as e:
                 raise PlumbingFailure(f"{where}: {e}", e.trace) from None
             except TooManyStates as e:
@@ -731,5 +721,28 @@ def prove_plumbing(files, report: dict, qnet, max_states: int | None = None,
                 continue
             states, depth, proven = states + n, max(depth, d), proven + 1
         whole += proven == len(parts)
-    return PlumbingProof(states, depth, whole, round(time.perf_counter() - t0, 3), stages=len(report["layers"]),
-                         parts=explored, unproven=unproven)
+    proof = PlumbingProof(states, depth, whole, 0.0, stages=len(report["layers"]), parts=explored, unproven=unproven)
+    if proof.complete:
+        _prove_full_rate(proof, graphs, report)
+    proof.seconds = round(time.perf_counter() - t0, 3)
+    return proof
+
+
+def _prove_full_rate(proof: PlumbingProof, graphs: list, report: dict) -> None:
+    """The whole design at full rate from reset (:func:`~.liveness.full_rate`): its latency and
+    frame period must be the report's ``latency_cycles`` and ``cycles_per_frame``."""
+    first, last = report["layers"][0]["input"], report["layers"][-1]
+    pixels = first["height"] * first["width"]
+    beats = 1 if last["kind"] == "dense" else last["output"]["height"] * last["output"]["width"]
+    limit = 64 * pixels + 100_000
+    try:
+        latency, period, cycles = full_rate(graphs, pixels, beats, limit)
+    except ThroughputFailure as e:
+        proof.full_rate_unproven = str(e)
+        return
+    want = (report["latency_cycles"], report["cycles_per_frame"])
+    if (latency, period) != want:
+        raise PlumbingFailure(f"at full rate from reset the first frame's latency is {latency} cycles and frames "
+                              f"start up to {period} cycles apart; report.json says latency_cycles {want[0]} and "
+                              f"cycles_per_frame {want[1]}")
+    proof.latency, proof.period, proof.full_rate_cycles = latency, period, cycles

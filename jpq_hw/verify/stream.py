@@ -25,9 +25,10 @@ collectors, the right features a Hamming cost keeps, handshakes, reset) is prove
 :mod:`.plumbing`, for every stall pattern and pixel value, stage part by stage part. Not proven,
 and checked by simulation only (``pytest sim/`` runs every stream design through Verilator with
 random stalls on both sides, bit for bit against the reference): the plumbing of parts with more
-states than the limit (the windows of large frames), the progress of the whole design (each part
-is proven to make progress when fed and drained at full rate) and the throughput. The proof lists
-these as assumed.
+states than the limit (the windows of large frames); where a part is not proven, the progress of
+the whole design under stalls and its latency and frame period too. The proof lists these as
+assumed. Where every part is proven, so are the whole design's progress under any stalls that keep
+the contract and its full-rate latency and frame period (:mod:`.liveness`).
 
 The Amaranth backend writes one flat module (:mod:`jpq_hw.hdl.netlist_verilog`); its kernels have
 named wires at their boundary instead (:func:`~jpq_hw.hdl.amaranth_stream.kernel_wire`:
@@ -209,6 +210,11 @@ def prove_stream(proof, root, report: dict, qnet: QNet, files, max_states: int |
     if proof.plumbing is None or not proof.plumbing.complete:
         proof.assumed.append("each kernel input lies in the range the checkpoint gives its channel (a box_sum "
                              "column sum: k times it), with the padding's zeros")
-    proof.assumed.append("progress of the whole design (each part of a proven plumbing is proven to take and give "
-                         "beats when fed and drained at full rate) and the throughput the report gives: checked by "
-                         "simulation")
+    pl = proof.plumbing
+    if pl is None or not pl.complete:
+        proof.assumed.append("progress of the whole design under stalls (each part of a proven plumbing is proven to "
+                             "take and give beats forever under any stalls that keep the contract) and the latency and "
+                             "frame period the report gives: checked by simulation (pytest sim/)")
+    elif pl.latency is None:
+        proof.assumed.append(f"the latency and frame period the report gives: not proven ({pl.full_rate_unproven}), "
+                             "checked by simulation (pytest sim/)")
