@@ -246,7 +246,7 @@ def render(rows: list[dict], summary: dict, header: dict, speed_res: dict | None
         m, n = speed_res["matrix"], speed_res["net100k"]
         la = ", ".join(f"{x:.1f}" for x in speed_res["load_average"])
         md += ["", "## Speed", "",
-               f"Wall and CPU (user + system) seconds"
+               "Wall and CPU (user + system) seconds"
                + (f", medians of {m['runs']} runs" if m.get("runs") else "")
                + f"; the machine's load average was {la} on "
                f"{os.cpu_count()} cores, so wall times carry the wait for a core."

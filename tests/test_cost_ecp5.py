@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jpq_hw.arith.graph import Add, GraphBuilder
-from jpq_hw.arith.registers import place_registers
+from jpq_hw.arith.graph import GraphBuilder
 from jpq_hw.cost.ecp5 import ECP5, LUT_ADDER_MAX, add_cells, ccu2c, chain_cells
 from jpq_hw.cost.model import CostModel
 from jpq_hw.flow import lower_graph

@@ -56,10 +56,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ..errors import JpqError
-from ..gc_pause import paused_gc
 from .cmvm import TieBreak, cse
 from .csd import adding_digits, binary_digits, csd_digits
-from .graph import Add, GraphBuilder, Term, adder_bits, range_width
+from .graph import GraphBuilder, Term
 from .mcm import mcm_plan, mcm_residual
 from .plan import Plan, build_plan, csd_plan
 
