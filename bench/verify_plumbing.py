@@ -68,6 +68,8 @@ def _mutant_verdict(work: Path, out: Path, report: dict, qnet, text: str, before
     except FunctionFailure as e:  # SAT shows an input, or the tree's registers break the pipeline's rules
         return "rejected (SAT: an input that shows it)" if e.x is not None else f"rejected ({e})"
     except PlumbingFailure as e:
+        if not e.trace:  # the whole design's full-rate run, against the report
+            return f"rejected ({e})"
         return f"rejected ({len(e.trace)} cycles)"
     return "accepted" if p.complete else f"not proven: {'; '.join(p.unproven)}"
 
