@@ -434,6 +434,7 @@ class StagePlumbing:
         self.s_in, self.s_out = index, index + 1
         self._run = (self._column_run(),) if part == "window" and boxes else (self._kernel_run(),) if boxes else ()
         self._ghost: _Ghost | None = None  # of the cycle being run (the kernel's box reads it)
+        self.graph: StateGraph | None = None  # the states and steps :meth:`prove` explored
 
     @property
     def net(self) -> SymbolicNetlist:
