@@ -226,12 +226,14 @@ class ThroughputFailure(Exception):
     """The full-rate run could not be computed (an unknown ready that matters), or it stops."""
 
 
-def full_rate(graphs: list[StateGraph], pixels: int, beats: int, max_cycles: int) -> tuple[int, int, int]:
+def full_rate(graphs: list[StateGraph], pixels: int, beats: int, max_cycles: int,
+              names: list[str] | None = None) -> tuple[int, int, int]:
     """Run the parts' graphs (in the design's order, each from its start) side by side with the
     design's input valid and output ready high in every cycle: (the first frame's latency, the most
     cycles between the first pixels of two frames in a row, the cycles run). ``pixels`` input beats
-    and ``beats`` output beats make a frame."""
+    and ``beats`` output beats make a frame; ``names``: the parts', for messages."""
     n = len(graphs)
+    names = names or [f"part {k}" for k in range(n)]
     states = [0] * n
     seen: dict[tuple, int] = {}
     starts: list[int] = []  # the cycle each frame's first pixel was taken
@@ -250,8 +252,10 @@ def full_rate(graphs: list[StateGraph], pixels: int, beats: int, max_cycles: int
             seen[key] = t
         elif t >= stop_at:
             gaps = [b - a for a, b in zip(starts, starts[1:])]
-            if latency is None or not gaps:
-                raise ThroughputFailure("at full rate it gives no output beat")
+            if latency is None:
+                raise ThroughputFailure("at full rate it never offers an output beat")
+            if not gaps:
+                raise ThroughputFailure("at full rate it takes no second frame")
             return latency, max(gaps), t
         valids = [1]  # each part's input valid; valids[n]: the design's m_valid
         for k, g in enumerate(graphs):
@@ -261,10 +265,10 @@ def full_rate(graphs: list[StateGraph], pixels: int, beats: int, max_cycles: int
             r = ready_of(graphs[k].step(states[k], valids[k], readies[k + 1]))
             if r is X:
                 if valids[k]:
-                    raise ThroughputFailure(f"part {k}'s input ready is unknown while its input is offered")
+                    raise ThroughputFailure(f"{names[k]}: its input ready is unknown while its input is offered")
                 if k and len({graphs[k - 1].step(states[k - 1], valids[k - 1], ready) for ready in (0, 1)}) > 1:
-                    raise ThroughputFailure(f"part {k}'s input ready is unknown while its input is not offered, "
-                                            "and the step of the part before it depends on it")
+                    raise ThroughputFailure(f"{names[k]}: its input ready is unknown while its input is not "
+                                            "offered, and the step of the part before it depends on it")
                 r = 0
             readies[k] = r
         steps = [g.step(states[k], valids[k], readies[k + 1]) for k, g in enumerate(graphs)]

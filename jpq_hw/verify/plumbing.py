@@ -711,7 +711,7 @@ def prove_plumbing(files, report: dict, qnet, max_states: int | None = None,
                 except TooManyStates as e:
                     raise TooManyStates(f"{e}{why}") from None
                 explored.append((where, n, bits, round(time.perf_counter() - t1, 3)))
-                graphs.append(plumbing.graph)
+                graphs.append((where, plumbing.graph))
             except PlumbingFailure as e:
                 raise PlumbingFailure(f"{where}: {e}", e.trace) from None
             except TooManyStates as e:
@@ -729,7 +729,7 @@ def prove_plumbing(files, report: dict, qnet, max_states: int | None = None,
     return proof
 
 
-def _prove_full_rate(proof: PlumbingProof, graphs: list, report: dict) -> None:
+def _prove_full_rate(proof: PlumbingProof, graphs: list[tuple[str, StateGraph]], report: dict) -> None:
     """The whole design at full rate from reset (:func:`~.liveness.full_rate`): its latency and
     frame period must be the report's ``latency_cycles`` and ``cycles_per_frame``."""
     first, last = report["layers"][0]["input"], report["layers"][-1]
@@ -737,7 +737,7 @@ def _prove_full_rate(proof: PlumbingProof, graphs: list, report: dict) -> None:
     beats = 1 if last["kind"] == "dense" else last["output"]["height"] * last["output"]["width"]
     limit = 64 * pixels + 100_000
     try:
-        latency, period, cycles = full_rate(graphs, pixels, beats, limit)
+        latency, period, cycles = full_rate([g for _, g in graphs], pixels, beats, limit, [w for w, _ in graphs])
     except ThroughputFailure as e:
         proof.full_rate_unproven = str(e)
         return
