@@ -67,6 +67,8 @@ class StateGraph:
     def __init__(self, handshakes: list[tuple[int, int]]):
         self.handshakes = list(handshakes)
         self.index = {h: k for k, h in enumerate(self.handshakes)}
+        self.valids = {v for v, _ in self.handshakes}  # the values the input valid takes
+        self.readies = {r for _, r in self.handshakes}  # the values the output ready takes
         self.parent = array("q")  # the state it was first reached from (-1: the start)
         self.via = array("b")  # by which handshake
         self.steps = array("q")
@@ -90,10 +92,8 @@ class StateGraph:
         """The packed step from ``state`` for that handshake; a handshake wire that the netlist
         makes constant has its only value."""
         if (valid_in, ready_out) not in self.index:
-            valids = {v for v, _ in self.handshakes}
-            readies = {r for _, r in self.handshakes}
-            valid_in = valid_in if valid_in in valids else min(valids)
-            ready_out = ready_out if ready_out in readies else min(readies)
+            valid_in = valid_in if valid_in in self.valids else min(self.valids)
+            ready_out = ready_out if ready_out in self.readies else min(self.readies)
         return self.steps[state * len(self.handshakes) + self.index[(valid_in, ready_out)]]
 
     def trace(self, state: int) -> list[tuple[int, int]]:
@@ -110,12 +110,16 @@ def ready_of(step: int):
     return X if code == 2 else code
 
 
-def _components(graph: StateGraph, allowed) -> array:
-    """Tarjan's strongly connected components of the steps ``allowed(handshake, flags)`` admits
-    (iterative): the component of each state."""
+def _allowed_table(graph: StateGraph, allowed) -> list[list[bool]]:
+    """``allowed(handshake, flags)`` for every handshake index and flags value: ``table[k][flags]``."""
+    return [[allowed(h, f) for f in range(1 << _BITS)] for h in graph.handshakes]
+
+
+def _components(graph: StateGraph, keep: list[list[bool]]) -> array:
+    """Tarjan's strongly connected components of the steps ``keep`` (:func:`_allowed_table`)
+    admits (iterative): the component of each state."""
     n, hs = len(graph), len(graph.handshakes)
     steps = graph.steps
-    keep = [[allowed(graph.handshakes[k], f) for f in range(1 << _BITS)] for k in range(hs)]
     index = array("q", [-1]) * n
     low = array("q", [0]) * n
     comp = array("q", [-1]) * n
@@ -168,9 +172,9 @@ def _components(graph: StateGraph, allowed) -> array:
     return comp
 
 
-def _lasso(graph: StateGraph, allowed, comp: array, u: int, k: int) -> tuple[list, list]:
+def _lasso(graph: StateGraph, keep: list[list[bool]], comp: array, u: int, k: int) -> tuple[list, list]:
     """The handshakes from reset to ``u``, and a cycle from ``u`` through its step ``k`` back to
-    ``u`` within ``u``'s component (steps ``allowed``)."""
+    ``u`` within ``u``'s component (steps ``keep`` admits)."""
     hs = len(graph.handshakes)
     first = graph.steps[u * hs + k] >> _BITS
     back = {first: None}
@@ -180,7 +184,7 @@ def _lasso(graph: StateGraph, allowed, comp: array, u: int, k: int) -> tuple[lis
         for j in range(hs):
             s = graph.steps[v * hs + j]
             w = s >> _BITS
-            if w not in back and comp[w] == comp[u] and allowed(graph.handshakes[j], s & _FLAGS):
+            if w not in back and comp[w] == comp[u] and keep[j][s & _FLAGS]:
                 back[w] = (v, j)
                 queue.append(w)
     path, v = [], u
@@ -204,16 +208,17 @@ def check_progress(graph: StateGraph) -> None:
     """Raise :class:`Lasso` where some run under fair stalls stops making progress (module notes)."""
     hs = len(graph.handshakes)
     for allowed, needed, what in (_STUCK, _NO_INPUT, _NO_OUTPUT):
-        comp = _components(graph, allowed)
+        keep = _allowed_table(graph, allowed)
+        comp = _components(graph, keep)
         for u in range(len(graph)):
             for k in range(hs):
                 s = graph.steps[u * hs + k]
                 f = s & _FLAGS
-                if not allowed(graph.handshakes[k], f) or comp[s >> _BITS] != comp[u]:
+                if not keep[k][f] or comp[s >> _BITS] != comp[u]:
                     continue
                 if needed is not None and not f & needed:
                     continue
-                prefix, loop = _lasso(graph, allowed, comp, u, k)
+                prefix, loop = _lasso(graph, keep, comp, u, k)
                 raise Lasso(f"under stalls that keep the contract, {what}: after the handshakes shown, the cycle "
                             f"of {len(loop)} handshake(s) {_show(loop)} repeats forever", prefix, loop)
 
