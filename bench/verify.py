@@ -8,8 +8,8 @@
    30k and 100k nonzero weights: each proof runs in its own process (``jpq-hw verify``), wall-clock
    median of ``--repeats`` runs and the largest peak RSS. Lowering is not counted.
 2. Mutants (:mod:`jpq_hw.verify.mutate`) of every design of ``pytest sim/`` (``sim/test_designs.py``
-   flat designs, and the kernels of three stream designs, one through the Amaranth backend): per
-   kind, how many were rejected. A mutant
+   flat designs, and the kernels of three stream designs, one through the Amaranth backend, their
+   plumbing explored up to ``MUTANT_PLUMBING_STATES`` states per part): per kind, how many were rejected. A mutant
    that was accepted is checked on 2,000 random input vectors run through yosys's netlist: if none
    tells it from the checkpoint it is counted as *equivalent* (a change that changes nothing, as
    truncating a bit that is never set), else as a *missed bug* (there should be none).
@@ -47,6 +47,9 @@ from jpq_hw.verify.netlist import load_netlist  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 EXAMPLES = ROOT / "examples"
+# the plumbing proof's states per part for the mutants of a stream design (they change its kernels
+# only): the stereo example's windows, minutes each, are not explored again for every mutant
+MUTANT_PLUMBING_STATES = 2_000
 
 # peak RSS from VmHWM (ru_maxrss would carry the forking parent's peak over the exec)
 _PEAK = ("import re, sys; from jpq_hw.cli import main; rc = main(['verify', sys.argv[1], '--no-simulate']); "
@@ -186,8 +189,8 @@ def run_mutants(work: Path, quick: bool, per_kind: int) -> list[dict]:
             shutil.copytree(folder, copy)
             (copy / "rtl" / rtl.name).write_text(m.text)
             t0 = time.perf_counter()
-            try:
-                verify_design(copy, checkpoint=ckpt)
+            try:  # a stream's mutants change its kernels: its plumbing is proven in bench/verify_plumbing.py
+                verify_design(copy, checkpoint=ckpt, max_states=MUTANT_PLUMBING_STATES if stream else None)
                 accepted = True
             except ProofFailure as e:
                 accepted = False

@@ -6,15 +6,16 @@ whether wrong ones are rejected.
 1. Every stream design of ``pytest sim/`` (``sim/test_streams.py``), lowered as there, and the
    shipped stereo example (one 125x185 frame): states explored, the longest shortest path to a
    state (cycles after reset) and the seconds of :func:`prove_plumbing` (yosys included), one run
-   each, at most 30,000 states per stage part (the example: the default limit, which leaves its
-   125x185 windows untried), and the parts not proven.
-   Per stage part: its states, register bits and seconds, and from them the time per register bit
-   and state (what ``MAX_WORK`` in ``jpq_hw/verify/plumbing.py`` is set from).
+   each at the default limit, and the parts not proven.
+   Per stage part: its states, register bits and seconds (a window's line buffer proof included),
+   and from them the time per register bit and state (what ``MAX_WORK`` in
+   ``jpq_hw/verify/plumbing.py`` is set from).
 2. The SAT proofs of the ``hamming_cost``, ``argmin`` and box_sum column-sum functions
    (:mod:`jpq_hw.verify.functions`) of the stereo designs: seconds per stage.
 3. The library modules made wrong (:data:`jpq_hw.verify.mutate.PLUMBING_MUTANTS`) or slow or stuck
    but never wrong (:data:`~jpq_hw.verify.mutate.PROGRESS_MUTANTS`) in three designs
-   (padding and a stride; a flatten; a block-RAM line buffer before pipelined kernels), and the
+   (padding and a stride; a flatten; a block-RAM line buffer before pipelined kernels), the line
+   buffers made wrong (:data:`~jpq_hw.verify.mutate.LINE_BUFFER_MUTANTS`) in the same three, and the
    stereo modules made wrong (``STEREO_PLUMBING_MUTANTS`` in two small stereo designs, one with a
    box_sum; ``FUNCTION_MUTANTS`` in one of them and in a design with a box_sum and a pipelined
    argmin tree): rejected, accepted, or not applicable (the design does not use that code). An accepted
@@ -41,15 +42,14 @@ from jpq_hw.design_folder import rtl_files  # noqa: E402
 from jpq_hw.flow import lower_checkpoint  # noqa: E402
 from jpq_hw.ir import load_checkpoint  # noqa: E402
 from jpq_hw.verify.functions import FunctionFailure, prove_functions  # noqa: E402
-from jpq_hw.verify.mutate import (FUNCTION_MUTANTS, PLUMBING_MUTANTS, PROGRESS_MUTANTS,  # noqa: E402
-                                  STEREO_PLUMBING_MUTANTS)
+from jpq_hw.verify.mutate import (FUNCTION_MUTANTS, LINE_BUFFER_MUTANTS, PLUMBING_MUTANTS,  # noqa: E402
+                                  PROGRESS_MUTANTS, STEREO_PLUMBING_MUTANTS)
 from jpq_hw.verify.plumbing import PlumbingFailure, prove_plumbing  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MUTATED = ("pad_k3_k5s2", "k1_k3s2_dense2", "k5_k3_bram-pipe1")
 STEREO_MUTATED = ("stereo_wta_only", "box_sum_short_frame")  # plumbing mutants (small windows: quick)
 FUNCTION_MUTATED = ("stereo_wta_only", "stereo_box_sum-pipe1")  # function mutants (a pipelined argmin tree)
-LIMIT = 30_000  # states per stage part: frame64's window parts need more
 
 
 def _mutant_verdict(work: Path, out: Path, report: dict, qnet, text: str, before: str, after: str,
@@ -86,16 +86,14 @@ def main() -> None:
             if case is None:
                 ck = ROOT / "examples" / "stereo.pt"
                 report = lower_checkpoint(ck, out, top="t", n_vectors=1, force=True)
-                limit = None
             else:
                 ck, extra = test_streams._checkpoint(case, work)
                 report = lower_checkpoint(ck, out, top="t", n_vectors=1, seed=5, force=True, extra_inputs=extra[:1],
                                           backend=case.backend, pipeline=case.pipeline)
-                limit = LIMIT
             qnet = load_checkpoint(ck)
             c, h, w = qnet.input_shape
             t0 = time.perf_counter()
-            p = prove_plumbing(rtl_files(out), report, qnet, max_states=limit)
+            p = prove_plumbing(rtl_files(out), report, qnet)
             full = f"{p.latency} / {p.period} ({p.full_rate_cycles:,})" if p.latency is not None else "-"
             rows.append({"design": name, "frame": f"{c}x{h}x{w}", "stages": f"{p.kernels} of {p.stages}",
                          "states": p.states, "depth": p.depth, "seconds": round(time.perf_counter() - t0, 1),
@@ -107,7 +105,8 @@ def main() -> None:
                 functions.append({"design": name, "stage": report["layers"][i]["name"], "kind": fp.kind,
                                   "inputs": fp.input_bits, "latency": fp.latency, "seconds": fp.seconds})
             text = (out / "rtl" / "t.v").read_text()
-            lists = (([(m, False) for m in PLUMBING_MUTANTS + PROGRESS_MUTANTS] if name in MUTATED else []) +
+            lists = (([(m, False) for m in PLUMBING_MUTANTS + LINE_BUFFER_MUTANTS + PROGRESS_MUTANTS]
+                      if name in MUTATED else []) +
                      ([(m, False) for m in STEREO_PLUMBING_MUTANTS] if name in STEREO_MUTATED else []) +
                      ([(m, True) for m in FUNCTION_MUTANTS] if name in FUNCTION_MUTATED else []))
             for (what, before, after), function in lists:
@@ -121,8 +120,8 @@ def main() -> None:
              "`jpq_hw.verify.plumbing.prove_plumbing` (yosys's netlist included) on the stream designs of "
              "`pytest sim/` and the shipped stereo example. *stages*: stages whose every part is proven; "
              "*states*: distinct states explored, all proven stage parts together; *depth*: cycles after reset "
-             f"to the farthest state (shortest path); at most {LIMIT:,} states per stage part (the stereo "
-             "example: the default limit); *full rate*: where every part is proven, the whole design's latency "
+             "to the farthest state (shortest path); the default limit of states per stage part, a window's "
+             "line buffer proven apart (`jpq_hw/verify/line_buffer.py`) and its states counted in; *full rate*: where every part is proven, the whole design's latency "
              "and frame period (cycles) at full rate from reset, proven equal to the report's, and the cycles "
              "the joint run took to repeat; *seconds*: the whole proof, yosys, progress under fair stalls and "
              "the full-rate run included.", "",
@@ -138,7 +137,8 @@ def main() -> None:
     lines += [f"| {f['design']} | {f['stage']} | {f['kind']} | {f['inputs']} | {f['latency']} | {f['seconds']} |"
               for f in functions]
     lines += ["", "## Wrong plumbing and wrong functions", "",
-              "The library modules made wrong (`jpq_hw/verify/mutate.py`: `PLUMBING_MUTANTS`, `PROGRESS_MUTANTS` "
+              "The library modules made wrong (`jpq_hw/verify/mutate.py`: `PLUMBING_MUTANTS`, `LINE_BUFFER_MUTANTS` "
+              "(rejected by the line buffer's own proof, with the enables that show it), `PROGRESS_MUTANTS` "
               "(slow or stuck, every beat right), "
               "`STEREO_PLUMBING_MUTANTS`, `FUNCTION_MUTANTS`); *rejected* with the length of the handshake "
               "sequence that shows it (a function: by SAT with an input, or the rule of a pipeline it breaks); *accepted*: proven correct (the "

@@ -21,8 +21,8 @@ from jpq_hw.verify.plumbing import PlumbingFailure, constant_bit, prove_plumbing
 # padding, a stride of 2 and a flatten: every kind of plumbing the proof covers, in a small frame
 SMALL = dict(input_shape=(2, 5, 6), convs=[(3, 3, 1, 1), (2, 3, 2, 1)], dense=[3], density=0.6, seed=7)
 
-# the Verilog backend's library modules made wrong (the block-RAM one does not apply: no RAM here)
-MUTANTS = [m for m in PLUMBING_MUTANTS if "block-RAM" not in m[0]]
+# the Verilog backend's library modules made wrong (the line buffers': tests/test_verify_line_buffer.py)
+MUTANTS = PLUMBING_MUTANTS
 
 
 @pytest.fixture(scope="module")

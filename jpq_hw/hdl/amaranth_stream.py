@@ -2,8 +2,8 @@
 
 :class:`StreamComponent` is the whole network with an ``i`` and an ``o`` stream
 (``amaranth.lib.stream``, payload one pixel; valid / ready handshakes) in the clock domain it is
-given, ``sync`` by default, whose reset is the stream's ``rst``. It is made of :class:`Window`,
-:class:`Collect`, :class:`Hold`, :class:`HammingCost` and :class:`Argmin`, transcriptions of the Verilog building blocks in
+given, ``sync`` by default, whose reset is the stream's ``rst``. It is made of :class:`Window`
+(with its line buffer, a :class:`Delay`), :class:`Collect`, :class:`Hold`, :class:`HammingCost` and :class:`Argmin`, transcriptions of the Verilog building blocks in
 ``rtl_templates/stream_lib.v.j2`` (their comments state the behaviour, cycle for cycle, that the
 handshake model :mod:`jpq_hw.stream.timing` computes and the simulations check), and of the kernel
 adder graphs as :class:`~jpq_hw.hdl.amaranth_backend.QNetComponent`. :func:`emit_amaranth_stream_verilog`
@@ -58,6 +58,9 @@ class Window(wiring.Component):
             members.update(o=Out(stream.Signature(st.kernel * ch * sb)), kx=Out(ch * st.kernel * sb), ky=In(ch * sb))
         else:
             members.update(o=Out(stream.Signature(st.kernel ** 2 * pix)))
+        if st.kernel > 1:  # the line buffer (a Delay beside it): rows 1..k-1 of each column go out on
+            # line_d where line_en is high and come back on line_q, line_width(st) bits
+            members.update(line_d=Out(line_width(st)), line_en=Out(1), line_q=In(line_width(st)))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -105,8 +108,8 @@ class Window(wiring.Component):
         # the column entering the window: the k-1 rows above (line buffer), then the pixel
         rows = [pixel]
         if k > 1:  # the line buffer stores rows 1..k-1 of each column; they come back as rows 0..k-2
-            above = Signal((k - 1) * pix)
-            m.d.comb += above.eq(self._delay(m, Cat(above[pix:], pixel), slot, (k - 1) * pix, w))
+            above = self.line_q
+            m.d.comb += [self.line_d.eq(Cat(above[pix:], pixel)), self.line_en.eq(slot)]
             rows = [above[u * pix:(u + 1) * pix] for u in range(k - 1)] + [pixel]
         if st.column_sums:
             self._column_sums(m, rows, slot, r, tail, pc)
@@ -167,21 +170,41 @@ class Window(wiring.Component):
                 col_ok.append(Const(1))
         m.d.comb += self.o.payload.eq(Cat(*(Mux(col_ok[v], sums[v], 0) for v in range(k))))
 
-    def _delay(self, m: Module, d, en, width: int, depth: int):
-        """``d`` of ``depth`` enables ago (see ``{p}_delay`` in the Verilog library)."""
-        if line_buffer_in_ram(self.st):
+
+
+def line_width(st: ConvStage) -> int:
+    """Bits of one entry of a conv stage's line buffer: rows 1..k-1 of a column."""
+    return (st.kernel - 1) * st.inp.pixel_bits
+
+
+class Delay(wiring.Component):
+    """``q`` is the ``d`` of ``depth`` enables ago (``{p}_delay`` in the Verilog library): a conv
+    stage's line buffer, in block RAM (a registered read running one cycle ahead, at the address
+    the next enable overwrites) or a shift register. Before ``depth`` enables have passed, ``q`` is
+    whatever the storage held."""
+
+    def __init__(self, width: int, depth: int, ram: bool):
+        self.width, self.depth, self.ram = width, depth, ram
+        super().__init__({"en": In(1), "d": In(width), "q": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        width, depth = self.width, self.depth
+        if self.ram:
             m.submodules.lines = mem = memory.Memory(shape=width, depth=depth, init=[])
             wp, rp = mem.write_port(), mem.read_port(domain="sync")
             ptr = Signal(range(depth))
             ptr_next = Mux(ptr == depth - 1, 0, ptr + 1)
-            with m.If(en):
+            with m.If(self.en):
                 m.d.sync += ptr.eq(ptr_next)
-            m.d.comb += [wp.addr.eq(ptr), wp.data.eq(d), wp.en.eq(en), rp.addr.eq(Mux(en, ptr_next, ptr))]
-            return rp.data
+            m.d.comb += [wp.addr.eq(ptr), wp.data.eq(self.d), wp.en.eq(self.en),
+                         rp.addr.eq(Mux(self.en, ptr_next, ptr)), self.q.eq(rp.data)]
+            return m
         sr = [Signal(width, name=f"line_{i}", reset_less=True) for i in range(depth)]
-        with m.If(en):
-            m.d.sync += [sr[0].eq(d)] + [sr[i].eq(sr[i - 1]) for i in range(1, depth)]
-        return sr[-1]
+        with m.If(self.en):
+            m.d.sync += [sr[0].eq(self.d)] + [sr[i].eq(sr[i - 1]) for i in range(1, depth)]
+        m.d.comb += self.q.eq(sr[-1])
+        return m
 
 
 class ColumnSum(wiring.Component):
@@ -445,6 +468,12 @@ class StreamComponent(wiring.Component):
             x = Cat(*(front.o.payload[kk * pix + ch * b:kk * pix + (ch + 1) * b]
                       for ch in range(st.inp.channels) for kk in range(n)))  # [C, H, W] order
         m.submodules[f"s{idx}_front"] = DomainRenamer(self.domain)(front)
+        if isinstance(st, ConvStage) and st.kernel > 1:  # the line buffer, between named wires too
+            lines = Delay(line_width(st), st.inp.width, line_buffer_in_ram(st))
+            m.submodules[f"s{idx}_lines"] = DomainRenamer(self.domain)(lines)
+            named = {p: Signal(len(getattr(lines, p)), name=line_buffer_wire(idx, p)) for p in ("d", "q", "en")}
+            m.d.comb += [named["d"].eq(front.line_d), lines.d.eq(named["d"]), named["en"].eq(front.line_en),
+                         lines.en.eq(named["en"]), named["q"].eq(lines.q), front.line_q.eq(named["q"])]
         wiring.connect(m, wiring.flipped(upstream) if upstream is self.i else upstream, front.i)
         # the kernel's boundary as named wires (written by emit_amaranth_stream_verilog): what the
         # proof cuts the kernel out at (jpq_hw.verify.stream; the Verilog backend makes each kernel
@@ -487,6 +516,12 @@ def column_sum_wire(index: int, port: str) -> str:
     """The name of a wire at box stage ``index``'s column-sum boundary in the Amaranth backend's
     Verilog: ``port`` "x" (the terms of the entering column) or "y" (its sums)."""
     return f"s{index}_colsum_{port}"
+
+
+def line_buffer_wire(index: int, port: str) -> str:
+    """The name of a wire at conv stage ``index``'s line buffer (:class:`Delay`) in the Amaranth
+    backend's Verilog: ``port`` "d", "q" or "en"."""
+    return f"s{index}_lines_{port}"
 
 
 def window_wire(index: int, port: str) -> str:
@@ -533,5 +568,6 @@ def emit_amaranth_stream_verilog(net: StreamNet, *, top: str, pipeline: int = 0,
     boundary += [channel_wire(i, p) for i in range(1, len(net.stages)) for p in ("valid", "ready", "data")]
     boundary += [window_wire(i, p) for i in range(len(net.stages)) for p in ("valid", "ready")]
     boundary += [column_sum_wire(i, p) for i in range(len(net.stages)) for p in ("x", "y")]
+    boundary += [line_buffer_wire(i, p) for i in range(len(net.stages)) for p in ("d", "q", "en")]
     return amaranth_to_verilog(_StreamTop(StreamComponent(net, pipeline=pipeline)), top=top, header=header,
                                prefix="net.", names=boundary)

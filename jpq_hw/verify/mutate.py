@@ -186,7 +186,22 @@ PLUMBING_MUTANTS = [
     ("a collector that overwrites a full frame", "assign s_ready = !full || take;", "assign s_ready = 1'b1;"),
     ("a window kept valid after it was taken", "else if (win_ready) win_valid <= 1'b0;",
      "else if (1'b0) win_valid <= 1'b0;"),
+    ("a line buffer that moves while the window stalls", ".en(slot), .d(column[K*PIX-1:PIX])",
+     ".en(s_valid), .d(column[K*PIX-1:PIX])"),
+]
+
+# Wrong line buffers (the library's delay module, as it appears in a generated design): (what, before,
+# after). The line buffer's own proof (:func:`~.line_buffer.prove_line_buffer`) rejects them, with
+# the enables that show it rather than a handshake sequence.
+LINE_BUFFER_MUTANTS = [
     ("a block-RAM line buffer read one address late", "q_r <= mem[en ? ptr_next : ptr];", "q_r <= mem[ptr];"),
+    ("a block-RAM line buffer whose pointer wraps one early", "wire [AW-1:0] ptr_next = ptr == LAST ?",
+     "wire [AW-1:0] ptr_next = ptr == LAST - 1'b1 ?"),
+    ("a shift-register line buffer one entry short", "assign q = sr[WIDTH*DEPTH-1 -: WIDTH];",
+     "assign q = sr[WIDTH*(DEPTH-1)-1 -: WIDTH];"),
+    ("a shift-register line buffer that shifts without an enable",
+     "always @(posedge clk) if (en) sr <= {sr[WIDTH*(DEPTH-1)-1:0], d};",
+     "always @(posedge clk) sr <= {sr[WIDTH*(DEPTH-1)-1:0], d};"),
 ]
 
 

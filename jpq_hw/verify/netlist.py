@@ -110,15 +110,18 @@ def load_netlist(files: Sequence[Path], top: str, inputs: dict[str, list[int]], 
     return Netlist(module, inputs, enable)
 
 
-def cut_module(module: dict, inputs: dict[str, str], outputs: dict[str, str]) -> dict:
+def cut_module(module: dict, inputs: dict[str, str | list], outputs: dict[str, str]) -> dict:
     """The part of the flat ``module`` that computes the wires ``outputs`` from the wires ``inputs``,
     as a module of its own (port name -> wire name, both ways): the cells found walking back from the
     outputs, stopping at the inputs' bits. A bit the walk reaches that no cell drives and that is not
     an input (another port of the design) becomes a bit of the input ``outside``, which a proof
-    treats as a control input: a value that depends on it is not proven."""
+    treats as a control input: a value that depends on it is not proven. A port may be given as a
+    list of bits (yosys's numbers) instead of a wire's name."""
     nets = module["netnames"]
 
-    def bits_of(wire: str) -> list:
+    def bits_of(wire) -> list:
+        if isinstance(wire, list):
+            return list(wire)
         if wire not in nets:
             raise NetlistError(f"the design has no wire {wire}")
         return list(nets[wire]["bits"])

@@ -10,7 +10,11 @@ collectors of flatten stages, handshake registers, valid chains, reset.
 What the functions of the stereo stages compute is proven apart too (:mod:`.functions`): a
 ``hamming_cost``'s costs from the left features, the right features of the columns before and which
 of those lie in the row; a ``box_sum`` window's column sums from the terms of the entering column;
-an ``argmin``'s winner from the pixel. Here they are cut out as kernels are.
+an ``argmin``'s winner from the pixel. Here they are cut out as kernels are. So is a window's line
+buffer, proven apart to give back at each enable what it was given ``W`` enables before
+(:mod:`.line_buffer`): in the window part its ``q`` is what the window gave on ``d`` then, kept in
+the ghost state, so a state holds neither the buffer's bits nor a block RAM's pointer, and the
+windows of a 125x185 frame take seconds to minutes rather than out of reach.
 
 Method: explicit-state exploration of yosys's netlist (``proc; flatten; memory``) on symbolic bits
 (:mod:`.symbolic`), one *part* at a time between two channels (valid, ready, data): a conv2d stage
@@ -64,8 +68,8 @@ give its latency and frame period, which must be the report's (:func:`~.liveness
 
 Not covered here: parts with more states than the limit (a part whose frame has more positions
 than its limit is not tried: by default :data:`MAX_STATES`, or what :data:`MAX_WORK` allows for its
-register bits, which leaves the windows of large frames untried). Those parts are listed as not
-proven and left to simulation; the others are still proven, each assuming of its input channel
+register bits, the line buffer's not counted). Those parts are listed as not proven and left to
+simulation; the others are still proven, each assuming of its input channel
 what the part before it should guarantee. In a design with such a part, the whole design's
 progress and its full-rate latency and frame period are checked by simulation only.
 """
@@ -86,6 +90,7 @@ from ..hdl.amaranth_stream import channel_wire, kernel_wire, window_wire
 from ..hdl.stream_verilog import column_sum_bits_of
 from ..ir.qnet import IntFormat
 from .functions import boundary_wire, column_sum_wire
+from .line_buffer import LineBuffer, LineBufferFailure, line_buffer_wires, prove_line_buffer
 from .liveness import Lasso, StateGraph, ThroughputFailure, check_progress, full_rate
 from .netlist import NetlistError, _quote, cut_module, read_netlist_json
 from .symbolic import FIRST_NET, X, Box, SymbolicNetlist, slot
@@ -141,6 +146,7 @@ def plumbing_module(files, report: dict) -> dict:
             names += window_wires(report, i).values()
         if stage["kind"] == "box_sum":
             names += [column_sum_wire(report, i, p) for p in ("x", "y")]
+        names += (line_buffer_wires(report, i) or {}).values()
     keep = " ".join(_quote(f"w:{name}") for name in sorted(set(names)))
     with tempfile.TemporaryDirectory(prefix="jpq-verify-", dir=os.path.dirname(os.path.abspath(files[0]))) as tmp:
         return read_netlist_json(files, report["top"], Path(tmp), passes=f"setattr -set keep 1 {keep}; memory")
@@ -311,16 +317,17 @@ class _Ghost:
     last window and (pipelined) the windows its registers hold, the output pixel due, whether the
     output beat was stalled in the cycle before, and a box_sum window's last column sum."""
 
-    __slots__ = ("n_in", "last", "queue", "n_out", "stalled", "column")
+    __slots__ = ("n_in", "last", "queue", "n_out", "stalled", "column", "fifo")
 
     def __init__(self, latency: int):
         self.n_in, self.last, self.queue, self.n_out, self.stalled = 0, -1, (None,) * latency, 0, False
         self.column = -1  # a box_sum window: the column sum its function was last given
+        self.fifo = ()  # a window: what its line buffer was given at the last W enables (LineBuffer)
 
     def copy(self) -> "_Ghost":
         g = _Ghost.__new__(_Ghost)
         g.n_in, g.last, g.queue, g.n_out, g.stalled = self.n_in, self.last, self.queue, self.n_out, self.stalled
-        g.column = self.column
+        g.column, g.fifo = self.column, self.fifo
         return g
 
 
@@ -389,7 +396,7 @@ class StagePlumbing:
         observe = [*ch["in_ready"], *ch["out_valid"], *ch["out_data"]]
         self.const_bits: dict[int, int] = {}
         self.canon = list(range(self.out_width))
-        boxes, removed = [], set()
+        boxes, removed, runs = [], set(), []
         self.pipelined = part != "window" and st.latency > 0
         if part == "window" and st.kind == "box_sum":  # the column sums, cut out as a kernel is
             cx, cy = column_sum_wire(report, index, "x"), column_sum_wire(report, index, "y")
@@ -402,7 +409,18 @@ class StagePlumbing:
                 raise NetlistError(f"stage {index}'s column sums are not {st.c} distinct sums of {st.k} terms "
                                    f"of {st.sb} bits")
             boxes.append(Box(f"stage {index}'s column sums", xs, ys, combinational=True))
+            runs.append(self._column_run)
             removed = set(sums["cells"])
+        self.line: LineBuffer | None = None  # a window's line buffer, cut out (:mod:`.line_buffer`)
+        self._line_at = 0  # where its en and d are in what a cycle observes
+        wires = line_buffer_wires(report, index) if part == "window" else None
+        if wires:
+            self.line = line = LineBuffer(module, wires, st.w)
+            boxes.append(Box(f"stage {index}'s line buffer", [line.en], line.q, combinational=True))
+            runs.append(self._line_run)
+            removed |= set(line.cut["cells"])
+            self._line_at = len(observe)
+            observe += [line.en, *line.d]
         if part != "window":
             kin = {"x": boundary_wire(report, index, "x")}
             if st.latency:
@@ -423,6 +441,7 @@ class StagePlumbing:
             if st.latency:
                 observe += [slot(bits(kin["en"])[0]), *xs]
             boxes.append(Box(f"stage {index}'s kernel", xs, ys, combinational=not st.latency))
+            runs.append(self._kernel_run)
             removed = set(kernel["cells"])
         # the registers the exploration keeps (what a state costs); compiled when first run
         self.register_bits = sum(len(c["connections"]["Q"]) for n, c in cut["cells"].items()
@@ -432,7 +451,7 @@ class StagePlumbing:
         self.sizes = (st.in_size, st.out_size)
         self.periods = st.periods
         self.s_in, self.s_out = index, index + 1
-        self._run = (self._column_run(),) if part == "window" and boxes else (self._kernel_run(),) if boxes else ()
+        self._run = tuple(make() for make in runs)  # the boxes' run functions, in their order
         self._ghost: _Ghost | None = None  # of the cycle being run (the kernel's box reads it)
         self.graph: StateGraph | None = None  # the states and steps :meth:`prove` explored
 
@@ -473,6 +492,13 @@ class StagePlumbing:
                     return unknown
                 m = g.column = m + 1
             return tuple((st.index, m, b) for b in bits)
+        return run
+
+    def _line_run(self):
+        line = self.line
+
+        def run(args):  # q: what d was W enables before, where en is high
+            return line.output(args[0], self._ghost.fifo)
         return run
 
     def _match(self, x: tuple, g: _Ghost, again: bool) -> int | None:
@@ -524,6 +550,9 @@ class StagePlumbing:
                 g.queue = (None,) * self.stage.latency
         if reset:
             return nxt, _Ghost(self.stage.latency), X, X
+        if self.line is not None:
+            k = self._line_at
+            g.fifo = self.line.push(seen[k], seen[k + 1:k + 1 + self.line.width], g.fifo, g.n_in)
         if valid_in and ready not in (0, 1):
             raise PlumbingFailure("ready is unknown (a register it depends on was never set)")
         if valid not in (0, 1):
@@ -604,13 +633,21 @@ class StagePlumbing:
         else:
             place = (a % pa, b % pb, b // pb - a // pa)
         column = None if g.column < 0 else g.column - a  # a box_sum window's column sum, from its input pixel
-        ghost = (place, g.n_out - b, g.stalled, tuple(None if n is None else n - b for n in g.queue), column)
+        ghost = (place, g.n_out - b, g.stalled, tuple(None if n is None else n - b for n in g.queue), column,
+                 LineBuffer.digest(g.fifo, a))
         return regs, hashlib.blake2b(marshal.dumps((tuple(rel), ghost)), digest_size=20).digest()
 
     def prove(self, max_states: int = MAX_STATES) -> tuple[int, int]:
         """Explore every state, then check progress under fair stalls on the steps explored
         (:func:`~.liveness.check_progress`); (states, the longest shortest path to one, in
-        cycles). The states and steps stay in :attr:`graph`."""
+        cycles). The states and steps stay in :attr:`graph`. A window's line buffer is proven
+        first (:func:`~.line_buffer.prove_line_buffer`); its states are counted in."""
+        line_states = 0
+        if self.line is not None:
+            try:
+                line_states, _, _ = prove_line_buffer(self.line.module, self.line.wires, self.line.depth)
+            except LineBufferFailure as e:
+                raise PlumbingFailure(str(e)) from None
         power_up = _power_up(self.net.module)
         init = tuple(power_up.get(s, X) for s in self.net.reg_q)
         regs, g, _, _ = self.step(init, _Ghost(self.stage.latency), 0, 0, reset=True)
@@ -644,7 +681,7 @@ class StagePlumbing:
             check_progress(graph)
         except Lasso as e:
             raise PlumbingFailure(str(e), e.prefix + e.loop) from None
-        return len(graph), depth
+        return len(graph) + line_states, depth
 
 
 def _values(s: int) -> tuple[int, ...]:
