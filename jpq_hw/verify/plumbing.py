@@ -98,9 +98,10 @@ from ..synth.yosys import initial_bits
 
 MAX_STATES = 400_000
 # register bits x states one stage part may explore by default: the time a state takes grows with the
-# part's register bits (bench/results/verify_plumbing.md: 1.3 to 2.6 us per bit and state), so this is
-# about ten minutes; a part with more positions in a frame than the states it allows is not tried
-MAX_WORK = 400_000_000
+# part's register bits (a line buffer's not counted: bench/results/verify_plumbing.md, 2.1 to 3.2 us
+# per bit and state in the stereo example's windows, more per bit in small parts), so this is ten
+# minutes or so; a part with more positions in a frame than the states it allows is not tried
+MAX_WORK = 250_000_000
 SUPPORTED = ("conv2d", "box_sum", "dense", "hamming_cost", "argmin")
 
 
