@@ -8,11 +8,13 @@ reset, ``q`` is the ``d`` of the ``W``-th last enable, bit for bit.
 
 :func:`prove_line_buffer` proves that contract of the netlist's cells between those wires for every
 sequence of enables and every data (explicit states on symbolic bits, as :mod:`.plumbing` does):
-``d`` at the ``j``-th enable after reset holds names ``(j, bit)``; at every enable from the ``W``-th
-on, ``q`` must hold exactly the names of enable ``j - W``. A state is the registers with names
-counted from the next enable, and the enables so far up to ``W``: the contents of a block-RAM buffer
-move with its pointer (``W`` states), a shift register's do not (one). Start: every register unknown,
-one cycle of ``rst``.
+the bits of ``d`` at the ``j``-th enable after reset hold names ``(0, j, bit)``, except those that
+are bits of ``q`` (the window passes rows ``2..K-1`` of ``q`` back as rows ``1..K-2`` of ``d``),
+which hold what ``q`` holds; at every enable from the ``W``-th on, ``q`` must hold exactly what ``d``
+held at enable ``j - W`` (where that was known). A state is the registers and those last ``W``
+values of ``d``, names counted from the next enable, and the enables so far up to ``W``: the
+states fill for ``W`` enables or so, then a block-RAM buffer's contents move with its pointer (a
+state per address), a shift register's do not. Start: every register unknown, one cycle of ``rst``.
 
 The window proof then cuts the line buffer out (:class:`LineBuffer`): ``q`` is what the window gave on
 ``d`` ``W`` enables before (kept in the proof's ghost state as those values, named relative to the
