@@ -45,12 +45,13 @@ def test_stereo_example_streams_motorcycle_bit_exact(sim_build_root, simulators,
     assert report["interface"] == "stream" and report["cycles_per_frame"] == 125 * 185
     assert lint_verilog(rtl_files(out), "stereo") == []
     from jpq_hw.verify import verify_design
-    proof = verify_design(out, checkpoint=EXAMPLE)  # the feature conv and the box filter, proven
+    # the feature conv and the box filter, proven; the plumbing too, but for the two windows: their
+    # 125x185 frames take about six minutes (78,481 and 76,209 states), so they are proven by
+    # bench/verify_plumbing.py and bench/verify.py, not in the suite (here: 2,000 states per part)
+    proof = verify_design(out, checkpoint=EXAMPLE, max_states=2_000)
     assert [p.outputs for _, p in proof.parts] == [32, 16]
     # the cost, the column sums and the argmin, by SAT
     assert [p.kind for _, p in proof.functions] == ["hamming_cost", "box_sum", "argmin"]
-    # the plumbing of the kernels, the cost and the argmin is proven; the windows of a 125x185 frame
-    # are too many states for the default limit
     unproven = [u.split(":")[0] for u in proof.plumbing.unproven]
     assert unproven == ["stage feat1 (window part)", "stage aggregate (window part)"], proof.plumbing.unproven
     x = np.array(read_design(out).x)
