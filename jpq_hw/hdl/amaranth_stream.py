@@ -3,7 +3,8 @@
 :class:`StreamComponent` is the whole network with an ``i`` and an ``o`` stream
 (``amaranth.lib.stream``, payload one pixel; valid / ready handshakes) in the clock domain it is
 given, ``sync`` by default, whose reset is the stream's ``rst``. It is made of :class:`Window`
-(with its line buffer, a :class:`Delay`), :class:`Collect`, :class:`Hold`, :class:`HammingCost` and :class:`Argmin`, transcriptions of the Verilog building blocks in
+(with its line buffer, a :class:`Delay`), :class:`Collect`, :class:`Hold`, :class:`HammingCost`
+and :class:`Argmin`, transcriptions of the Verilog building blocks in
 ``rtl_templates/stream_lib.v.j2`` (their comments state the behaviour, cycle for cycle, that the
 handshake model :mod:`jpq_hw.stream.timing` computes and the simulations check), and of the kernel
 adder graphs as :class:`~jpq_hw.hdl.amaranth_backend.QNetComponent`. :func:`emit_amaranth_stream_verilog`

@@ -61,8 +61,9 @@ def _bits(module: dict, wire: str) -> list[int]:
 def line_buffer_cut(module: dict, wires: dict[str, str]) -> dict:
     """The line buffer's cells in the design's flat ``module``: what computes ``q`` from ``d``,
     ``en``, ``clk`` and ``rst``; it must read no other port (a bit nothing drives is unknown, as
-    simulators take it: a block RAM's read multiplexer has such inputs past its last word). Bits of ``d`` that are bits of ``q`` (a window's column passes rows 2..K-1 of
-    ``q`` back as rows 1..K-2 of ``d``) are outputs of the cut, not inputs."""
+    simulators take it: a block RAM's read multiplexer has such inputs past its last word). Bits of
+    ``d`` that are bits of ``q`` (a window's column passes rows 2..K-1 of ``q`` back as rows 1..K-2
+    of ``d``) are outputs of the cut, not inputs; ``cut["free"]`` lists the others."""
     nets = module["netnames"]
     for w in wires.values():
         if w not in nets:
