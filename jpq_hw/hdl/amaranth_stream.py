@@ -172,7 +172,6 @@ class Window(wiring.Component):
         m.d.comb += self.o.payload.eq(Cat(*(Mux(col_ok[v], sums[v], 0) for v in range(k))))
 
 
-
 def line_width(st: ConvStage) -> int:
     """Bits of one entry of a conv stage's line buffer: rows 1..k-1 of a column."""
     return (st.kernel - 1) * st.inp.pixel_bits

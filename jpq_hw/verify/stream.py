@@ -25,9 +25,9 @@ collectors, the right features a Hamming cost keeps, handshakes, reset) is prove
 :mod:`.plumbing`, for every stall pattern and pixel value, stage part by stage part. Not proven,
 and checked by simulation only (``pytest sim/`` runs every stream design through Verilator with
 random stalls on both sides, bit for bit against the reference): the plumbing of parts with more
-states than the limit (``--max-states``; a window's line buffer is proven apart and not counted, so
-the windows of the 125x185 stereo example are within the default); where a part is not proven, the progress of
-the whole design under stalls and its latency and frame period too. The proof lists these as
+states than the limit (``--max-states``; a window's line buffer is proven apart and not counted,
+so the windows of the 125x185 stereo example are within the default); where a part is not proven,
+the progress of the whole design under stalls and its latency and frame period too. The proof lists these as
 assumed. Where every part is proven, so are the whole design's progress under any stalls that keep
 the contract and its full-rate latency and frame period (:mod:`.liveness`).
 
