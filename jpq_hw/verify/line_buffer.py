@@ -85,58 +85,8 @@ def prove_line_buffer(module: dict, wires: dict[str, str], depth: int,
                       max_states: int = 100_000) -> tuple[int, int, float]:
     """Prove the line buffer's contract (module notes) for ``depth`` (the frame width); (states,
     register bits, seconds). Raises :class:`LineBufferFailure` with the enables (one per cycle after
-    reset) that show a failure.
-
-    The bits of ``d`` that no bit of ``q`` drives are named ``(0, j, bit)`` at enable ``j``; the
-    others hold what ``q`` holds. What ``d`` held at each of the last ``depth`` enables is kept as the
-    window proof keeps it (:class:`LineBuffer`), and at every enable ``q`` must be the oldest, bit for
-    bit, wherever that bit was not unknown (an unknown bit is unknown to the window proof too)."""
-    t0 = time.perf_counter()
-    line = LineBuffer(module, wires, depth)
-    cut = line.cut
-    free, d, q = cut["free"], line.d, line.q
-    at = [d.index(b) for b in free]
-    clk, rst = _bits(module, "clk"), _bits(module, "rst")[0]
-    net = SymbolicNetlist(cut, inputs=[*clk, rst, line.en, *free], observe=[*q, *d])
-    if any(s not in clk for s in net.clocks):
-        raise NetlistError(f"a register of the line buffer {wires['q']} is clocked by something other than clk")
-    low = (0,) * len(clk)
-    width = line.width
-    unknown = (X,) * len(free)
-
-    def canonical(regs: tuple, count: int, fifo: tuple) -> bytes:
-        # names counted from the next enable (a name lives at most K - 1 rows of depth enables: the
-        # states are finite without forgetting any)
-        rel = tuple((v[1] - count, v[2]) if v.__class__ is tuple else v for v in regs)
-        key = (rel, min(count, depth), LineBuffer.digest(fifo, count))
-        return hashlib.blake2b(marshal.dumps(key), digest_size=20).digest()
-
-    regs = tuple(X for _ in net.reg_q)
-    regs, _ = net.cycle(regs, low + (1, X) + unknown, ())
-    seen = {canonical(regs, 0, ())}
-    queue = deque([(regs, 0, (), ())])
-    while queue:
-        regs, count, fifo, trace = queue.popleft()
-        for e in (0, 1):
-            data = tuple((0, count, b) for b in at) if e else unknown
-            nxt, out = net.cycle(regs, low + (0, e) + data, ())
-            if e:
-                want = line.output(1, fifo)
-                for b in range(width):
-                    if want[b] is not X and out[b] != want[b]:
-                        raise LineBufferFailure(
-                            f"the line buffer {wires['q']} gives bit {b} as {_word(out[b], count)} at enable "
-                            f"{count}, not {_word(want[b], count)} (en per cycle after reset: "
-                            f"{''.join(map(str, trace + (e,)))})")
-            nfifo = line.push(e, out[width:], fifo, count)
-            ncount = count + e
-            key = canonical(nxt, ncount, nfifo)
-            if key not in seen:
-                if len(seen) >= max_states:
-                    raise LineBufferFailure(f"the line buffer {wires['q']} has more than {max_states:,} states")
-                seen.add(key)
-                queue.append((nxt, ncount, nfifo, trace + (e,)))
-    return len(seen), len(net.reg_q), round(time.perf_counter() - t0, 3)
+    reset) that show a failure (:meth:`LineBuffer.prove`)."""
+    return LineBuffer(module, wires, depth).prove(max_states)
 
 
 def _word(v, count: int) -> str:
@@ -186,6 +136,63 @@ class LineBuffer:
         rel = tuple((v[0], v[1] - base, v[2]) if v.__class__ is tuple else v for v in d)
         entry = (base, self._intern(rel))
         return (fifo + (entry,))[-self.depth:]
+
+    def prove(self, max_states: int = 100_000) -> tuple[int, int, float]:
+        """Prove the contract (module notes) of these cells for ``depth``; (states, register bits,
+        seconds); :class:`LineBufferFailure` with the enables that show a failure.
+
+        The bits of ``d`` that no bit of ``q`` drives are named ``(0, j, bit)`` at enable ``j``; the
+        others hold what ``q`` holds. What ``d`` held at each of the last ``depth`` enables is kept as
+        the window proof keeps it (:meth:`push`), and at every enable ``q`` must be the oldest, bit for
+        bit, wherever that bit was not unknown (an unknown bit is unknown to the window proof too)."""
+        t0 = time.perf_counter()
+        line, module, wires, depth = self, self.module, self.wires, self.depth
+        cut = line.cut
+        free, d, q = cut["free"], line.d, line.q
+        at = [d.index(b) for b in free]
+        clk, rst = _bits(module, "clk"), _bits(module, "rst")[0]
+        net = SymbolicNetlist(cut, inputs=[*clk, rst, line.en, *free], observe=[*q, *d])
+        if any(s not in clk for s in net.clocks):
+            raise NetlistError(f"a register of the line buffer {wires['q']} is clocked by something other "
+                               "than clk")
+        low = (0,) * len(clk)
+        width = line.width
+        unknown = (X,) * len(free)
+
+        def canonical(regs: tuple, count: int, fifo: tuple) -> bytes:
+            # names counted from the next enable (a name lives at most K - 1 rows of depth enables:
+            # the states are finite without forgetting any)
+            rel = tuple((v[1] - count, v[2]) if v.__class__ is tuple else v for v in regs)
+            key = (rel, min(count, depth), LineBuffer.digest(fifo, count))
+            return hashlib.blake2b(marshal.dumps(key), digest_size=20).digest()
+
+        regs = tuple(X for _ in net.reg_q)
+        regs, _ = net.cycle(regs, low + (1, X) + unknown, ())
+        seen = {canonical(regs, 0, ())}
+        queue = deque([(regs, 0, (), ())])
+        while queue:
+            regs, count, fifo, trace = queue.popleft()
+            for e in (0, 1):
+                data = tuple((0, count, b) for b in at) if e else unknown
+                nxt, out = net.cycle(regs, low + (0, e) + data, ())
+                if e:
+                    want = line.output(1, fifo)
+                    for b in range(width):
+                        if want[b] is not X and out[b] != want[b]:
+                            raise LineBufferFailure(
+                                f"the line buffer {wires['q']} gives bit {b} as {_word(out[b], count)} at "
+                                f"enable {count}, not {_word(want[b], count)} (en per cycle after reset: "
+                                f"{''.join(map(str, trace + (e,)))})")
+                nfifo = line.push(e, out[width:], fifo, count)
+                ncount = count + e
+                key = canonical(nxt, ncount, nfifo)
+                if key not in seen:
+                    if len(seen) >= max_states:
+                        raise LineBufferFailure(f"the line buffer {wires['q']} has more than {max_states:,} "
+                                                "states")
+                    seen.add(key)
+                    queue.append((nxt, ncount, nfifo, trace + (e,)))
+        return len(seen), len(net.reg_q), round(time.perf_counter() - t0, 3)
 
     @staticmethod
     def digest(fifo: tuple, base: int) -> tuple:

@@ -90,7 +90,7 @@ from ..hdl.amaranth_stream import channel_wire, kernel_wire, window_wire
 from ..hdl.stream_verilog import column_sum_bits_of
 from ..ir.qnet import IntFormat
 from .functions import boundary_wire, column_sum_wire
-from .line_buffer import LineBuffer, LineBufferFailure, line_buffer_wires, prove_line_buffer
+from .line_buffer import LineBuffer, LineBufferFailure, line_buffer_wires
 from .liveness import Lasso, StateGraph, ThroughputFailure, check_progress, full_rate
 from .netlist import NetlistError, _quote, cut_module, read_netlist_json
 from .symbolic import FIRST_NET, X, Box, SymbolicNetlist, slot
@@ -642,11 +642,11 @@ class StagePlumbing:
         """Explore every state, then check progress under fair stalls on the steps explored
         (:func:`~.liveness.check_progress`); (states, the longest shortest path to one, in
         cycles). The states and steps stay in :attr:`graph`. A window's line buffer is proven
-        first (:func:`~.line_buffer.prove_line_buffer`); its states are counted in."""
+        first (:meth:`~.line_buffer.LineBuffer.prove`); its states are counted in."""
         line_states = 0
         if self.line is not None:
             try:
-                line_states, _, _ = prove_line_buffer(self.line.module, self.line.wires, self.line.depth)
+                line_states, _, _ = self.line.prove()  # its cut as the window part made it
             except LineBufferFailure as e:
                 raise PlumbingFailure(str(e)) from None
         power_up = _power_up(self.net.module)
